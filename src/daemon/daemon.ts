@@ -1,0 +1,133 @@
+// bangerd: owns the store and all policy; every privileged step goes to bangerd-root.
+import fs from 'node:fs';
+import path from 'node:path';
+import type net from 'node:net';
+import { BangerError } from '../protocol/errors.ts';
+import { serve, type Handler } from '../protocol/jsonrpc.ts';
+import type { DaemonStatus, MethodName, ParamsOf, ResultOf, VmRef } from '../protocol/methods.ts';
+import type { CallContext } from '../protocol/jsonrpc.ts';
+import { Store } from '../store/store.ts';
+import type { BangerPaths } from '../system/paths.ts';
+import type { BangerConfig } from '../system/config.ts';
+import type { ProcessRunner } from '../system/process.ts';
+import { runChecked } from '../system/process.ts';
+import { listenUnix } from '../system/socket-server.ts';
+import { HelperClient } from '../helper/privileged-ops.ts';
+import type { PrivilegedOps } from '../helper/privileged-ops.ts';
+import type { VmmDriver } from '../vmm/driver.ts';
+import { QemuDriver } from '../vmm/qemu/qemu-driver.ts';
+import { VERSION } from '../version.ts';
+import { ImageService } from './services/image-service.ts';
+import { KernelService } from './services/kernel-service.ts';
+import { VmService } from './services/vm-service.ts';
+
+export interface DaemonDeps {
+  paths: BangerPaths;
+  config: BangerConfig;
+  runner: ProcessRunner;
+  ops?: PrivilegedOps;
+  driver?: VmmDriver;
+  log?: (message: string) => void;
+}
+
+export class Daemon {
+  readonly store: Store;
+  readonly vms: VmService;
+  readonly images: ImageService;
+  readonly kernels: KernelService;
+  private readonly deps: DaemonDeps;
+  private readonly ops: PrivilegedOps;
+  private server: net.Server | null = null;
+  private stopping = false;
+
+  constructor(deps: DaemonDeps) {
+    this.deps = deps;
+    const { paths, config, runner } = deps;
+    const log = deps.log ?? ((m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`));
+    this.store = new Store(paths.db);
+    this.ops = deps.ops ?? new HelperClient(paths.helperSocket);
+    const driver = deps.driver ?? new QemuDriver({ runner, ops: this.ops, qemu: config.vmm.qemu, accel: config.vmm.accel, cacheFile: path.join(paths.stateDir, 'accel-probe.json') });
+    this.kernels = new KernelService({ store: this.store, runner, kernelsDir: paths.kernelsDir });
+    this.images = new ImageService({ store: this.store, ops: this.ops, imagesDir: paths.imagesDir, mirror: config.image.debianMirror });
+    this.vms = new VmService({
+      store: this.store, driver, ops: this.ops, runner, config, kernels: this.kernels, images: this.images,
+      vmsDir: paths.vmsDir, sshKey: path.join(paths.sshDir, 'id_ed25519'), log,
+    });
+  }
+
+  /** Creates banger's ssh key pair once; it is the only key guests accept. */
+  async ensureSshKey(): Promise<void> {
+    const key = path.join(this.deps.paths.sshDir, 'id_ed25519');
+    if (fs.existsSync(key) && fs.existsSync(`${key}.pub`)) return;
+    fs.mkdirSync(this.deps.paths.sshDir, { recursive: true, mode: 0o700 });
+    fs.rmSync(key, { force: true });
+    fs.rmSync(`${key}.pub`, { force: true });
+    await runChecked(this.deps.runner, 'ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'banger', '-f', key]);
+  }
+
+  handlers(): Map<string, Handler> {
+    const h = new Map<string, Handler>();
+    const on = <M extends MethodName>(method: M, fn: (params: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>): void => {
+      h.set(method, async (params, ctx) => fn((params ?? {}) as ParamsOf<M>, ctx));
+    };
+    const ref = (p: VmRef): string => {
+      if (typeof p.ref !== 'string' || p.ref === '') throw new BangerError('INVALID_ARGUMENT', 'a VM name or id is required');
+      return p.ref;
+    };
+    on('vm.create', (p, ctx) => this.vms.create(p, ctx));
+    on('vm.start', (p, ctx) => this.vms.start(ref(p), p, ctx));
+    on('vm.stop', (p) => this.vms.stop(ref(p)));
+    on('vm.delete', (p) => this.vms.delete(ref(p)));
+    on('vm.list', () => this.vms.list());
+    on('vm.show', (p) => this.vms.show(ref(p)));
+    on('vm.ssh', (p) => this.vms.sshTarget(ref(p)));
+    on('vm.logs', (p) => this.vms.logs(ref(p), p.offset ?? 0));
+    on('image.list', () => this.images.list());
+    on('kernel.list', () => this.kernels.list());
+    on('daemon.version', () => ({ version: VERSION, node: process.version, pid: process.pid }));
+    on('daemon.status', () => this.status());
+    on('daemon.shutdown', () => {
+      setImmediate(() => void this.close().then(() => process.exit(0)));
+      return { ok: true as const };
+    });
+    return h;
+  }
+
+  private async status(): Promise<DaemonStatus> {
+    let helper: DaemonStatus['helper'] = { reachable: false, socket: this.deps.paths.helperSocket, pid: null };
+    try {
+      const pong = await this.ops.ping();
+      helper = { reachable: true, socket: this.deps.paths.helperSocket, pid: pong.pid };
+    } catch {
+      // Reported as unreachable.
+    }
+    const vms = this.vms.list();
+    return {
+      version: VERSION,
+      pid: process.pid,
+      home: this.deps.paths.home ?? this.deps.paths.stateDir,
+      socket: this.deps.paths.daemonSocket,
+      helper,
+      netns: this.deps.config.network.netns,
+      vms: { total: vms.length, running: vms.filter((v) => v.state === 'running').length },
+    };
+  }
+
+  async listen(): Promise<void> {
+    await this.ensureSshKey();
+    await this.vms.reconcile();
+    this.server = await listenUnix(this.deps.paths.daemonSocket, { mode: 0o600 });
+    serve(this.server, this.handlers());
+    fs.writeFileSync(this.deps.paths.daemonPidFile, `${process.pid}\n`);
+  }
+
+  async close(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    // Running VMs are left running: their VMMs are separate processes and the next daemon finds them again.
+    this.server?.close();
+    fs.rmSync(this.deps.paths.daemonPidFile, { force: true });
+    if (this.ops instanceof HelperClient) this.ops.close();
+    this.store.close();
+  }
+}

@@ -1,0 +1,33 @@
+// bangerd entry point. It always runs in the foreground; `banger daemon start` (or systemd) puts it in the
+// background. --foreground is accepted for clarity in development.
+import { parseArgs } from 'node:util';
+import { BangerError, messageOf } from '../protocol/errors.ts';
+import { loadConfig } from '../system/config.ts';
+import { resolvePaths } from '../system/paths.ts';
+import { NodeProcessRunner } from '../system/process.ts';
+import { Daemon } from './daemon.ts';
+
+const { values } = parseArgs({ options: { foreground: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+if (values.help) {
+  process.stdout.write('usage: bangerd [--foreground]\nServes banger\'s API on $BANGER_HOME/run/bangerd.sock (or the XDG runtime dir).\n');
+  process.exit(0);
+}
+try {
+  const paths = resolvePaths();
+  const config = loadConfig(paths.configFile);
+  if (config.network.netns && process.getuid?.() !== 0) {
+    throw new BangerError('INVALID_ARGUMENT', `network namespace ${config.network.netns} is configured, but reaching guests inside it needs bangerd to run as root`, {
+      hint: 'run bangerd as root, or unset BANGER_NETNS / network.netns',
+    });
+  }
+  const daemon = new Daemon({ paths, config, runner: new NodeProcessRunner() });
+  await daemon.listen();
+  const stop = (): void => void daemon.close().then(() => process.exit(0));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.stderr.write(`bangerd ${process.pid}: serving ${paths.daemonSocket}${config.network.netns ? ` (guests in netns ${config.network.netns})` : ''}\n`);
+} catch (err) {
+  process.stderr.write(`bangerd: ${messageOf(err)}\n`);
+  if (err instanceof BangerError && err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,68 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { BangerError } from '../../protocol/errors.ts';
+import type { CallContext } from '../../protocol/jsonrpc.ts';
+import type { ImageInfo } from '../../protocol/methods.ts';
+import type { Store } from '../../store/store.ts';
+import type { PrivilegedOps } from '../../helper/privileged-ops.ts';
+import { DEFAULT_IMAGES } from '../../image/debian-recipe.ts';
+
+export class ImageService {
+  private readonly builds = new Map<string, Promise<ImageInfo>>();
+  private readonly deps: { store: Store; ops: PrivilegedOps; imagesDir: string; mirror: string };
+
+  constructor(deps: { store: Store; ops: PrivilegedOps; imagesDir: string; mirror: string }) {
+    this.deps = deps;
+  }
+
+  list(): ImageInfo[] {
+    return this.deps.store.listImages();
+  }
+
+  /** Returns the image, building a built-in one from its recipe the first time it is needed. */
+  async ensure(name: string, ctx: CallContext): Promise<ImageInfo> {
+    const existing = this.deps.store.getImage(name);
+    if (existing && fs.existsSync(existing.path)) return existing;
+    if (!DEFAULT_IMAGES[name]) {
+      throw new BangerError('IMAGE_NOT_FOUND', `no image named ${name}`, { hint: `see banger image list; built-in images: ${Object.keys(DEFAULT_IMAGES).join(', ')}` });
+    }
+    let build = this.builds.get(name);
+    if (!build) {
+      // One build per image, however many VMs ask for it at once. It runs to completion even if the first
+      // caller goes away, so its work is not lost for the next one.
+      build = this.build(name, ctx).finally(() => this.builds.delete(name));
+      this.builds.set(name, build);
+    }
+    return raceSignal(build, ctx.signal);
+  }
+
+  private async build(name: string, ctx: CallContext): Promise<ImageInfo> {
+    const dir = path.join(this.deps.imagesDir, name);
+    fs.mkdirSync(dir, { recursive: true });
+    const output = path.join(dir, 'rootfs.ext4');
+    ctx.progress({ stage: 'image', message: `building image ${name} from Debian's archive (first use only)` });
+    const { sizeBytes } = await this.deps.ops.buildImage({ name, mirror: this.deps.mirror, output }, { progress: ctx.progress });
+    const image: ImageInfo = { name, path: output, sizeBytes, source: `recipe:${name} (${this.deps.mirror})`, createdAt: new Date().toISOString() };
+    this.deps.store.upsertImage(image);
+    ctx.progress({ stage: 'image', message: `image ${name} ready` });
+    return image;
+  }
+}
+
+function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new BangerError('CANCELLED', 'cancelled'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new BangerError('CANCELLED', 'cancelled'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,37 @@
+import fs from 'node:fs';
+import type { CallContext } from '../../protocol/jsonrpc.ts';
+import type { KernelInfo } from '../../protocol/methods.ts';
+import type { Store } from '../../store/store.ts';
+import type { ProcessRunner } from '../../system/process.ts';
+import { findHostKernel, importHostKernel, type HostKernelSource, HOST_KERNEL_SOURCE } from '../../kernel/host-kernel.ts';
+
+export class KernelService {
+  private building: Promise<KernelInfo> | null = null;
+  private readonly deps: { store: Store; runner: ProcessRunner; kernelsDir: string; source?: HostKernelSource };
+
+  constructor(deps: { store: Store; runner: ProcessRunner; kernelsDir: string; source?: HostKernelSource }) {
+    this.deps = deps;
+  }
+
+  list(): KernelInfo[] {
+    return this.deps.store.listKernels();
+  }
+
+  /** The default kernel: the host's newest distro kernel, imported on first use. */
+  async ensureDefault(ctx: Pick<CallContext, 'progress'>): Promise<KernelInfo> {
+    const source = this.deps.source ?? HOST_KERNEL_SOURCE;
+    const found = findHostKernel(source);
+    const existing = this.deps.store.getKernel(`host-${found.version}`);
+    if (existing && fs.existsSync(existing.kernelPath) && fs.existsSync(existing.initrdPath)) return existing;
+    // Concurrent creates share one import.
+    this.building ??= (async () => {
+      ctx.progress({ stage: 'kernel', message: `preparing guest kernel ${found.version} from ${found.vmlinuz}` });
+      const kernel = await importHostKernel({ runner: this.deps.runner, kernelsDir: this.deps.kernelsDir, source });
+      this.deps.store.upsertKernel(kernel);
+      return kernel;
+    })().finally(() => {
+      this.building = null;
+    });
+    return this.building;
+  }
+}

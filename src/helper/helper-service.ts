@@ -1,0 +1,236 @@
+// bangerd-root's operations. Each one validates every argument against a narrow pattern or against banger's
+// own directories before it touches the host, and runs programs with argument vectors, never shell strings.
+import fs from 'node:fs';
+import path from 'node:path';
+import { BangerError } from '../protocol/errors.ts';
+import type { CallContext, Handler } from '../protocol/jsonrpc.ts';
+import type { ProcessRunner } from '../system/process.ts';
+import { runChecked } from '../system/process.ts';
+import { NAME_PATTERN } from '../system/config.ts';
+import { buildQemuArgv, type QemuLaunchSpec } from '../vmm/qemu/qemu-args.ts';
+import { DEFAULT_IMAGES, buildDebianImage } from '../image/debian-recipe.ts';
+import type { BridgeParams, BuildImageParams, DeleteTapParams, LaunchQemuParams, TapParams } from './privileged-ops.ts';
+import { VERSION } from '../version.ts';
+
+export interface HelperScope {
+  owner: { uid: number; gid: number };
+  /** Directories whose files the helper may hand to QEMU or write images into. */
+  stateDir: string;
+  cacheDir: string;
+  runDir: string;
+  netnsDir: string;
+}
+
+export const TAP_PATTERN = /^bgt[0-9a-f]{8,12}$/;
+const VM_ID_PATTERN = /^[0-9a-f]{8,32}$/;
+const MAC_PATTERN = /^52:54:00(:[0-9a-f]{2}){3}$/;
+const NETNS_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
+const CIDR_PATTERN = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
+
+function refuse(message: string): never {
+  throw new BangerError('HELPER_REFUSED', `bangerd-root refused: ${message}`);
+}
+
+function str(value: unknown, what: string): string {
+  if (typeof value !== 'string') refuse(`${what} must be a string`);
+  return value;
+}
+
+function matching(value: unknown, pattern: RegExp, what: string): string {
+  const s = str(value, what);
+  if (!pattern.test(s)) refuse(`${what} ${JSON.stringify(s)} is not valid`);
+  return s;
+}
+
+function int(value: unknown, min: number, max: number, what: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) refuse(`${what} must be a whole number from ${min} to ${max}`);
+  return value;
+}
+
+export class HelperService {
+  private readonly runner: ProcessRunner;
+  private readonly scope: HelperScope;
+
+  constructor(runner: ProcessRunner, scope: HelperScope) {
+    this.runner = runner;
+    this.scope = scope;
+  }
+
+  /** A path that must resolve (through symlinks of its parent) to somewhere under one of `roots`. */
+  insidePath(value: unknown, roots: readonly string[], what: string, mustExist: boolean): string {
+    const p = str(value, what);
+    if (!path.isAbsolute(p) || p.includes('\0') || p.includes(',') || /\s/.test(p)) refuse(`${what} must be an absolute path without commas or spaces`);
+    let real: string;
+    try {
+      real = mustExist ? fs.realpathSync(p) : path.join(fs.realpathSync(path.dirname(p)), path.basename(p));
+    } catch {
+      refuse(`${what} ${p} does not exist`);
+    }
+    const ok = roots.some((root) => {
+      let r: string;
+      try {
+        r = fs.realpathSync(root);
+      } catch {
+        return false;
+      }
+      return real.startsWith(`${r}${path.sep}`);
+    });
+    if (!ok) refuse(`${what} ${p} is outside banger's directories`);
+    if (!mustExist && fs.existsSync(real) && fs.lstatSync(real).isSymbolicLink()) refuse(`${what} ${p} is a symlink`);
+    return real;
+  }
+
+  private netns(value: unknown): string | null {
+    if (value === null || value === undefined) return null;
+    const name = matching(value, NETNS_PATTERN, 'network namespace');
+    if (!fs.existsSync(path.join(this.scope.netnsDir, name))) {
+      throw new BangerError('NETWORK_FAILED', `network namespace ${name} does not exist`, { hint: `create it first: ip netns add ${name}` });
+    }
+    return name;
+  }
+
+  /** `ip` inside the namespace when one is given. */
+  private ip(netns: string | null, args: string[]): string[] {
+    return netns ? ['-n', netns, ...args] : args;
+  }
+
+  private async linkExists(netns: string | null, name: string): Promise<boolean> {
+    const r = await this.runner.run('ip', this.ip(netns, ['link', 'show', 'dev', name]));
+    return r.code === 0;
+  }
+
+  async ensureBridge(raw: BridgeParams): Promise<void> {
+    const bridge = matching(raw.bridge, NAME_PATTERN, 'bridge name');
+    const cidr = matching(raw.gatewayCidr, CIDR_PATTERN, 'gateway address');
+    const m = CIDR_PATTERN.exec(cidr)!;
+    if (m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) < 8 || Number(m[5]) > 30) refuse(`gateway address ${cidr} is not valid`);
+    const netns = this.netns(raw.netns);
+    if (!(await this.linkExists(netns, bridge))) {
+      const r = await this.runner.run('ip', this.ip(netns, ['link', 'add', 'name', bridge, 'type', 'bridge']));
+      // Two VMs starting at once may both try; losing that race is fine.
+      if (r.code !== 0 && !(await this.linkExists(netns, bridge))) throw new BangerError('NETWORK_FAILED', `cannot create bridge ${bridge}: ${r.stderr.trim()}`);
+    }
+    const addrs = await runChecked(this.runner, 'ip', this.ip(netns, ['-j', 'addr', 'show', 'dev', bridge]));
+    const info = JSON.parse(addrs.stdout) as Array<{ addr_info?: Array<{ local: string; prefixlen: number }> }>;
+    const [address, prefix] = cidr.split('/');
+    if (!info[0]?.addr_info?.some((a) => a.local === address && a.prefixlen === Number(prefix))) {
+      const r = await this.runner.run('ip', this.ip(netns, ['addr', 'add', cidr, 'dev', bridge]));
+      if (r.code !== 0 && !/File exists/.test(r.stderr)) throw new BangerError('NETWORK_FAILED', `cannot address bridge ${bridge}: ${r.stderr.trim()}`);
+    }
+    await runChecked(this.runner, 'ip', this.ip(netns, ['link', 'set', 'dev', bridge, 'up']));
+    if (netns) await runChecked(this.runner, 'ip', this.ip(netns, ['link', 'set', 'dev', 'lo', 'up']));
+  }
+
+  async createTap(raw: TapParams): Promise<void> {
+    const tap = matching(raw.tap, TAP_PATTERN, 'tap name');
+    const bridge = matching(raw.bridge, NAME_PATTERN, 'bridge name');
+    const netns = this.netns(raw.netns);
+    if (await this.linkExists(netns, tap)) await this.runner.run('ip', this.ip(netns, ['link', 'del', 'dev', tap]));
+    const { uid, gid } = this.scope.owner;
+    const add = await this.runner.run('ip', this.ip(netns, ['tuntap', 'add', 'dev', tap, 'mode', 'tap', 'user', String(uid), 'group', String(gid)]));
+    if (add.code !== 0) throw new BangerError('NETWORK_FAILED', `cannot create tap ${tap}: ${add.stderr.trim()}`);
+    try {
+      await runChecked(this.runner, 'ip', this.ip(netns, ['link', 'set', 'dev', tap, 'master', bridge, 'up']));
+    } catch (err) {
+      await this.runner.run('ip', this.ip(netns, ['link', 'del', 'dev', tap]));
+      throw new BangerError('NETWORK_FAILED', `cannot attach tap ${tap} to bridge ${bridge}`, { cause: err });
+    }
+  }
+
+  async deleteTap(raw: DeleteTapParams): Promise<void> {
+    const tap = matching(raw.tap, TAP_PATTERN, 'tap name');
+    const netns = this.netns(raw.netns);
+    if (!(await this.linkExists(netns, tap))) return;
+    await runChecked(this.runner, 'ip', this.ip(netns, ['link', 'del', 'dev', tap]));
+  }
+
+  validateLaunchSpec(raw: QemuLaunchSpec): QemuLaunchSpec {
+    const roots = [this.scope.stateDir, this.scope.cacheDir];
+    const vmId = matching(raw.vmId, VM_ID_PATTERN, 'vm id');
+    if (raw.accel !== 'kvm' && raw.accel !== 'tcg') refuse('accel must be kvm or tcg');
+    if (!Array.isArray(raw.disks) || raw.disks.length > 8) refuse('disks must be a list of at most 8');
+    const cmdline = str(raw.cmdline, 'kernel command line');
+    if (!/^[a-zA-Z0-9_.=,: /-]{0,1024}$/.test(cmdline)) refuse('kernel command line has characters outside [a-zA-Z0-9_.=,: /-]');
+    return {
+      vmId,
+      accel: raw.accel,
+      vcpus: int(raw.vcpus, 1, 64, 'vcpus'),
+      memoryMib: int(raw.memoryMib, 64, 1024 * 1024, 'memory'),
+      kernelPath: this.insidePath(raw.kernelPath, roots, 'kernel', true),
+      initrdPath: this.insidePath(raw.initrdPath, roots, 'initrd', true),
+      cmdline,
+      disks: raw.disks.map((d, i) => ({
+        id: matching(d.id, /^[a-z][a-z0-9]{0,15}$/, `disk ${i} id`),
+        path: this.insidePath(d.path, roots, `disk ${i}`, true),
+        format: d.format === 'qcow2' ? 'qcow2' : d.format === 'raw' ? 'raw' : refuse(`disk ${i} format must be raw or qcow2`),
+      })),
+      net: raw.net === null ? null : { tap: matching(raw.net.tap, TAP_PATTERN, 'tap name'), mac: matching(raw.net.mac, MAC_PATTERN, 'mac address') },
+      qmpSocket: this.insidePath(raw.qmpSocket, [this.scope.stateDir, this.scope.runDir], 'qmp socket', false),
+      serialLog: this.insidePath(raw.serialLog, [this.scope.stateDir], 'serial log', false),
+      pidFile: this.insidePath(raw.pidFile, [this.scope.stateDir, this.scope.runDir], 'pid file', false),
+    };
+  }
+
+  /** Resolves the QEMU binary: a qemu-system-* program on PATH or at an absolute path. */
+  resolveQemu(value: unknown): string {
+    const name = matching(value, /^[a-zA-Z0-9_./-]{1,200}$/, 'qemu binary');
+    if (!path.basename(name).startsWith('qemu-system-')) refuse(`qemu binary ${name} must be a qemu-system-* program`);
+    const candidates = path.isAbsolute(name) ? [name] : (process.env.PATH ?? '/usr/bin:/bin').split(':').map((d) => path.join(d, name));
+    for (const c of candidates) {
+      try {
+        fs.accessSync(c, fs.constants.X_OK);
+        return c;
+      } catch {
+        // Try the next PATH entry.
+      }
+    }
+    throw new BangerError('MISSING_TOOL', `${name} is not installed`, { hint: 'apt-get install qemu-system-x86 qemu-utils' });
+  }
+
+  async launchQemu(raw: LaunchQemuParams, ctx: Pick<CallContext, 'signal'>): Promise<{ pid: number }> {
+    const qemu = this.resolveQemu(raw.qemu);
+    const spec = this.validateLaunchSpec(raw.spec);
+    const netns = this.netns(raw.netns);
+    const { uid, gid } = this.scope.owner;
+    // QEMU runs as the owner, never as root; only entering the namespace needs root.
+    let argv = [qemu, ...buildQemuArgv(spec)];
+    if (uid !== 0) argv = ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--init-groups', '--', ...argv];
+    if (netns) argv = ['ip', 'netns', 'exec', netns, ...argv];
+    fs.rmSync(spec.pidFile, { force: true });
+    // -daemonize: the first process exits once the VM is set up, so errors in the set-up come back here.
+    const result = await this.runner.run(argv[0]!, argv.slice(1), { signal: ctx.signal, timeoutMs: 60_000 });
+    if (result.code !== 0) {
+      throw new BangerError('VMM_FAILED', `QEMU did not start: ${result.stderr.trim().split('\n').slice(-3).join(' ') || `exit ${result.code}`}`, {
+        hint: 'check that qemu-system-x86 is installed (apt-get install qemu-system-x86 qemu-utils)',
+      });
+    }
+    const pid = Number(fs.readFileSync(spec.pidFile, 'utf8').trim());
+    if (!Number.isInteger(pid) || pid <= 0) throw new BangerError('VMM_FAILED', `QEMU wrote no usable pid to ${spec.pidFile}`);
+    fs.chownSync(spec.pidFile, uid, gid);
+    return { pid };
+  }
+
+  async buildImage(raw: BuildImageParams, ctx: CallContext): Promise<{ sizeBytes: number }> {
+    const name = str(raw.name, 'image name');
+    const recipe = DEFAULT_IMAGES[name];
+    if (!recipe) refuse(`no built-in recipe for image ${name}`);
+    const mirror = matching(raw.mirror, /^https?:\/\/[a-zA-Z0-9._~:/?#@!$&*+;=%-]+$/, 'mirror');
+    const output = this.insidePath(raw.output, [this.scope.cacheDir], 'image output', false);
+    return buildDebianImage({ runner: this.runner, recipe, mirror, output, owner: this.scope.owner, signal: ctx.signal, progress: ctx.progress });
+  }
+
+  handlers(onShutdown: () => void): Map<string, Handler> {
+    const h = new Map<string, Handler>();
+    h.set('helper.ping', async () => ({ pid: process.pid, version: VERSION }));
+    h.set('net.ensureBridge', async (p) => this.ensureBridge(p as BridgeParams));
+    h.set('net.createTap', async (p) => this.createTap(p as TapParams));
+    h.set('net.deleteTap', async (p) => this.deleteTap(p as DeleteTapParams));
+    h.set('vmm.launchQemu', async (p, ctx) => this.launchQemu(p as LaunchQemuParams, ctx));
+    h.set('image.build', async (p, ctx) => this.buildImage(p as BuildImageParams, ctx));
+    h.set('helper.shutdown', async () => {
+      setImmediate(onShutdown);
+      return { ok: true };
+    });
+    return h;
+  }
+}

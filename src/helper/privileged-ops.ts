@@ -1,0 +1,68 @@
+// The typed surface of bangerd-root. bangerd only ever reaches root through these calls.
+import type { ProgressEvent } from '../protocol/jsonrpc.ts';
+import { connect, type RpcConnection } from '../protocol/jsonrpc.ts';
+import { BangerError } from '../protocol/errors.ts';
+import type { QemuLaunchSpec } from '../vmm/qemu/qemu-args.ts';
+
+export interface BridgeParams { bridge: string; gatewayCidr: string; netns: string | null }
+export interface TapParams { tap: string; bridge: string; netns: string | null }
+export interface DeleteTapParams { tap: string; netns: string | null }
+export interface LaunchQemuParams { qemu: string; spec: QemuLaunchSpec; netns: string | null }
+export interface BuildImageParams { name: string; mirror: string; output: string }
+export interface OpOptions { signal?: AbortSignal; progress?: (e: ProgressEvent) => void }
+
+export interface PrivilegedOps {
+  ping(): Promise<{ pid: number; version: string }>;
+  ensureBridge(params: BridgeParams): Promise<void>;
+  createTap(params: TapParams): Promise<void>;
+  deleteTap(params: DeleteTapParams): Promise<void>;
+  launchQemu(params: LaunchQemuParams, options?: OpOptions): Promise<{ pid: number }>;
+  buildImage(params: BuildImageParams, options?: OpOptions): Promise<{ sizeBytes: number }>;
+}
+
+export const HELPER_METHODS = ['helper.ping', 'net.ensureBridge', 'net.createTap', 'net.deleteTap', 'vmm.launchQemu', 'image.build', 'helper.shutdown'] as const;
+
+/** Talks to a running bangerd-root over its socket; reconnects when the helper restarts. */
+export class HelperClient implements PrivilegedOps {
+  private readonly socketPath: string;
+  private connection: RpcConnection | null = null;
+
+  constructor(socketPath: string) {
+    this.socketPath = socketPath;
+  }
+
+  private async conn(): Promise<RpcConnection> {
+    if (this.connection) return this.connection;
+    try {
+      const c = await connect(this.socketPath);
+      c.onClosed(() => {
+        if (this.connection === c) this.connection = null;
+      });
+      this.connection = c;
+      return c;
+    } catch (err) {
+      throw new BangerError('HELPER_UNAVAILABLE', `the privileged helper bangerd-root is not running (no answer on ${this.socketPath})`, {
+        hint: 'start it as root: sudo banger daemon start',
+        cause: err,
+      });
+    }
+  }
+
+  private async call<T>(method: (typeof HELPER_METHODS)[number], params: unknown, options: OpOptions = {}): Promise<T> {
+    const c = await this.conn();
+    return c.call<T>(method, params, { ...(options.signal ? { signal: options.signal } : {}), ...(options.progress ? { onProgress: options.progress } : {}) });
+  }
+
+  ping(): Promise<{ pid: number; version: string }> { return this.call('helper.ping', {}); }
+  async ensureBridge(params: BridgeParams): Promise<void> { await this.call('net.ensureBridge', params); }
+  async createTap(params: TapParams): Promise<void> { await this.call('net.createTap', params); }
+  async deleteTap(params: DeleteTapParams): Promise<void> { await this.call('net.deleteTap', params); }
+  launchQemu(params: LaunchQemuParams, options?: OpOptions): Promise<{ pid: number }> { return this.call('vmm.launchQemu', params, options); }
+  buildImage(params: BuildImageParams, options?: OpOptions): Promise<{ sizeBytes: number }> { return this.call('image.build', params, options); }
+  async shutdown(): Promise<void> { await this.call('helper.shutdown', {}); }
+
+  close(): void {
+    this.connection?.close();
+    this.connection = null;
+  }
+}

@@ -1,0 +1,130 @@
+// The built-in recipe for the default image: Debian from Debian's archive with debootstrap, tuned to boot fast
+// as a banger guest, packed into an ext4 file. Runs inside bangerd-root (debootstrap and mkfs need root).
+import fs from 'node:fs';
+import path from 'node:path';
+import { BangerError } from '../protocol/errors.ts';
+import type { ProgressEvent } from '../protocol/jsonrpc.ts';
+import type { ProcessRunner } from '../system/process.ts';
+import { runChecked } from '../system/process.ts';
+import { ROOT_LABEL } from '../kernel/initrd.ts';
+
+export interface DebianRecipe {
+  suite: string;
+  packages: readonly string[];
+}
+
+export const DEFAULT_IMAGES: Readonly<Record<string, DebianRecipe>> = {
+  'debian-bookworm': {
+    suite: 'bookworm',
+    packages: ['systemd-sysv', 'udev', 'openssh-server', 'iproute2', 'git', 'curl', 'ca-certificates', 'sudo', 'less', 'e2fsprogs', 'procps'],
+  },
+};
+
+export const PACKAGE_PATTERN = /^[a-z0-9][a-z0-9.+-]{0,63}$/;
+export const SUITE_PATTERN = /^[a-z]{2,20}$/;
+
+const SSHD_CONFIG = `# Written by banger: keys only, one host key injected per VM at boot.
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+`;
+
+// Units that only cost boot time in a short-lived sandbox.
+const MASKED_UNITS = ['apt-daily.timer', 'apt-daily-upgrade.timer', 'e2scrub_all.timer', 'e2scrub_reap.service', 'fstrim.timer', 'getty@tty1.service', 'systemd-networkd-wait-online.service'];
+
+/** Makes a debootstrapped tree ready to boot as a banger guest. */
+export function customizeRootfs(root: string): void {
+  const write = (rel: string, text: string, mode = 0o644): void => {
+    const file = path.join(root, rel);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, text, { mode });
+  };
+  write('etc/hostname', 'banger\n');
+  write('etc/fstab', `LABEL=${ROOT_LABEL} / ext4 defaults,noatime 0 0\n`);
+  write('etc/ssh/sshd_config.d/banger.conf', SSHD_CONFIG);
+  // Each VM gets its own machine id and host key from its initrd; none may be baked into the image.
+  write('etc/machine-id', '');
+  for (const name of fs.readdirSync(path.join(root, 'etc/ssh'))) {
+    if (name.startsWith('ssh_host_')) fs.rmSync(path.join(root, 'etc/ssh', name));
+  }
+  for (const unit of MASKED_UNITS) {
+    const link = path.join(root, 'etc/systemd/system', unit);
+    fs.rmSync(link, { force: true });
+    fs.symlinkSync('/dev/null', link);
+  }
+  const wants = path.join(root, 'etc/systemd/system/default.target');
+  fs.rmSync(wants, { force: true });
+  fs.symlinkSync('/lib/systemd/system/multi-user.target', wants);
+  // debootstrap leaves downloaded packages behind; the image does not need them.
+  fs.rmSync(path.join(root, 'var/cache/apt/archives'), { recursive: true, force: true });
+  fs.mkdirSync(path.join(root, 'var/cache/apt/archives/partial'), { recursive: true });
+}
+
+/** Bytes used by a tree, via du (handles hard links and sparse files the way the ext4 image will). */
+async function treeSize(runner: ProcessRunner, dir: string): Promise<number> {
+  const out = await runChecked(runner, 'du', ['-s', '-B1', '-x', dir]);
+  return Number(out.stdout.split(/\s/)[0]);
+}
+
+/** Spare room in the image for packages users install; the file is sparse, so it costs no disk until used. */
+export const IMAGE_HEADROOM_BYTES = 2 * 1024 ** 3;
+
+export interface BuildImageOptions {
+  runner: ProcessRunner;
+  recipe: DebianRecipe;
+  mirror: string;
+  /** Final ext4 path; the build happens beside it and is renamed into place only when complete. */
+  output: string;
+  owner: { uid: number; gid: number };
+  signal: AbortSignal;
+  progress(event: ProgressEvent): void;
+}
+
+export async function buildDebianImage(options: BuildImageOptions): Promise<{ sizeBytes: number }> {
+  const { runner, recipe, mirror, output, signal, progress } = options;
+  const workDir = `${output}.build`;
+  const tree = path.join(workDir, 'root');
+  const tmpImage = path.join(workDir, 'rootfs.ext4');
+  fs.rmSync(workDir, { recursive: true, force: true });
+  fs.mkdirSync(workDir, { recursive: true });
+  try {
+    progress({ stage: 'image', message: `debootstrap ${recipe.suite} from ${mirror} (about a minute)` });
+    let last = 0;
+    const result = await runner.run(
+      'debootstrap',
+      ['--variant=minbase', `--include=${recipe.packages.join(',')}`, recipe.suite, tree, mirror],
+      {
+        signal,
+        onLine: (line) => {
+          // debootstrap prints hundreds of lines; pass on the stage changes, at most one a second.
+          const now = Date.now();
+          if (/^I: (Retrieving|Validating|Extracting|Installing|Configuring|Unpacking|Base system)/.test(line) && now - last > 1000) {
+            last = now;
+            progress({ stage: 'image', message: line.slice(3) });
+          }
+        },
+      },
+    );
+    if (signal.aborted) throw new BangerError('CANCELLED', 'image build cancelled');
+    if (result.code !== 0) {
+      const tail = (result.stderr + result.stdout).trim().split('\n').slice(-8).join('\n');
+      throw new BangerError('IMAGE_BUILD_FAILED', `debootstrap failed (exit ${result.code}):\n${tail}`, {
+        hint: `check that ${mirror} is reachable, or set image.debian_mirror in config.toml`,
+      });
+    }
+    progress({ stage: 'image', message: 'configuring the image for banger' });
+    customizeRootfs(tree);
+    const used = await treeSize(runner, tree);
+    const sizeBytes = Math.ceil((used * 1.25 + IMAGE_HEADROOM_BYTES) / 1024 ** 2) * 1024 ** 2;
+    progress({ stage: 'image', message: `writing ext4 image (${Math.round(used / 1024 ** 2)} MiB of files)` });
+    await runChecked(runner, 'mkfs.ext4', ['-q', '-F', '-L', ROOT_LABEL, '-d', tree, '-E', 'root_owner=0:0', tmpImage, `${sizeBytes / 1024}k`], { signal });
+    fs.chownSync(tmpImage, options.owner.uid, options.owner.gid);
+    fs.chmodSync(tmpImage, 0o644);
+    fs.renameSync(tmpImage, output);
+    return { sizeBytes };
+  } finally {
+    fs.rmSync(workDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,56 @@
+// Error codes are part of the public contract: they travel in JSON-RPC error data and map to CLI exit codes.
+export const ERROR_CODES = {
+  VM_NOT_FOUND: 3,
+  VM_NAME_TAKEN: 4,
+  VM_BAD_STATE: 5,
+  INVALID_ARGUMENT: 2,
+  MISSING_TOOL: 6,
+  KERNEL_NOT_FOUND: 7,
+  IMAGE_NOT_FOUND: 8,
+  IMAGE_BUILD_FAILED: 9,
+  VMM_FAILED: 10,
+  SSH_TIMEOUT: 11,
+  NETWORK_FAILED: 12,
+  HELPER_UNAVAILABLE: 13,
+  HELPER_REFUSED: 14,
+  DAEMON_UNAVAILABLE: 15,
+  CANCELLED: 130,
+  INTERNAL: 70,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ErrorData {
+  code: ErrorCode;
+  hint?: string;
+}
+
+/** A failure the user can act on: a stable code, a message, and a hint naming the next thing to do. */
+export class BangerError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: { hint?: string; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'BangerError';
+    this.code = code;
+    this.hint = options.hint;
+  }
+
+  toData(): ErrorData {
+    return this.hint === undefined ? { code: this.code } : { code: this.code, hint: this.hint };
+  }
+}
+
+/** Exit status the CLI uses for a given error code. */
+export function exitCodeFor(code: ErrorCode): number {
+  return ERROR_CODES[code];
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERROR_CODES, value);
+}
+
+export function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

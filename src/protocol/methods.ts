@@ -1,0 +1,120 @@
+// The daemon's RPC surface: method names with their parameter and result types. The SDK and the daemon both
+// import this file, so a change here is a change to both ends.
+
+export type VmState = 'created' | 'running' | 'stopped';
+
+export interface VmInfo {
+  id: string;
+  name: string;
+  state: VmState;
+  image: string;
+  kernel: string;
+  vcpus: number;
+  memoryMib: number;
+  diskGib: number;
+  ip: string;
+  mac: string;
+  tap: string;
+  accel: string | null;
+  pid: number | null;
+  createdAt: string;
+}
+
+export interface SshTarget {
+  vmId: string;
+  name: string;
+  ip: string;
+  user: string;
+  keyPath: string;
+  knownHostsPath: string;
+  hostKeyAlias: string;
+  /** Network namespace the guest lives in, if any; the ssh client must run inside it. */
+  netns: string | null;
+}
+
+export interface VmCreateParams {
+  name?: string;
+  image?: string;
+  vcpus?: number;
+  memoryMib?: number;
+  diskGib?: number;
+  /** Boot the VM after creating it (default true). */
+  start?: boolean;
+  /** Wait until sshd in the guest accepts banger's key (default true when starting). */
+  waitSsh?: boolean;
+  /** Seconds to wait for ssh; defaults to the config value. */
+  sshTimeoutSec?: number;
+}
+
+export interface VmSpecLine {
+  vm: VmInfo;
+  vmm: string;
+}
+
+export interface ImageInfo {
+  name: string;
+  path: string;
+  sizeBytes: number;
+  source: string;
+  createdAt: string;
+}
+
+export interface KernelInfo {
+  id: string;
+  version: string;
+  kernelPath: string;
+  initrdPath: string;
+  source: string;
+  createdAt: string;
+}
+
+export interface VersionInfo {
+  version: string;
+  node: string;
+  pid: number;
+}
+
+export interface DaemonStatus {
+  version: string;
+  pid: number;
+  home: string;
+  socket: string;
+  helper: { reachable: boolean; socket: string; pid: number | null };
+  netns: string | null;
+  vms: { total: number; running: number };
+}
+
+export interface VmRef {
+  ref: string;
+}
+
+export interface VmLogsParams extends VmRef {
+  /** Return bytes from this offset on (for following). */
+  offset?: number;
+}
+
+export interface VmLogsResult {
+  data: string;
+  offset: number;
+}
+
+/** Method name → [params, result]. */
+export interface Methods {
+  'vm.create': [VmCreateParams, VmInfo];
+  'vm.start': [VmRef & { waitSsh?: boolean; sshTimeoutSec?: number }, VmInfo];
+  'vm.stop': [VmRef, VmInfo];
+  'vm.delete': [VmRef, { id: string; name: string }];
+  'vm.list': [Record<string, never>, VmInfo[]];
+  'vm.show': [VmRef, VmInfo];
+  'vm.ssh': [VmRef, SshTarget];
+  'vm.logs': [VmLogsParams, VmLogsResult];
+  'image.list': [Record<string, never>, ImageInfo[]];
+  'kernel.list': [Record<string, never>, KernelInfo[]];
+  'daemon.version': [Record<string, never>, VersionInfo];
+  'daemon.status': [Record<string, never>, DaemonStatus];
+  'daemon.shutdown': [Record<string, never>, { ok: true }];
+}
+
+export type MethodName = keyof Methods;
+export type ParamsOf<M extends MethodName> = Methods[M][0];
+export type ResultOf<M extends MethodName> = Methods[M][1];

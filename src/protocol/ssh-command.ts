@@ -1,0 +1,43 @@
+// How to reach a guest with the system ssh client. Shared by the CLI (interactive sessions, `vm run -- CMD`)
+// and the daemon (readiness checks, sync before stop), so both use exactly the same options.
+import type { SshTarget } from './methods.ts';
+
+export interface SshCommandOptions {
+  /** Allocate a terminal (-t) or not (-T). */
+  tty: boolean;
+  /** Never prompt; fail fast. For the daemon's own checks. */
+  batch?: boolean;
+  connectTimeoutSec?: number;
+  /** The remote command as an argument vector; each argument is quoted for the remote shell. */
+  command?: readonly string[];
+}
+
+const SAFE_ARG = /^[a-zA-Z0-9_@%+=:,./-]+$/;
+
+/** Quotes one argument for a POSIX shell. */
+export function shellQuote(arg: string): string {
+  if (arg !== '' && SAFE_ARG.test(arg)) return arg;
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+export function sshCommand(target: SshTarget, options: SshCommandOptions): { command: string; args: string[] } {
+  const ssh = [
+    'ssh',
+    '-F', '/dev/null',
+    '-i', target.keyPath,
+    '-o', 'IdentitiesOnly=yes',
+    '-o', `UserKnownHostsFile=${target.knownHostsPath}`,
+    '-o', 'GlobalKnownHostsFile=/dev/null',
+    '-o', 'StrictHostKeyChecking=yes',
+    '-o', `HostKeyAlias=${target.hostKeyAlias}`,
+    '-o', 'LogLevel=ERROR',
+    '-o', 'ServerAliveInterval=15',
+    options.tty ? '-t' : '-T',
+  ];
+  if (options.batch) ssh.push('-o', 'BatchMode=yes');
+  if (options.connectTimeoutSec) ssh.push('-o', `ConnectTimeout=${options.connectTimeoutSec}`);
+  ssh.push(`${target.user}@${target.ip}`);
+  if (options.command && options.command.length > 0) ssh.push('--', options.command.map(shellQuote).join(' '));
+  const full = target.netns ? ['ip', 'netns', 'exec', target.netns, ...ssh] : ssh;
+  return { command: full[0]!, args: full.slice(1) };
+}

@@ -1,0 +1,91 @@
+// Starting bangerd and bangerd-root in the background when nothing answers on their sockets.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BangerError } from '../protocol/errors.ts';
+import type { BangerPaths } from '../system/paths.ts';
+
+const BIN_DIR = fileURLToPath(new URL('../../bin/', import.meta.url));
+
+export function isSocketAlive(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createConnection(socketPath);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function waitForSocket(socketPath: string, child: { exited: boolean }, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline && !child.exited) {
+    if (await isSocketAlive(socketPath)) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return isSocketAlive(socketPath);
+}
+
+function tail(file: string, lines = 6): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+function spawnDetached(program: string, args: string[], logFile: string): { exited: boolean } {
+  fs.mkdirSync(path.dirname(logFile), { recursive: true });
+  const out = fs.openSync(logFile, 'a');
+  const child = spawn(path.join(BIN_DIR, program), args, { detached: true, stdio: ['ignore', out, out], env: process.env });
+  fs.closeSync(out);
+  const state = { exited: false };
+  child.on('exit', () => {
+    state.exited = true;
+  });
+  child.unref();
+  return state;
+}
+
+/** The command that starts the helper for this user's paths. */
+export function helperArgs(paths: BangerPaths, uid: number, gid: number): string[] {
+  return ['--owner', `${uid}:${gid}`, '--state-dir', paths.stateDir, '--cache-dir', paths.cacheDir, '--socket', paths.helperSocket, '--pid-file', paths.helperPidFile];
+}
+
+export interface StartReport {
+  started: string[];
+  warnings: string[];
+}
+
+/** Starts whichever of bangerd-root and bangerd is not answering. The helper needs root; without it, says what to run. */
+export async function ensureDaemons(paths: BangerPaths): Promise<StartReport> {
+  const report: StartReport = { started: [], warnings: [] };
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  if (!(await isSocketAlive(paths.helperSocket))) {
+    if (uid === 0) {
+      const log = path.join(paths.logDir, 'bangerd-root.log');
+      const child = spawnDetached('bangerd-root', helperArgs(paths, uid, gid), log);
+      if (!(await waitForSocket(paths.helperSocket, child, 10_000))) {
+        throw new BangerError('HELPER_UNAVAILABLE', `bangerd-root did not start:\n${tail(log)}`, { hint: `see ${log}` });
+      }
+      report.started.push('bangerd-root');
+    } else {
+      report.warnings.push(
+        `the privileged helper is not running and needs root; start it with:\n  sudo ${path.join(BIN_DIR, 'bangerd-root')} ${helperArgs(paths, uid, gid).join(' ')}`,
+      );
+    }
+  }
+  if (!(await isSocketAlive(paths.daemonSocket))) {
+    const log = path.join(paths.logDir, 'bangerd.log');
+    const child = spawnDetached('bangerd', ['--foreground'], log);
+    if (!(await waitForSocket(paths.daemonSocket, child, 15_000))) {
+      throw new BangerError('DAEMON_UNAVAILABLE', `bangerd did not start:\n${tail(log)}`, { hint: `see ${log}, or run it in the foreground: bangerd --foreground` });
+    }
+    report.started.push('bangerd');
+  }
+  return report;
+}

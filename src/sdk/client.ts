@@ -1,0 +1,82 @@
+// The typed client for bangerd. The CLI is its first user; agents import it as `banger`.
+import { BangerError } from '../protocol/errors.ts';
+import { connect as connectSocket, type ProgressEvent, type RpcConnection } from '../protocol/jsonrpc.ts';
+import type { DaemonStatus, ImageInfo, KernelInfo, MethodName, ParamsOf, ResultOf, SshTarget, VersionInfo, VmCreateParams, VmInfo, VmLogsResult } from '../protocol/methods.ts';
+import { resolvePaths } from '../system/paths.ts';
+import { ensureDaemons } from './autostart.ts';
+
+export interface CallOptions {
+  signal?: AbortSignal;
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+export interface ConnectOptions {
+  /** Socket of bangerd; defaults to the one for BANGER_HOME or the XDG runtime dir. */
+  socketPath?: string;
+  /** Start bangerd (and bangerd-root when running as root) if nothing answers. Default true. */
+  autoStart?: boolean;
+  /** Receives notes such as "started bangerd" or what to run for the helper. */
+  onNotice?: (message: string) => void;
+}
+
+/** A connection to bangerd with one typed method per RPC. */
+export class BangerClient {
+  private readonly connection: RpcConnection;
+
+  constructor(connection: RpcConnection) {
+    this.connection = connection;
+  }
+
+  /** Low-level typed call; prefer the named methods. */
+  call<M extends MethodName>(method: M, params: ParamsOf<M>, options: CallOptions = {}): Promise<ResultOf<M>> {
+    return this.connection.call<ResultOf<M>>(method, params, options);
+  }
+
+  /** Creates a VM and, unless `start: false`, boots it and waits for ssh. */
+  createVm(params: VmCreateParams, options?: CallOptions): Promise<VmInfo> { return this.call('vm.create', params, options); }
+  /** Boots a stopped VM. */
+  startVm(ref: string, params: { waitSsh?: boolean; sshTimeoutSec?: number } = {}, options?: CallOptions): Promise<VmInfo> { return this.call('vm.start', { ref, ...params }, options); }
+  /** Syncs the guest's disks and stops its VMM. */
+  stopVm(ref: string, options?: CallOptions): Promise<VmInfo> { return this.call('vm.stop', { ref }, options); }
+  /** Stops a VM if needed and removes everything it had. */
+  deleteVm(ref: string, options?: CallOptions): Promise<{ id: string; name: string }> { return this.call('vm.delete', { ref }, options); }
+  /** All VMs. */
+  listVms(): Promise<VmInfo[]> { return this.call('vm.list', {}); }
+  /** One VM by name, id or id prefix. */
+  showVm(ref: string): Promise<VmInfo> { return this.call('vm.show', { ref }); }
+  /** What an ssh client needs to reach a running VM (use with `sshCommand`). */
+  sshTarget(ref: string): Promise<SshTarget> { return this.call('vm.ssh', { ref }); }
+  /** Guest console output from `offset` on. */
+  vmLogs(ref: string, offset = 0): Promise<VmLogsResult> { return this.call('vm.logs', { ref, offset }); }
+  /** Images banger has. */
+  listImages(): Promise<ImageInfo[]> { return this.call('image.list', {}); }
+  /** Kernels banger has. */
+  listKernels(): Promise<KernelInfo[]> { return this.call('kernel.list', {}); }
+  /** The daemon's version. */
+  version(): Promise<VersionInfo> { return this.call('daemon.version', {}); }
+  /** Daemon, helper and VM counts. */
+  status(): Promise<DaemonStatus> { return this.call('daemon.status', {}); }
+  /** Asks bangerd to exit; running VMs keep running. */
+  async shutdown(): Promise<void> { await this.call('daemon.shutdown', {}); }
+
+  close(): void {
+    this.connection.close();
+  }
+}
+
+/** Connects to bangerd, starting it first if needed. */
+export async function connect(options: ConnectOptions = {}): Promise<BangerClient> {
+  const paths = resolvePaths();
+  const socketPath = options.socketPath ?? paths.daemonSocket;
+  try {
+    return new BangerClient(await connectSocket(socketPath));
+  } catch (err) {
+    if (options.autoStart === false) {
+      throw new BangerError('DAEMON_UNAVAILABLE', `bangerd is not running (no answer on ${socketPath})`, { hint: 'start it: banger daemon start', cause: err });
+    }
+  }
+  const report = await ensureDaemons(paths);
+  for (const name of report.started) options.onNotice?.(`started ${name}`);
+  for (const warning of report.warnings) options.onNotice?.(warning);
+  return new BangerClient(await connectSocket(socketPath));
+}

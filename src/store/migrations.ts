@@ -1,0 +1,36 @@
+// Forward-only: append new entries, never edit or reorder applied ones. PRAGMA user_version holds the count applied.
+export const MIGRATIONS: readonly string[] = [
+  // 1: VMs, images, kernels.
+  `CREATE TABLE vms (
+     id TEXT PRIMARY KEY,
+     name TEXT NOT NULL UNIQUE,
+     state TEXT NOT NULL CHECK (state IN ('created', 'running', 'stopped')),
+     image TEXT NOT NULL,
+     kernel TEXT NOT NULL,
+     vcpus INTEGER NOT NULL,
+     memory_mib INTEGER NOT NULL,
+     disk_gib INTEGER NOT NULL,
+     ip TEXT NOT NULL UNIQUE,
+     mac TEXT NOT NULL,
+     tap TEXT NOT NULL UNIQUE,
+     accel TEXT,
+     pid INTEGER,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL
+   );
+   CREATE TABLE images (
+     name TEXT PRIMARY KEY,
+     path TEXT NOT NULL,
+     size_bytes INTEGER NOT NULL,
+     source TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   );
+   CREATE TABLE kernels (
+     id TEXT PRIMARY KEY,
+     version TEXT NOT NULL,
+     kernel_path TEXT NOT NULL,
+     initrd_path TEXT NOT NULL,
+     source TEXT NOT NULL,
+     created_at TEXT NOT NULL
+   );`,
+];

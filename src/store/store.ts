@@ -1,0 +1,144 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import type { ImageInfo, KernelInfo, VmInfo, VmState } from '../protocol/methods.ts';
+import { MIGRATIONS } from './migrations.ts';
+
+interface VmRow {
+  id: string; name: string; state: VmState; image: string; kernel: string; vcpus: number; memory_mib: number;
+  disk_gib: number; ip: string; mac: string; tap: string; accel: string | null; pid: number | null; created_at: string;
+}
+
+interface ImageRow { name: string; path: string; size_bytes: number; source: string; created_at: string }
+interface KernelRow { id: string; version: string; kernel_path: string; initrd_path: string; source: string; created_at: string }
+
+function imageFromRow(r: ImageRow): ImageInfo {
+  return { name: r.name, path: r.path, sizeBytes: r.size_bytes, source: r.source, createdAt: r.created_at };
+}
+
+function kernelFromRow(r: KernelRow): KernelInfo {
+  return { id: r.id, version: r.version, kernelPath: r.kernel_path, initrdPath: r.initrd_path, source: r.source, createdAt: r.created_at };
+}
+
+function vmFromRow(r: VmRow): VmInfo {
+  return {
+    id: r.id, name: r.name, state: r.state, image: r.image, kernel: r.kernel, vcpus: r.vcpus, memoryMib: r.memory_mib,
+    diskGib: r.disk_gib, ip: r.ip, mac: r.mac, tap: r.tap, accel: r.accel, pid: r.pid, createdAt: r.created_at,
+  };
+}
+
+/** banger's state in SQLite. Pass ':memory:' in tests. */
+export class Store {
+  readonly db: DatabaseSync;
+
+  constructor(file: string) {
+    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new DatabaseSync(file);
+    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
+    this.migrate();
+  }
+
+  /** Applies the migrations this database has not seen yet, each in its own transaction. */
+  private migrate(): void {
+    const current = (this.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
+    if (current > MIGRATIONS.length) {
+      throw new Error(`database schema version ${current} is newer than this banger (${MIGRATIONS.length}); upgrade banger`);
+    }
+    for (let v = current; v < MIGRATIONS.length; v++) {
+      this.db.exec('BEGIN');
+      try {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.exec(`PRAGMA user_version = ${v + 1}`);
+        this.db.exec('COMMIT');
+      } catch (err) {
+        this.db.exec('ROLLBACK');
+        throw err;
+      }
+    }
+  }
+
+  schemaVersion(): number {
+    return (this.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  insertVm(vm: VmInfo): void {
+    this.db.prepare(
+      `INSERT INTO vms (id, name, state, image, kernel, vcpus, memory_mib, disk_gib, ip, mac, tap, accel, pid, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(vm.id, vm.name, vm.state, vm.image, vm.kernel, vm.vcpus, vm.memoryMib, vm.diskGib, vm.ip, vm.mac, vm.tap, vm.accel, vm.pid, vm.createdAt, vm.createdAt);
+  }
+
+  updateVm(id: string, fields: { state?: VmState; pid?: number | null; accel?: string | null }): void {
+    const current = this.getVm(id);
+    if (!current) return;
+    this.db.prepare('UPDATE vms SET state = ?, pid = ?, accel = ?, updated_at = ? WHERE id = ?').run(
+      fields.state ?? current.state,
+      fields.pid === undefined ? current.pid : fields.pid,
+      fields.accel === undefined ? current.accel : fields.accel,
+      new Date().toISOString(),
+      id,
+    );
+  }
+
+  deleteVm(id: string): void {
+    this.db.prepare('DELETE FROM vms WHERE id = ?').run(id);
+  }
+
+  getVm(id: string): VmInfo | null {
+    const row = this.db.prepare('SELECT * FROM vms WHERE id = ?').get(id) as VmRow | undefined;
+    return row ? vmFromRow(row) : null;
+  }
+
+  listVms(): VmInfo[] {
+    return (this.db.prepare('SELECT * FROM vms ORDER BY created_at, name').all() as unknown as VmRow[]).map(vmFromRow);
+  }
+
+  /** Exact name, exact id, or a unique id prefix. Returns all matches so the caller can report ambiguity. */
+  findVms(ref: string): VmInfo[] {
+    const exact = this.db.prepare('SELECT * FROM vms WHERE name = ? OR id = ?').all(ref, ref) as unknown as VmRow[];
+    if (exact.length > 0) return exact.map(vmFromRow);
+    const escaped = ref.replace(/[\\%_]/g, (c) => `\\${c}`);
+    return (this.db.prepare("SELECT * FROM vms WHERE id LIKE ? ESCAPE '\\'").all(`${escaped}%`) as unknown as VmRow[]).map(vmFromRow);
+  }
+
+  usedIps(): Set<string> {
+    return new Set((this.db.prepare('SELECT ip FROM vms').all() as Array<{ ip: string }>).map((r) => r.ip));
+  }
+
+  upsertImage(image: ImageInfo): void {
+    this.db.prepare(
+      `INSERT INTO images (name, path, size_bytes, source, created_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT(name) DO UPDATE SET path = excluded.path, size_bytes = excluded.size_bytes, source = excluded.source, created_at = excluded.created_at`,
+    ).run(image.name, image.path, image.sizeBytes, image.source, image.createdAt);
+  }
+
+  getImage(name: string): ImageInfo | null {
+    const r = this.db.prepare('SELECT * FROM images WHERE name = ?').get(name) as ImageRow | undefined;
+    return r ? imageFromRow(r) : null;
+  }
+
+  listImages(): ImageInfo[] {
+    return (this.db.prepare('SELECT * FROM images ORDER BY name').all() as unknown as ImageRow[]).map(imageFromRow);
+  }
+
+  upsertKernel(k: KernelInfo): void {
+    this.db.prepare(
+      `INSERT INTO kernels (id, version, kernel_path, initrd_path, source, created_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT(id) DO UPDATE SET version = excluded.version, kernel_path = excluded.kernel_path,
+         initrd_path = excluded.initrd_path, source = excluded.source, created_at = excluded.created_at`,
+    ).run(k.id, k.version, k.kernelPath, k.initrdPath, k.source, k.createdAt);
+  }
+
+  getKernel(id: string): KernelInfo | null {
+    const r = this.db.prepare('SELECT * FROM kernels WHERE id = ?').get(id) as KernelRow | undefined;
+    return r ? kernelFromRow(r) : null;
+  }
+
+  listKernels(): KernelInfo[] {
+    return (this.db.prepare('SELECT * FROM kernels ORDER BY id').all() as unknown as KernelRow[]).map(kernelFromRow);
+  }
+}

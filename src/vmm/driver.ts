@@ -1,0 +1,45 @@
+// The seam between banger's VM lifecycle and a particular VMM (QEMU today; Firecracker behind the same shape).
+import type { KernelInfo } from '../protocol/methods.ts';
+
+export type Accel = 'kvm' | 'tcg';
+
+export interface AccelChoice {
+  accel: Accel;
+  /** Why, for the spec line and logs: "KVM works", "no /dev/kvm", "KVM did not boot a guest within 20s". */
+  reason: string;
+}
+
+export interface VmFiles {
+  dir: string;
+  rootDisk: string;
+  workDisk: string;
+  initrd: string;
+  serialLog: string;
+  qmpSocket: string;
+  pidFile: string;
+}
+
+export interface BootSpec {
+  vmId: string;
+  vcpus: number;
+  memoryMib: number;
+  kernel: KernelInfo;
+  files: VmFiles;
+  net: { tap: string; mac: string };
+  netns: string | null;
+  accel: Accel;
+}
+
+export interface VmmDriver {
+  readonly name: string;
+  /** Picks KVM when a guest really runs with it here, else TCG. Cached per kernel. */
+  selectAccel(kernel: KernelInfo, signal: AbortSignal): Promise<AccelChoice>;
+  /** Creates the VM's disks: a copy-on-write layer over the image and an empty work disk. */
+  prepareDisks(files: VmFiles, options: { baseImage: string; workDiskGib: number; signal: AbortSignal }): Promise<void>;
+  /** Starts the VMM; resolves once the VMM process runs, not when the guest has booted. */
+  boot(spec: BootSpec, signal: AbortSignal): Promise<{ pid: number }>;
+  /** Stops the VMM quickly (the caller syncs the guest first). */
+  stop(vm: { vmId: string; pid: number | null; files: VmFiles }): Promise<void>;
+  /** Whether `pid` is still this VM's VMM (guards against pid reuse after a restart). */
+  isAlive(vmId: string, pid: number | null): boolean;
+}

@@ -1,0 +1,63 @@
+// The one place a QEMU command line is built. bangerd-root calls this after validating the spec, so no
+// argument ever comes from a caller as a raw string.
+
+export interface QemuDisk {
+  id: string;
+  path: string;
+  format: 'raw' | 'qcow2';
+}
+
+export interface QemuLaunchSpec {
+  vmId: string;
+  accel: 'kvm' | 'tcg';
+  vcpus: number;
+  memoryMib: number;
+  kernelPath: string;
+  initrdPath: string;
+  cmdline: string;
+  disks: QemuDisk[];
+  net: { tap: string; mac: string } | null;
+  qmpSocket: string;
+  serialLog: string;
+  pidFile: string;
+}
+
+export function qemuProcessName(vmId: string): string {
+  return `banger-${vmId}`;
+}
+
+export function buildQemuArgv(spec: QemuLaunchSpec): string[] {
+  const argv = [
+    '-name', `${qemuProcessName(spec.vmId)},process=${qemuProcessName(spec.vmId).slice(0, 15)}`,
+    '-M', 'microvm,rtc=on',
+    '-accel', spec.accel,
+    ...(spec.accel === 'kvm' ? ['-cpu', 'host'] : []),
+    '-smp', String(spec.vcpus),
+    '-m', `${spec.memoryMib}M`,
+    '-kernel', spec.kernelPath,
+    '-initrd', spec.initrdPath,
+    '-append', spec.cmdline,
+    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    '-serial', `file:${spec.serialLog}`,
+    '-qmp', `unix:${spec.qmpSocket},server=on,wait=off`,
+    '-pidfile', spec.pidFile,
+    '-daemonize',
+  ];
+  for (const disk of spec.disks) {
+    argv.push('-drive', `id=${disk.id},file=${disk.path},format=${disk.format},if=none,discard=unmap`);
+    argv.push('-device', `virtio-blk-device,drive=${disk.id}`);
+  }
+  if (spec.net) {
+    argv.push('-netdev', `tap,id=net0,ifname=${spec.net.tap},script=no,downscript=no`);
+    argv.push('-device', `virtio-net-device,netdev=net0,mac=${spec.net.mac}`);
+  }
+  return argv;
+}
+
+/** Kernel command line for a banger guest; tscKhz avoids a TSC calibration hang under TCG. */
+export function guestCmdline(options: { accel: 'kvm' | 'tcg'; tscKhz: number | null; probe?: boolean }): string {
+  const parts = ['console=ttyS0', 'reboot=t', 'panic=-1', 'net.ifnames=0', 'i8042.noaux', 'i8042.nomux', 'i8042.dumbkbd'];
+  if (options.accel === 'tcg' && options.tscKhz) parts.push(`tsc_early_khz=${options.tscKhz}`);
+  if (options.probe) parts.push('banger.probe=1');
+  return parts.join(' ');
+}
