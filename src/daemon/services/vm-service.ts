@@ -25,8 +25,8 @@ export interface VmServiceDeps {
   ops: PrivilegedOps;
   runner: ProcessRunner;
   config: BangerConfig;
-  kernels: KernelService;
-  images: ImageService;
+  kernels: Pick<KernelService, 'ensureDefault'>;
+  images: Pick<ImageService, 'ensure'>;
   vmsDir: string;
   /** banger's own ssh key pair (private key path; the public key is beside it with .pub). */
   sshKey: string;
