@@ -1,5 +1,6 @@
 // The built-in recipe for the default image: Debian from Debian's archive with debootstrap, tuned to boot fast
 // as a banger guest, packed into an ext4 file. Runs inside bangerd-root (debootstrap and mkfs need root).
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BangerError } from '../protocol/errors.ts';
@@ -19,6 +20,14 @@ export const DEFAULT_IMAGES: Readonly<Record<string, DebianRecipe>> = {
     packages: ['systemd-sysv', 'udev', 'openssh-server', 'iproute2', 'git', 'curl', 'ca-certificates', 'sudo', 'less', 'e2fsprogs', 'procps'],
   },
 };
+
+/** Bump when customizeRootfs or the build changes, so cached images are rebuilt (beside, not over, the old one). */
+const RECIPE_REVISION = 1;
+
+/** A short id of what the recipe produces; it names the image's directory. */
+export function recipeId(recipe: DebianRecipe): string {
+  return crypto.createHash('sha256').update(JSON.stringify({ recipe, RECIPE_REVISION })).digest('hex').slice(0, 12);
+}
 
 export const PACKAGE_PATTERN = /^[a-z0-9][a-z0-9.+-]{0,63}$/;
 export const SUITE_PATTERN = /^[a-z]{2,20}$/;

@@ -5,7 +5,7 @@ import type { CallContext } from '../../protocol/jsonrpc.ts';
 import type { ImageInfo } from '../../protocol/methods.ts';
 import type { Store } from '../../store/store.ts';
 import type { PrivilegedOps } from '../../helper/privileged-ops.ts';
-import { DEFAULT_IMAGES } from '../../image/debian-recipe.ts';
+import { DEFAULT_IMAGES, recipeId } from '../../image/debian-recipe.ts';
 
 export class ImageService {
   private readonly builds = new Map<string, Promise<ImageInfo>>();
@@ -22,8 +22,10 @@ export class ImageService {
   /** Returns the image, building a built-in one from its recipe the first time it is needed. */
   async ensure(name: string, ctx: CallContext): Promise<ImageInfo> {
     const existing = this.deps.store.getImage(name);
-    if (existing && fs.existsSync(existing.path)) return existing;
-    if (!DEFAULT_IMAGES[name]) {
+    const recipe = DEFAULT_IMAGES[name];
+    // A built-in image is current only if it was built by this version of its recipe.
+    if (existing && fs.existsSync(existing.path) && (!recipe || existing.path.includes(`/${recipeId(recipe)}/`))) return existing;
+    if (!recipe) {
       throw new BangerError('IMAGE_NOT_FOUND', `no image named ${name}`, { hint: `see banger image list; built-in images: ${Object.keys(DEFAULT_IMAGES).join(', ')}` });
     }
     let build = this.builds.get(name);
@@ -37,7 +39,8 @@ export class ImageService {
   }
 
   private async build(name: string, ctx: CallContext): Promise<ImageInfo> {
-    const dir = path.join(this.deps.imagesDir, name);
+    // Each recipe version gets its own directory: VMs made from an older build keep their backing file.
+    const dir = path.join(this.deps.imagesDir, name, recipeId(DEFAULT_IMAGES[name]!));
     fs.mkdirSync(dir, { recursive: true });
     const output = path.join(dir, 'rootfs.ext4');
     ctx.progress({ stage: 'image', message: `building image ${name} from Debian's archive (first use only)` });

@@ -1,0 +1,625 @@
+// Boot benchmark: `banger vm run --rm -- true` against the same work done by hand in the same run.
+//
+// "By hand" starts QEMU directly with what banger uses: the same kernel, base initrd, image, bridge, vCPUs,
+// memory and QEMU argv (buildQemuArgv + guestCmdline), a qcow2 overlay over the same image, a fresh sparse
+// work disk, a per-VM initrd with a fresh host key, a tap, an ssh poll every 250 ms, `ssh true`, QMP quit,
+// and removal of the tap and files. The ratio of the medians is printed; it never fails on the ratio.
+//
+// Everything network-related happens inside a network namespace this script creates (banger gets it through
+// BANGER_NETNS). On exit, error or Ctrl-C it deletes its VMs, kills its own QEMU processes (found by the
+// BANGER_HOME path in their command line), stops the daemons of its BANGER_HOME and deletes the namespace.
+//
+// Environment: BANGER_BENCH_HOME (default /var/tmp/banger-bench; kept so the image and kernel are built once),
+// BENCH_ITERATIONS (default 3), BENCH_VERBOSE=1 (print banger's progress lines for every sample).
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { buildQemuArgv, guestCmdline, type QemuLaunchSpec } from '../src/vmm/qemu/qemu-args.ts';
+import { hostTscKhz } from '../src/vmm/qemu/qemu-driver.ts';
+import { qmpCommand } from '../src/vmm/qemu/qmp.ts';
+import { buildVmConfigArchive, WORK_LABEL } from '../src/kernel/initrd.ts';
+import { sshCommand } from '../src/protocol/ssh-command.ts';
+import type { ImageInfo, KernelInfo, SshTarget, VmInfo } from '../src/protocol/methods.ts';
+import { resolvePaths } from '../src/system/paths.ts';
+import { loadConfig } from '../src/system/config.ts';
+import { NodeProcessRunner, type RunOptions, type RunResult } from '../src/system/process.ts';
+import { isSocketAlive } from '../src/sdk/autostart.ts';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const BANGER = path.join(REPO, 'bin', 'banger');
+const HOME = path.resolve(process.env.BANGER_BENCH_HOME || '/var/tmp/banger-bench');
+/** Every file of ours (banger's VMs and the by-hand ones) lives under this prefix; so do our QEMU command lines. */
+const HOME_PREFIX = `${HOME}/`;
+const HAND_DIR = path.join(HOME, 'bench');
+const NETNS = `banger-bench-${process.pid}`;
+const ENV: NodeJS.ProcessEnv = { ...process.env, BANGER_HOME: HOME, BANGER_NETNS: NETNS };
+const PATHS = resolvePaths(ENV);
+const VERBOSE = process.env.BENCH_VERBOSE === '1';
+const SSH_POLL_MS = 250;
+const SSH_TIMEOUT_MS = 180_000;
+const GOAL = 1.1;
+
+const runner = new NodeProcessRunner();
+const controller = new AbortController();
+const signal = controller.signal;
+
+class Aborted extends Error {}
+
+function log(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+function note(text: string): void {
+  process.stderr.write(`bench/boot: ${text}\n`);
+}
+
+function now(): number {
+  return performance.now();
+}
+
+function secs(ms: number | null): string {
+  return ms === null ? '   ?' : (ms / 1000).toFixed(2);
+}
+
+function throwIfAborted(): void {
+  if (signal.aborted) throw new Aborted('interrupted');
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(new Aborted('interrupted'));
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(new Aborted('interrupted'));
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Runs a program; aborted (killed) when the benchmark is interrupted, unless `cleanup` is set. */
+async function run(command: string, args: readonly string[], options: RunOptions & { cleanup?: boolean } = {}): Promise<RunResult> {
+  const { cleanup, ...rest } = options;
+  if (!cleanup) throwIfAborted();
+  const result = await runner.run(command, args, { ...(cleanup ? {} : { signal }), ...rest });
+  if (!cleanup) throwIfAborted();
+  return result;
+}
+
+async function check(command: string, args: readonly string[], options: RunOptions & { cleanup?: boolean } = {}): Promise<RunResult> {
+  const result = await run(command, args, options);
+  if (result.code !== 0) {
+    const detail = (result.stderr.trim() || result.stdout.trim()).split('\n').slice(-8).join('\n');
+    throw new Error(`${command} ${args.join(' ')} failed (${result.code ?? result.signal}):\n${detail}`);
+  }
+  return result;
+}
+
+function banger(args: readonly string[], options: RunOptions & { cleanup?: boolean } = {}): Promise<RunResult> {
+  return run(BANGER, args, { env: ENV, ...options });
+}
+
+async function bangerJson<T>(args: readonly string[]): Promise<T> {
+  const result = await check(BANGER, [...args, '--json'], { env: ENV, timeoutMs: 60_000 });
+  return JSON.parse(result.stdout) as T;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Processes of ours, found through /proc.
+
+function cmdlineOf(pid: number | string): string[] | null {
+  try {
+    const raw = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return raw === '' ? null : raw.replace(/\0$/, '').split('\0');
+  } catch {
+    return null;
+  }
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+/** QEMU processes whose command line names a file under our BANGER_HOME. */
+function ourQemuPids(): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const argv = cmdlineOf(entry);
+    if (!argv || !path.basename(argv[0]!).startsWith('qemu-system')) continue;
+    if (argv.some((a) => a.includes(HOME_PREFIX)) && !isZombie(Number(entry))) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+async function killOurQemu(): Promise<number> {
+  const pids = ourQemuPids();
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+  for (let i = 0; i < 100 && ourQemuPids().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  return pids.length;
+}
+
+interface Marks {
+  /** First time a QEMU process of ours was seen. */
+  qemuUp: number | null;
+  /** First interactive (non-BatchMode) ssh into one of our guests: the command after the readiness wait. */
+  commandSsh: number | null;
+  /** First time no QEMU process of ours was left after qemuUp. */
+  qemuDown: number | null;
+}
+
+/**
+ * Samples /proc every 100 ms during one sample, for both kinds alike, to split a run into phases:
+ * prep (start → QEMU up), boot (QEMU up → command ssh), run+stop (→ QEMU gone), teardown (→ end).
+ */
+class ProcWatcher {
+  readonly marks: Marks = { qemuUp: null, commandSsh: null, qemuDown: null };
+  private timer: NodeJS.Timeout | null = null;
+
+  start(): void {
+    this.timer = setInterval(() => this.scan(), 100);
+  }
+
+  stop(): Marks {
+    if (this.timer) clearInterval(this.timer);
+    this.scan();
+    return this.marks;
+  }
+
+  private scan(): void {
+    const t = now();
+    let qemu = false;
+    for (const entry of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const argv = cmdlineOf(entry);
+      if (!argv || !argv.some((a) => a.includes(HOME_PREFIX))) continue;
+      const name = path.basename(argv[0]!);
+      if (name.startsWith('qemu-system')) qemu = true;
+      else if (name === 'ssh' && !argv.includes('BatchMode=yes') && this.marks.commandSsh === null) this.marks.commandSsh = t;
+    }
+    if (qemu && this.marks.qemuUp === null) this.marks.qemuUp = t;
+    if (!qemu && this.marks.qemuUp !== null && this.marks.qemuDown === null) this.marks.qemuDown = t;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Samples.
+
+interface Sample {
+  kind: 'banger' | 'by-hand';
+  totalMs: number;
+  prepMs: number | null;
+  bootMs: number | null;
+  runStopMs: number | null;
+  teardownMs: number | null;
+  /** banger only: from the CLI's start to its spec line (CLI start, daemon RPC, kernel/image/accel checks). */
+  specMs?: number | null;
+}
+
+function phases(kind: Sample['kind'], t0: number, t1: number, m: Marks): Sample {
+  const diff = (a: number | null, b: number | null): number | null => (a === null || b === null ? null : b - a);
+  return {
+    kind,
+    totalMs: t1 - t0,
+    prepMs: diff(t0, m.qemuUp),
+    bootMs: diff(m.qemuUp, m.commandSsh),
+    runStopMs: diff(m.commandSsh, m.qemuDown),
+    teardownMs: diff(m.qemuDown, t1),
+  };
+}
+
+async function bangerSample(): Promise<Sample> {
+  const watcher = new ProcWatcher();
+  const lines: string[] = [];
+  let specAt: number | null = null;
+  const t0 = now();
+  watcher.start();
+  let result: RunResult;
+  try {
+    result = await banger(['vm', 'run', '--rm', '--', 'true'], {
+      timeoutMs: SSH_TIMEOUT_MS + 120_000,
+      onLine: (line, stream) => {
+        const t = now();
+        if (stream === 'stderr' && specAt === null && /vCPU/.test(line)) specAt = t;
+        lines.push(`${((t - t0) / 1000).toFixed(2).padStart(7)}s ${line}`);
+      },
+    });
+  } finally {
+    watcher.stop();
+  }
+  const t1 = now();
+  if (result.code !== 0) {
+    throw new Error(`banger vm run --rm -- true exited ${result.code ?? result.signal}:\n${lines.join('\n')}`);
+  }
+  if (VERBOSE) for (const line of lines) log(`      | ${line}`);
+  return { ...phases('banger', t0, t1, watcher.marks), specMs: specAt === null ? null : specAt - t0 };
+}
+
+interface HandSetup {
+  qemu: string;
+  accel: 'kvm' | 'tcg';
+  vcpus: number;
+  memoryMib: number;
+  diskGib: number;
+  kernel: KernelInfo;
+  image: ImageInfo;
+  bridge: string;
+  gateway: string;
+  ip: string;
+  sshKey: string;
+}
+
+/** The by-hand VM in flight, for the cleanup. */
+let handInFlight: { dir: string; pidFile: string; tap: string; vmName: string } | null = null;
+
+function qemuAlive(pid: number, vmName: string): boolean {
+  const argv = cmdlineOf(pid);
+  return argv !== null && argv.join(' ').includes(vmName) && !isZombie(pid);
+}
+
+async function waitExit(pid: number, vmName: string, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (!qemuAlive(pid, vmName)) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return !qemuAlive(pid, vmName);
+}
+
+async function byHandSample(s: HandSetup): Promise<Sample> {
+  const id = crypto.randomBytes(6).toString('hex');
+  const dir = path.join(HAND_DIR, `hand-${id}`);
+  const tap = `bhand${id.slice(0, 8)}`;
+  const mac = `52:54:00:${id.slice(6, 8)}:${id.slice(8, 10)}:${id.slice(10, 12)}`;
+  const files = {
+    rootDisk: path.join(dir, 'root.qcow2'),
+    workDisk: path.join(dir, 'work.ext4'),
+    initrd: path.join(dir, 'initrd.img'),
+    serialLog: path.join(dir, 'serial.log'),
+    qmpSocket: path.join(dir, 'qmp.sock'),
+    pidFile: path.join(dir, 'qemu.pid'),
+    hostKey: path.join(dir, 'ssh_host_ed25519_key'),
+    knownHosts: path.join(dir, 'known_hosts'),
+  };
+  const spec: QemuLaunchSpec = {
+    vmId: id,
+    accel: s.accel,
+    vcpus: s.vcpus,
+    memoryMib: s.memoryMib,
+    kernelPath: s.kernel.kernelPath,
+    initrdPath: files.initrd,
+    cmdline: guestCmdline({ accel: s.accel, tscKhz: hostTscKhz() }),
+    disks: [
+      { id: 'root', path: files.rootDisk, format: 'qcow2' },
+      { id: 'work', path: files.workDisk, format: 'raw' },
+    ],
+    net: { tap, mac },
+    qmpSocket: files.qmpSocket,
+    serialLog: files.serialLog,
+    pidFile: files.pidFile,
+  };
+  const vmName = `banger-${id}`;
+  const target: SshTarget = {
+    vmId: id, name: 'bench-hand', ip: s.ip, user: 'root', keyPath: s.sshKey, knownHostsPath: files.knownHosts,
+    hostKeyAlias: vmName, netns: NETNS,
+  };
+  const watcher = new ProcWatcher();
+  handInFlight = { dir, pidFile: files.pidFile, tap, vmName };
+
+  const t0 = now();
+  watcher.start();
+  try {
+    // Files: host key (pinned in known_hosts), copy-on-write root disk, sparse work disk, per-VM initrd.
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    await check('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', vmName, '-f', files.hostKey]);
+    const hostKeyPub = fs.readFileSync(`${files.hostKey}.pub`, 'utf8');
+    fs.writeFileSync(files.knownHosts, `${vmName} ${hostKeyPub.split(' ').slice(0, 2).join(' ')}\n`);
+    await check('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', s.image.path, '-F', 'raw', files.rootDisk]);
+    const fd = fs.openSync(files.workDisk, 'w', 0o600);
+    fs.ftruncateSync(fd, s.diskGib * 1024 ** 3);
+    fs.closeSync(fd);
+    await check('mkfs.ext4', ['-q', '-F', '-L', WORK_LABEL, '-E', 'root_owner=0:0,lazy_itable_init=1,lazy_journal_init=1', files.workDisk]);
+    const config = buildVmConfigArchive({
+      hostname: 'bench-hand', ip: s.ip, prefix: 24, gateway: s.gateway, machineId: crypto.randomBytes(16).toString('hex'),
+      authorizedKeys: fs.readFileSync(`${s.sshKey}.pub`, 'utf8'), hostKey: fs.readFileSync(files.hostKey, 'utf8'), hostKeyPub,
+    });
+    fs.writeFileSync(files.initrd, Buffer.concat([fs.readFileSync(s.kernel.initrdPath), config]), { mode: 0o600 });
+    fs.writeFileSync(files.serialLog, '');
+
+    // Network: a tap on the bridge, inside our namespace.
+    await check('ip', ['-n', NETNS, 'tuntap', 'add', 'dev', tap, 'mode', 'tap', 'user', '0', 'group', '0']);
+    await check('ip', ['-n', NETNS, 'link', 'set', 'dev', tap, 'master', s.bridge, 'up']);
+
+    // QEMU, daemonized, in the namespace.
+    await check('ip', ['netns', 'exec', NETNS, s.qemu, ...buildQemuArgv(spec)], { timeoutMs: 60_000 });
+    const pid = Number(fs.readFileSync(files.pidFile, 'utf8').trim());
+    if (!Number.isInteger(pid) || pid <= 0) throw new Error(`QEMU wrote no usable pid to ${files.pidFile}`);
+
+    // Wait for sshd the way banger does: ssh true in batch mode, 250 ms apart.
+    const poll = sshCommand(target, { tty: false, batch: true, connectTimeoutSec: 2, command: ['true'] });
+    const deadline = Date.now() + SSH_TIMEOUT_MS;
+    for (;;) {
+      if (!qemuAlive(pid, vmName)) {
+        const tail = fs.readFileSync(files.serialLog, 'utf8').trimEnd().split('\n').slice(-8).join('\n');
+        throw new Error(`by-hand VM stopped while booting:\n${tail}`);
+      }
+      const r = await run(poll.command, poll.args, { timeoutMs: 10_000 });
+      if (r.code === 0) break;
+      if (Date.now() >= deadline) throw new Error(`by-hand VM: sshd did not answer within ${SSH_TIMEOUT_MS / 1000}s (console: ${files.serialLog})`);
+      await sleep(SSH_POLL_MS);
+    }
+
+    // The command.
+    const cmd = sshCommand(target, { tty: false, connectTimeoutSec: 10, command: ['true'] });
+    await check(cmd.command, cmd.args, { timeoutMs: 60_000 });
+
+    // Stop: QMP quit, SIGKILL if it lingers; then the tap and the files.
+    try {
+      await qmpCommand(files.qmpSocket, 'quit');
+    } catch {
+      process.kill(pid, 'SIGTERM');
+    }
+    if (!(await waitExit(pid, vmName, 3000))) {
+      process.kill(pid, 'SIGKILL');
+      await waitExit(pid, vmName, 3000);
+    }
+    await check('ip', ['-n', NETNS, 'link', 'del', 'dev', tap]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  } finally {
+    watcher.stop();
+  }
+  const t1 = now();
+  handInFlight = null;
+  return phases('by-hand', t0, t1, watcher.marks);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Set-up and clean-up.
+
+let netnsCreated = false;
+let daemonsTouched = false;
+
+/** bangerd-root names our state dir in its arguments; bangerd has our BANGER_HOME in its environment. */
+function isOurDaemon(pid: number): boolean {
+  const argv = cmdlineOf(pid);
+  if (!argv) return false;
+  if (argv.some((a) => a.endsWith('src/helper/main.ts'))) return argv.some((a) => a.includes(HOME_PREFIX));
+  if (!argv.some((a) => a.endsWith('src/daemon/main.ts'))) return false;
+  try {
+    return fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`BANGER_HOME=${HOME}`);
+  } catch {
+    return false;
+  }
+}
+
+async function stopDaemons(): Promise<void> {
+  await banger(['daemon', 'stop'], { cleanup: true, timeoutMs: 30_000 }).catch(() => undefined);
+  // If they did not answer, end them by their pid files (only if the process is really a bangerd of ours).
+  for (const pidFile of [PATHS.daemonPidFile, PATHS.helperPidFile]) {
+    let pid: number;
+    try {
+      pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+    } catch {
+      continue;
+    }
+    if (!isOurDaemon(pid)) continue;
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+}
+
+/** Deletes every VM of our BANGER_HOME. In the clean-up only if bangerd is up; otherwise this starts it. */
+async function deleteBangerVms(cleanup: boolean): Promise<number> {
+  if (cleanup && !(await isSocketAlive(PATHS.daemonSocket))) return 0;
+  const listed = await banger(['vm', 'list', '--json'], { cleanup, timeoutMs: 30_000 });
+  if (listed.code !== 0) return 0;
+  const vms = JSON.parse(listed.stdout) as VmInfo[];
+  if (vms.length > 0) await banger(['vm', 'delete', ...vms.map((v) => v.id)], { cleanup, timeoutMs: 60_000 });
+  return vms.length;
+}
+
+async function cleanupAll(): Promise<void> {
+  const step = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+    try {
+      await fn();
+    } catch (err) {
+      note(`cleanup: ${what} failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+  if (handInFlight) {
+    const h = handInFlight;
+    await step('stopping the by-hand VM', async () => {
+      try {
+        const pid = Number(fs.readFileSync(h.pidFile, 'utf8').trim());
+        if (qemuAlive(pid, h.vmName)) process.kill(pid, 'SIGKILL');
+      } catch {
+        // No pid file: QEMU never started.
+      }
+    });
+  }
+  if (daemonsTouched) await step('deleting banger VMs', () => deleteBangerVms(true));
+  await step('killing leftover QEMU', async () => {
+    const n = await killOurQemu();
+    if (n > 0) note(`cleanup: killed ${n} leftover QEMU process(es) of ${HOME}`);
+  });
+  if (daemonsTouched) await step('stopping daemons', stopDaemons);
+  await step('removing by-hand files', async () => fs.rmSync(HAND_DIR, { recursive: true, force: true }));
+  if (netnsCreated) {
+    await step(`deleting netns ${NETNS}`, async () => {
+      const r = await run('ip', ['netns', 'del', NETNS], { cleanup: true, timeoutMs: 30_000 });
+      if (r.code !== 0) throw new Error(r.stderr.trim());
+      netnsCreated = false;
+    });
+  }
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function medianOf(samples: readonly Sample[], key: 'prepMs' | 'bootMs' | 'runStopMs' | 'teardownMs' | 'specMs'): number | null {
+  const values = samples.map((s) => s[key]).filter((v): v is number => typeof v === 'number');
+  return values.length === samples.length && values.length > 0 ? median(values) : null;
+}
+
+function describe(s: Sample): string {
+  const spec = s.kind === 'banger' ? `  (spec line at ${secs(s.specMs ?? null)})` : '';
+  return `${s.kind.padEnd(7)} ${secs(s.totalMs).padStart(6)}s   prep ${secs(s.prepMs).padStart(5)}  boot+ssh-wait ${secs(s.bootMs).padStart(6)}  `
+    + `run+stop ${secs(s.runStopMs).padStart(5)}  teardown ${secs(s.teardownMs).padStart(5)}${spec}`;
+}
+
+function parseIterations(): number {
+  const raw = process.env.BENCH_ITERATIONS ?? '3';
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_ITERATIONS must be a whole number >= 1 (got ${JSON.stringify(raw)})`);
+  return n;
+}
+
+async function main(): Promise<void> {
+  const iterations = parseIterations();
+  if (process.getuid?.() !== 0) throw new Error('must run as root (it creates a network namespace, a bridge and taps)');
+  log(`bench/boot: banger vm run --rm -- true vs. the same work by hand; BANGER_HOME=${HOME}, netns ${NETNS}, ${iterations} iteration(s)`);
+  fs.mkdirSync(HOME, { recursive: true });
+
+  // Daemons or QEMUs left by an earlier, killed run of this benchmark (same BANGER_HOME) go first, so the
+  // daemons started below see this run's namespace.
+  daemonsTouched = true;
+  await stopDaemons();
+  const stale = await killOurQemu();
+  if (stale > 0) note(`killed ${stale} QEMU process(es) left from an earlier run in ${HOME}`);
+  fs.rmSync(HAND_DIR, { recursive: true, force: true });
+
+  await check('ip', ['netns', 'add', NETNS]);
+  netnsCreated = true;
+  await check('ip', ['-n', NETNS, 'link', 'set', 'dev', 'lo', 'up']);
+  const config = loadConfig(PATHS.configFile, ENV);
+
+  // Warm-up (not timed): image, kernel, KVM probe cache and daemons. Kept running long enough to read its spec
+  // and QEMU argv, then deleted; the daemons stay up for the timed runs, as they do for users.
+  const removed = await deleteBangerVms(false);
+  if (removed > 0) note(`deleted ${removed} VM(s) left from an earlier run`);
+  const warmName = `bench-warmup-${process.pid}`;
+  log('warm-up: banger vm run (builds the image and kernel on first use; not timed)');
+  const tw = now();
+  const warm = await banger(['vm', 'run', '--name', warmName, '--', 'true'], {
+    timeoutMs: 30 * 60_000,
+    onLine: (line) => log(`  | ${line}`),
+  });
+  if (warm.code !== 0) throw new Error(`warm-up banger vm run failed (exit ${warm.code ?? warm.signal})`);
+  const vm = await bangerJson<VmInfo>(['vm', 'show', warmName]);
+  const bangerArgv = vm.pid ? cmdlineOf(vm.pid) : null;
+  const kernel = (await bangerJson<KernelInfo[]>(['kernel', 'list'])).find((k) => k.id === vm.kernel);
+  const image = (await bangerJson<ImageInfo[]>(['image', 'list'])).find((i) => i.name === vm.image);
+  await check(BANGER, ['vm', 'delete', warmName], { env: ENV, timeoutMs: 60_000 });
+  log(`warm-up: ${secs(now() - tw)}s`);
+  if (!kernel) throw new Error(`kernel ${vm.kernel} of the warm-up VM is not in banger kernel list`);
+  if (!image) throw new Error(`image ${vm.image} of the warm-up VM is not in banger image list`);
+  if (!bangerArgv || !path.basename(bangerArgv[0]!).startsWith('qemu-system')) throw new Error(`could not read the QEMU command line of the warm-up VM (pid ${vm.pid})`);
+  if (vm.accel !== 'kvm' && vm.accel !== 'tcg') throw new Error(`warm-up VM has accel ${vm.accel}`);
+
+  // The by-hand QEMU argv for the warm-up VM must be exactly what banger ran.
+  const vmDir = path.join(PATHS.vmsDir, vm.id);
+  const expected = buildQemuArgv({
+    vmId: vm.id, accel: vm.accel, vcpus: vm.vcpus, memoryMib: vm.memoryMib, kernelPath: kernel.kernelPath,
+    initrdPath: path.join(vmDir, 'initrd.img'), cmdline: guestCmdline({ accel: vm.accel, tscKhz: hostTscKhz() }),
+    disks: [{ id: 'root', path: path.join(vmDir, 'root.qcow2'), format: 'qcow2' }, { id: 'work', path: path.join(vmDir, 'work.ext4'), format: 'raw' }],
+    net: { tap: vm.tap, mac: vm.mac }, qmpSocket: path.join(vmDir, 'qmp.sock'), serialLog: path.join(vmDir, 'serial.log'), pidFile: path.join(vmDir, 'qemu.pid'),
+  });
+  const actual = bangerArgv.slice(1);
+  const differs = expected.length !== actual.length || expected.some((a, i) => a !== actual[i]);
+  log(`spec: ${vm.vcpus} vCPU, ${vm.memoryMib} MiB, ${vm.diskGib} GiB work disk, accel ${vm.accel}, kernel ${kernel.id}, image ${image.name}, ${bangerArgv[0]}`);
+  if (differs) {
+    log('WARNING: the by-hand QEMU argv differs from the one banger ran for the warm-up VM:');
+    log(`  banger:  ${actual.join(' ')}`);
+    log(`  by hand: ${expected.join(' ')}`);
+  } else {
+    log('argv: by-hand QEMU argv == banger\'s (checked on the warm-up VM)');
+  }
+
+  const base = config.network.subnet.split('/')[0]!.split('.').slice(0, 3).join('.');
+  const setup: HandSetup = {
+    qemu: bangerArgv[0]!, accel: vm.accel, vcpus: vm.vcpus, memoryMib: vm.memoryMib, diskGib: vm.diskGib, kernel, image,
+    bridge: config.network.bridge, gateway: `${base}.1`,
+    // Away from the low addresses banger hands out, so the two never share an address (or an ARP entry).
+    ip: `${base}.200`, sshKey: path.join(PATHS.sshDir, 'id_ed25519'),
+  };
+  const bridgeUp = await run('ip', ['-n', NETNS, 'link', 'show', 'dev', setup.bridge]);
+  if (bridgeUp.code !== 0) throw new Error(`bridge ${setup.bridge} is missing in ${NETNS} after the warm-up`);
+
+  const samples: Sample[] = [];
+  for (let i = 1; i <= iterations; i++) {
+    const b = await bangerSample();
+    samples.push(b);
+    log(`#${i} ${describe(b)}`);
+    const h = await byHandSample(setup);
+    samples.push(h);
+    log(`#${i} ${describe(h)}`);
+  }
+
+  const bs = samples.filter((s) => s.kind === 'banger');
+  const hs = samples.filter((s) => s.kind === 'by-hand');
+  const mb = median(bs.map((s) => s.totalMs));
+  const mh = median(hs.map((s) => s.totalMs));
+  log('');
+  log('medians       total    prep  boot+ssh-wait  run+stop  teardown');
+  for (const [label, set] of [['banger', bs], ['by-hand', hs]] as const) {
+    log(`  ${label.padEnd(9)} ${secs(median(set.map((s) => s.totalMs))).padStart(7)}s ${secs(medianOf(set, 'prepMs')).padStart(7)} `
+      + `${secs(medianOf(set, 'bootMs')).padStart(14)} ${secs(medianOf(set, 'runStopMs')).padStart(9)} ${secs(medianOf(set, 'teardownMs')).padStart(9)}`);
+  }
+  log(`  banger spec line at ${secs(medianOf(bs, 'specMs'))}s after the CLI started`);
+  const ratio = mb / mh;
+  log(`ratio banger/by-hand = ${ratio.toFixed(2)} (goal <= ${GOAL.toFixed(2)})${ratio <= GOAL ? '' : '  [above goal]'}`);
+}
+
+let interrupts = 0;
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    interrupts++;
+    if (interrupts === 1) {
+      note(`${sig}: stopping; cleaning up (netns ${NETNS}, VMs and daemons of ${HOME})`);
+      controller.abort();
+    } else if (interrupts >= 3) {
+      note(`${sig} again: exiting without finishing the clean-up; check ip netns list and pgrep -a qemu`);
+      process.exit(130);
+    } else {
+      note('still cleaning up; signal twice more to exit at once');
+    }
+  });
+}
+
+let status = 0;
+try {
+  await main();
+} catch (err) {
+  if (err instanceof Aborted || signal.aborted) status = 130;
+  else {
+    note(`failed: ${err instanceof Error ? err.message : String(err)}`);
+    status = 1;
+  }
+} finally {
+  await cleanupAll();
+}
+const leftovers = ourQemuPids();
+if (leftovers.length > 0) note(`WARNING: QEMU processes of ${HOME} still running: ${leftovers.join(' ')}`);
+if (netnsCreated) note(`WARNING: netns ${NETNS} could not be deleted; remove it: ip netns del ${NETNS}`);
+process.exit(status);

@@ -1,0 +1,151 @@
+// End to end: the real CLI, daemon, helper, QEMU, Debian image and kernel. Every bridge, tap and VMM lives
+// in a network namespace this test creates and deletes, and all state in a fresh BANGER_HOME.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const BANGER = path.join(ROOT, 'bin/banger');
+const NETNS = `banger-e2e-${process.pid}`;
+const HOME = fs.mkdtempSync(path.join(process.env.BANGER_E2E_DIR ?? '/var/tmp', 'banger-e2e-'));
+const ENV = { ...process.env, BANGER_HOME: HOME, BANGER_NETNS: NETNS };
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function banger(args: string[], options: { timeoutMs?: number } = {}): Result {
+  const r = spawnSync(BANGER, args, { env: ENV, encoding: 'utf8', timeout: options.timeoutMs ?? 15 * 60_000 });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function ok(args: string[]): Result {
+  const r = banger(args);
+  assert.equal(r.code, 0, `banger ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r;
+}
+
+function vms(): Array<{ name: string; state: string; id: string; tap: string }> {
+  return JSON.parse(ok(['vm', 'list', '--json']).stdout) as Array<{ name: string; state: string; id: string; tap: string }>;
+}
+
+function taps(): string[] {
+  const r = spawnSync('ip', ['-n', NETNS, '-o', 'link', 'show'], { encoding: 'utf8' });
+  return r.stdout.split('\n').map((l) => l.split(': ')[1]?.split('@')[0] ?? '').filter((n) => n.startsWith('bgt'));
+}
+
+/** QEMU processes that belong to this test's BANGER_HOME. */
+function vmmProcesses(): string[] {
+  const r = spawnSync('pgrep', ['-a', '-f', `qemu-system.*${HOME}`], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean);
+}
+
+function vmDirs(): string[] {
+  try {
+    return fs.readdirSync(path.join(HOME, 'state/vms'));
+  } catch {
+    return [];
+  }
+}
+
+describe('banger on a real guest', { timeout: 40 * 60_000 }, () => {
+  before(() => {
+    assert.equal(os.userInfo().uid, 0, 'the e2e tests need root (network namespace, taps, debootstrap)');
+    const add = spawnSync('ip', ['netns', 'add', NETNS], { encoding: 'utf8' });
+    assert.equal(add.status, 0, `ip netns add ${NETNS}: ${add.stderr}`);
+  });
+
+  after(() => {
+    spawnSync(BANGER, ['daemon', 'stop'], { env: ENV, encoding: 'utf8', timeout: 60_000 });
+    for (const line of vmmProcesses()) {
+      const pid = Number(line.split(' ')[0]);
+      if (pid) process.kill(pid, 'SIGKILL');
+    }
+    spawnSync('ip', ['netns', 'del', NETNS]);
+    if (!process.env.BANGER_E2E_KEEP) fs.rmSync(HOME, { recursive: true, force: true });
+  });
+
+  test('vm run --rm -- cat /etc/os-release boots Debian bookworm and prints the spec line first', () => {
+    const r = ok(['vm', 'run', '--rm', '--', 'cat', '/etc/os-release']);
+    assert.match(r.stdout, /VERSION_CODENAME=bookworm/);
+    const specLine = r.stderr.split('\n').find((l) => l.includes('vCPU'));
+    assert.ok(specLine, `no spec line in:\n${r.stderr}`);
+    assert.match(specLine, /\d+ vCPU, \d+ MiB RAM, \d+ GiB disk, image debian-bookworm, qemu\/(kvm|tcg)/);
+    const firstStage = r.stderr.split('\n').findIndex((l) => /^\s+[\d.]+s (disk|network|boot|ssh)/.test(l));
+    assert.ok(r.stderr.split('\n').indexOf(specLine) < firstStage, 'the spec line comes before the boot stages');
+    assert.deepEqual(vms(), []);
+  });
+
+  test('vm run propagates the exit status of the command', () => {
+    const r = banger(['vm', 'run', '--rm', '--', 'sh', '-c', 'echo out; echo err >&2; exit 7']);
+    assert.equal(r.code, 7, r.stderr);
+    assert.match(r.stdout, /^out$/m);
+    assert.match(r.stderr, /^err$/m);
+    assert.deepEqual(vms(), []);
+  });
+
+  test('create, ssh, stop, start, ssh, delete keeps /root across a restart', () => {
+    ok(['vm', 'create', '--name', 'e2e-box']);
+    assert.equal(vms()[0]?.state, 'running');
+    ok(['vm', 'ssh', 'e2e-box', '--', 'sh', '-c', 'echo kept > /root/marker && findmnt -n -o SOURCE /root']);
+    ok(['vm', 'stop', 'e2e-box']);
+    assert.equal(vms()[0]?.state, 'stopped');
+    assert.deepEqual(vmmProcesses(), [], 'no VMM after stop');
+    assert.deepEqual(taps(), [], 'no tap after stop');
+    ok(['vm', 'start', 'e2e-box']);
+    const r = ok(['vm', 'ssh', 'e2e-box', '--', 'cat', '/root/marker']);
+    assert.equal(r.stdout.trim(), 'kept');
+    assert.match(ok(['vm', 'logs', 'e2e-box']).stdout, /e2e-box/);
+    const dup = banger(['vm', 'create', '--name', 'e2e-box', '--no-start']);
+    assert.equal(dup.code, 4);
+    assert.match(dup.stderr, /already exists/);
+    ok(['vm', 'delete', 'e2e-box']);
+    assert.deepEqual(vms(), []);
+  });
+
+  test('a guest whose sshd does not answer in time is kept for inspection even with --rm', () => {
+    const r = banger(['vm', 'run', '--rm', '--name', 'e2e-slow', '--ssh-timeout', '1', '--', 'true']);
+    assert.equal(r.code, 11, r.stderr);
+    assert.match(r.stderr, /e2e-slow/);
+    assert.match(r.stderr, /banger vm logs e2e-slow/);
+    assert.equal(vms()[0]?.name, 'e2e-slow');
+    ok(['vm', 'delete', 'e2e-slow']);
+    assert.deepEqual(vms(), []);
+  });
+
+  test('unknown VMs get a clear error', () => {
+    const r = banger(['vm', 'ssh', 'no-such-vm', '--', 'true']);
+    assert.equal(r.code, 3);
+    assert.match(r.stderr, /no VM named or with id "no-such-vm"/);
+    assert.match(r.stderr, /hint: see banger vm list/);
+  });
+
+  test('Ctrl-C during vm run removes the half-made VM', async () => {
+    const child = spawn(BANGER, ['vm', 'run', '--rm', '--name', 'e2e-cancel', '--', 'true'], { env: ENV });
+    let stderr = '';
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (/ssh\s+waiting for sshd/.test(stderr)) resolve();
+      });
+      void exited.then(() => reject(new Error(`exited before booting:\n${stderr}`)));
+    });
+    child.kill('SIGINT');
+    assert.equal(await exited, 130, stderr);
+    assert.match(stderr, /cancel/);
+    assert.deepEqual(vms(), []);
+  });
+
+  test('nothing is left behind: no VMM process, tap or VM file', () => {
+    assert.deepEqual(vmmProcesses(), []);
+    assert.deepEqual(taps(), []);
+    assert.deepEqual(vmDirs(), []);
+  });
+});

@@ -1,0 +1,66 @@
+// PrivilegedOps without root: records calls and keeps the taps and bridges that would exist on the host.
+import type {
+  BridgeParams, BuildImageParams, DeleteTapParams, LaunchQemuParams, OpOptions, PrivilegedOps, TapParams,
+} from '../../src/helper/privileged-ops.ts';
+import { BangerError } from '../../src/protocol/errors.ts';
+
+export type OpName = 'ping' | 'ensureBridge' | 'createTap' | 'deleteTap' | 'launchQemu' | 'buildImage';
+
+export class FakePrivilegedOps implements PrivilegedOps {
+  readonly calls: Array<{ op: OpName; params: unknown }> = [];
+  /** Taps that exist now: createTap adds, deleteTap removes. */
+  readonly taps = new Set<string>();
+  readonly bridges = new Set<string>();
+  private readonly failures = new Map<OpName, Error>();
+
+  /** Makes every later call to `op` fail with `err` (until succeed(op)). */
+  fail(op: OpName, err: Error = new BangerError('NETWORK_FAILED', `fake ${op} failed`)): void {
+    this.failures.set(op, err);
+  }
+
+  succeed(op: OpName): void {
+    this.failures.delete(op);
+  }
+
+  callsTo(op: OpName): unknown[] {
+    return this.calls.filter((c) => c.op === op).map((c) => c.params);
+  }
+
+  private record(op: OpName, params: unknown): void {
+    this.calls.push({ op, params });
+    const err = this.failures.get(op);
+    if (err) throw err;
+  }
+
+  async ping(): Promise<{ pid: number; version: string }> {
+    this.record('ping', {});
+    return { pid: 4242, version: 'fake' };
+  }
+
+  async ensureBridge(params: BridgeParams): Promise<void> {
+    this.record('ensureBridge', params);
+    this.bridges.add(params.bridge);
+  }
+
+  async createTap(params: TapParams): Promise<void> {
+    this.record('createTap', params);
+    if (!this.bridges.has(params.bridge)) throw new BangerError('NETWORK_FAILED', `fake: bridge ${params.bridge} does not exist`);
+    this.taps.add(params.tap);
+  }
+
+  /** Like the helper, deleting a tap that is not there succeeds. */
+  async deleteTap(params: DeleteTapParams): Promise<void> {
+    this.record('deleteTap', params);
+    this.taps.delete(params.tap);
+  }
+
+  async launchQemu(params: LaunchQemuParams, _options?: OpOptions): Promise<{ pid: number }> {
+    this.record('launchQemu', params);
+    return { pid: 5000 + this.callsTo('launchQemu').length };
+  }
+
+  async buildImage(params: BuildImageParams, _options?: OpOptions): Promise<{ sizeBytes: number }> {
+    this.record('buildImage', params);
+    return { sizeBytes: 1024 };
+  }
+}

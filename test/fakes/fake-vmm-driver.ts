@@ -1,0 +1,56 @@
+// A VmmDriver that boots nothing: pids are counters, liveness is a map, disks are small files.
+import fs from 'node:fs';
+import type { KernelInfo } from '../../src/protocol/methods.ts';
+import type { AccelChoice, BootSpec, VmFiles, VmmDriver } from '../../src/vmm/driver.ts';
+
+export class FakeVmmDriver implements VmmDriver {
+  readonly name = 'fake';
+  readonly boots: BootSpec[] = [];
+  readonly stops: Array<{ vmId: string; pid: number | null }> = [];
+  readonly preparedDisks: VmFiles[] = [];
+  /** When set, boot throws this. */
+  bootError: Error | null = null;
+  /** When true, boot returns a pid but the VMM is already gone (a guest that dies at once). */
+  dieOnBoot = false;
+  private readonly alive = new Map<string, number>();
+  private nextPid = 1000;
+
+  async selectAccel(_kernel: KernelInfo, _signal: AbortSignal): Promise<AccelChoice> {
+    return { accel: 'tcg', reason: 'fake driver' };
+  }
+
+  async prepareDisks(files: VmFiles, options: { baseImage: string; workDiskGib: number; signal: AbortSignal }): Promise<void> {
+    this.preparedDisks.push(files);
+    fs.writeFileSync(files.rootDisk, `overlay over ${options.baseImage}\n`);
+    fs.writeFileSync(files.workDisk, `work disk ${options.workDiskGib} GiB\n`);
+  }
+
+  async boot(spec: BootSpec, signal: AbortSignal): Promise<{ pid: number }> {
+    this.boots.push(spec);
+    if (signal.aborted) throw new Error('fake boot: aborted');
+    if (this.bootError) throw this.bootError;
+    const pid = this.nextPid++;
+    fs.writeFileSync(spec.files.pidFile, `${pid}\n`);
+    fs.writeFileSync(spec.files.serialLog, `fake console of ${spec.vmId}\nlast line\n`);
+    if (!this.dieOnBoot) this.alive.set(spec.vmId, pid);
+    return { pid };
+  }
+
+  async stop(vm: { vmId: string; pid: number | null; files: VmFiles }): Promise<void> {
+    this.stops.push({ vmId: vm.vmId, pid: vm.pid });
+    this.alive.delete(vm.vmId);
+  }
+
+  isAlive(vmId: string, pid: number | null): boolean {
+    return pid !== null && this.alive.get(vmId) === pid;
+  }
+
+  /** The VMM exits on its own (crash, guest poweroff). */
+  kill(vmId: string): void {
+    this.alive.delete(vmId);
+  }
+
+  aliveCount(): number {
+    return this.alive.size;
+  }
+}
