@@ -14,6 +14,7 @@ import { runChecked } from '../system/process.ts';
 import { listenUnix } from '../system/socket-server.ts';
 import { HelperClient } from '../helper/privileged-ops.ts';
 import type { PrivilegedOps } from '../helper/privileged-ops.ts';
+import { helperStartCommand } from '../helper/helper-command.ts';
 import type { VmmDriver } from '../vmm/driver.ts';
 import { QemuDriver } from '../vmm/qemu/qemu-driver.ts';
 import { VERSION } from '../version.ts';
@@ -45,7 +46,7 @@ export class Daemon {
     const { paths, config, runner } = deps;
     const log = deps.log ?? ((m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`));
     this.store = new Store(paths.db);
-    this.ops = deps.ops ?? new HelperClient(paths.helperSocket);
+    this.ops = deps.ops ?? new HelperClient(paths.helperSocket, `start it: ${helperStartCommand(paths, process.getuid?.() ?? 0, process.getgid?.() ?? 0)}`);
     const driver = deps.driver ?? new QemuDriver({ runner, ops: this.ops, qemu: config.vmm.qemu, accel: config.vmm.accel, cacheFile: path.join(paths.stateDir, 'accel-probe.json') });
     this.kernels = new KernelService({ store: this.store, runner, kernelsDir: paths.kernelsDir });
     this.images = new ImageService({ store: this.store, ops: this.ops, imagesDir: paths.imagesDir, mirror: config.image.debianMirror });

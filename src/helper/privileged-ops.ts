@@ -25,10 +25,13 @@ export const HELPER_METHODS = ['helper.ping', 'net.ensureBridge', 'net.createTap
 /** Talks to a running bangerd-root over its socket; reconnects when the helper restarts. */
 export class HelperClient implements PrivilegedOps {
   private readonly socketPath: string;
+  private readonly startHint: string;
   private connection: RpcConnection | null = null;
 
-  constructor(socketPath: string) {
+  /** `startHint` is the command that starts the helper, shown when it is not running. */
+  constructor(socketPath: string, startHint = 'start it as root: banger daemon start') {
     this.socketPath = socketPath;
+    this.startHint = startHint;
   }
 
   private async conn(): Promise<RpcConnection> {
@@ -42,7 +45,7 @@ export class HelperClient implements PrivilegedOps {
       return c;
     } catch (err) {
       throw new BangerError('HELPER_UNAVAILABLE', `the privileged helper bangerd-root is not running (no answer on ${this.socketPath})`, {
-        hint: 'start it as root: sudo banger daemon start',
+        hint: this.startHint,
         cause: err,
       });
     }

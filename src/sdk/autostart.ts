@@ -3,11 +3,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BangerError } from '../protocol/errors.ts';
 import type { BangerPaths } from '../system/paths.ts';
-
-const BIN_DIR = fileURLToPath(new URL('../../bin/', import.meta.url));
+import { BIN_DIR, helperArgs, helperStartCommand } from '../helper/helper-command.ts';
 
 export function isSocketAlive(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -50,11 +48,6 @@ function spawnDetached(program: string, args: string[], logFile: string): { exit
   return state;
 }
 
-/** The command that starts the helper for this user's paths. */
-export function helperArgs(paths: BangerPaths, uid: number, gid: number): string[] {
-  return ['--owner', `${uid}:${gid}`, '--state-dir', paths.stateDir, '--cache-dir', paths.cacheDir, '--socket', paths.helperSocket, '--pid-file', paths.helperPidFile];
-}
-
 export interface StartReport {
   started: string[];
   warnings: string[];
@@ -75,7 +68,7 @@ export async function ensureDaemons(paths: BangerPaths): Promise<StartReport> {
       report.started.push('bangerd-root');
     } else {
       report.warnings.push(
-        `the privileged helper is not running and needs root; start it with:\n  sudo ${path.join(BIN_DIR, 'bangerd-root')} ${helperArgs(paths, uid, gid).join(' ')}`,
+        `the privileged helper is not running and needs root; start it with:\n  ${helperStartCommand(paths, uid, gid)}`,
       );
     }
   }

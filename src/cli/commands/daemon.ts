@@ -1,4 +1,5 @@
 import { HelperClient } from '../../helper/privileged-ops.ts';
+import { helperStartCommand } from '../../helper/helper-command.ts';
 import { connect } from '../../sdk/client.ts';
 import { ensureDaemons, isSocketAlive } from '../../sdk/autostart.ts';
 import { resolvePaths } from '../../system/paths.ts';
@@ -53,7 +54,7 @@ export async function daemonStatus(ctx: CliContext, flags: { json?: boolean }): 
   else {
     ctx.output.out([
       `bangerd:      running, pid ${s.pid}, version ${s.version}, socket ${s.socket}`,
-      `bangerd-root: ${s.helper.reachable ? `running, pid ${s.helper.pid}` : 'not running (start it as root: sudo banger daemon start)'}`,
+      `bangerd-root: ${s.helper.reachable ? `running, pid ${s.helper.pid}` : `not running; start it: ${helperStartCommand(paths, process.getuid?.() ?? 0, process.getgid?.() ?? 0)}`}`,
       `state:        ${s.home}`,
       `network:      ${s.netns ? `guests in netns ${s.netns}` : 'host network namespace'}`,
       `vms:          ${s.vms.running} running, ${s.vms.total} in all`,
