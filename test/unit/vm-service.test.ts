@@ -1,0 +1,623 @@
+import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { VM_NAME_PATTERN, VmService } from '../../src/daemon/services/vm-service.ts';
+import { readCpio } from '../../src/kernel/cpio.ts';
+import { BangerError, type ErrorCode } from '../../src/protocol/errors.ts';
+import type { CallContext, ProgressEvent } from '../../src/protocol/jsonrpc.ts';
+import type { ImageInfo, KernelInfo, VmInfo } from '../../src/protocol/methods.ts';
+import { Store } from '../../src/store/store.ts';
+import { loadConfig, type BangerConfig } from '../../src/system/config.ts';
+import { FakePrivilegedOps } from '../fakes/fake-privileged-ops.ts';
+import { FakeProcessRunner, type FakeCall } from '../fakes/fake-process-runner.ts';
+import { FakeVmmDriver } from '../fakes/fake-vmm-driver.ts';
+
+const BASE_INITRD = Buffer.alloc(1024, 0x42);
+
+interface Harness {
+  dir: string;
+  vmsDir: string;
+  store: Store;
+  driver: FakeVmmDriver;
+  ops: FakePrivilegedOps;
+  runner: FakeProcessRunner;
+  config: BangerConfig;
+  kernel: KernelInfo;
+  image: ImageInfo;
+  logs: string[];
+  service: VmService;
+}
+
+function makeHarness(configure: (config: BangerConfig) => void = () => undefined): Harness {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-vms-'));
+  const store = new Store(':memory:');
+  const driver = new FakeVmmDriver();
+  const ops = new FakePrivilegedOps();
+  const runner = new FakeProcessRunner();
+  const config = loadConfig(path.join(dir, 'no-config.toml'), {});
+  configure(config);
+  fs.mkdirSync(path.join(dir, 'kernels'));
+  const kernel: KernelInfo = {
+    id: 'host-6.1.0-test', version: '6.1.0-test', kernelPath: path.join(dir, 'kernels', 'vmlinuz'),
+    initrdPath: path.join(dir, 'kernels', 'initrd.img'), source: 'test', createdAt: '2025-01-01T00:00:00.000Z',
+  };
+  fs.writeFileSync(kernel.kernelPath, 'kernel');
+  fs.writeFileSync(kernel.initrdPath, BASE_INITRD);
+  fs.mkdirSync(path.join(dir, 'images'));
+  const image: ImageInfo = { name: 'debian-bookworm', path: path.join(dir, 'images', 'rootfs.ext4'), sizeBytes: 6, source: 'test', createdAt: kernel.createdAt };
+  fs.writeFileSync(image.path, 'rootfs');
+  fs.mkdirSync(path.join(dir, 'ssh'));
+  const sshKey = path.join(dir, 'ssh', 'id_ed25519');
+  fs.writeFileSync(sshKey, 'private');
+  fs.writeFileSync(`${sshKey}.pub`, 'ssh-ed25519 AAAAbanger banger\n');
+  const logs: string[] = [];
+  const vmsDir = path.join(dir, 'vms');
+  const service = new VmService({
+    store, driver, ops, runner, config,
+    // Like KernelService, the kernel is recorded in the store when it is ensured.
+    kernels: {
+      ensureDefault: async () => {
+        store.upsertKernel(kernel);
+        return kernel;
+      },
+    },
+    images: {
+      ensure: async (name: string) => {
+        if (name !== image.name) throw new BangerError('IMAGE_NOT_FOUND', `no image named ${name}`);
+        return image;
+      },
+    },
+    vmsDir, sshKey, log: (m) => logs.push(m), sshPollMs: 1,
+  });
+  return { dir, vmsDir, store, driver, ops, runner, config, kernel, image, logs, service };
+}
+
+function makeCtx(): { ctx: CallContext; events: ProgressEvent[]; controller: AbortController } {
+  const controller = new AbortController();
+  const events: ProgressEvent[] = [];
+  return { ctx: { signal: controller.signal, progress: (e) => events.push(e) }, events, controller };
+}
+
+function fails(code: ErrorCode, pattern?: RegExp) {
+  return (err: unknown): boolean => {
+    assert.ok(err instanceof BangerError, `a BangerError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    if (pattern) assert.match(err.message, pattern);
+    return true;
+  };
+}
+
+/** The VM id this ssh call is for, from its HostKeyAlias. */
+function vmIdOf(call: FakeCall): string {
+  const alias = call.args.find((a) => a.startsWith('HostKeyAlias=banger-'));
+  assert.ok(alias, 'ssh call pins a host key alias');
+  return alias.slice('HostKeyAlias=banger-'.length);
+}
+
+const flush = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('VmService', () => {
+  let h: Harness;
+
+  beforeEach(() => {
+    h = makeHarness();
+  });
+
+  afterEach(() => {
+    h.store.close();
+    fs.rmSync(h.dir, { recursive: true, force: true });
+  });
+
+  /** Nothing of any VM is left: no row, no tap, no running VMM, no files. */
+  function assertNothingLeft(): void {
+    assert.deepEqual(h.store.listVms(), [], 'no VM rows');
+    assert.deepEqual([...h.ops.taps], [], 'no taps');
+    assert.equal(h.driver.aliveCount(), 0, 'no VMM running');
+    const left = fs.existsSync(h.vmsDir) ? fs.readdirSync(h.vmsDir) : [];
+    assert.deepEqual(left, [], 'no VM directories');
+  }
+
+  describe('create', () => {
+    it('boots a VM and records it running, with its address, tap and files', async () => {
+      const { ctx, events } = makeCtx();
+      const vm = await h.service.create({ name: 'web', vcpus: 2, memoryMib: 1024, diskGib: 4 }, ctx);
+
+      assert.equal(vm.state, 'running');
+      assert.equal(vm.name, 'web');
+      assert.equal(vm.ip, '172.30.0.2');
+      assert.equal(vm.tap, `bgt${vm.id}`);
+      assert.match(vm.id, /^[0-9a-f]{12}$/);
+      assert.match(vm.mac, /^52:54:00(:[0-9a-f]{2}){3}$/);
+      assert.equal(vm.accel, 'tcg');
+      assert.equal(vm.kernel, h.kernel.id);
+      assert.equal(vm.image, 'debian-bookworm');
+      assert.deepEqual([vm.vcpus, vm.memoryMib, vm.diskGib], [2, 1024, 4]);
+      assert.ok(vm.pid !== null && h.driver.isAlive(vm.id, vm.pid));
+      assert.deepEqual(h.store.getVm(vm.id), vm);
+
+      assert.deepEqual([...h.ops.taps], [vm.tap]);
+      assert.deepEqual(h.ops.callsTo('ensureBridge'), [{ bridge: 'banger0', gatewayCidr: '172.30.0.1/24', netns: null }]);
+      const boot = h.driver.boots[0]!;
+      assert.deepEqual(boot.net, { tap: vm.tap, mac: vm.mac });
+      assert.deepEqual([boot.vcpus, boot.memoryMib, boot.accel, boot.netns], [2, 1024, 'tcg', null]);
+      assert.equal(boot.files.dir, path.join(h.vmsDir, vm.id));
+
+      // The guest answered ssh (`true`) with banger's key and the pinned host key.
+      const ssh = h.runner.callsTo('ssh');
+      assert.equal(ssh.length, 1);
+      assert.equal(ssh[0]!.args.at(-1), 'true');
+      assert.ok(ssh[0]!.args.includes(`root@${vm.ip}`));
+      assert.ok(ssh[0]!.args.includes(`UserKnownHostsFile=${path.join(h.vmsDir, vm.id, 'known_hosts')}`));
+
+      assert.equal(events[0]!.stage, 'spec');
+      assert.equal(events[0]!.message, 'web: 2 vCPU, 1024 MiB RAM, 4 GiB disk, image debian-bookworm, fake/tcg (fake driver)');
+      assert.deepEqual(events.map((e) => e.stage), ['spec', 'disk', 'network', 'boot', 'ssh']);
+    });
+
+    it('writes the disks, a pinned known_hosts, and an initrd of the base plus the VM configuration', async () => {
+      const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      const files = h.service.files(vm.id);
+      assert.ok(fs.existsSync(files.rootDisk) && fs.existsSync(files.workDisk));
+      assert.deepEqual(h.driver.preparedDisks, [files]);
+
+      const hostKeyPub = fs.readFileSync(path.join(files.dir, 'ssh_host_ed25519_key.pub'), 'utf8');
+      const knownHosts = fs.readFileSync(path.join(files.dir, 'known_hosts'), 'utf8');
+      assert.equal(knownHosts, `banger-${vm.id} ${hostKeyPub.split(' ').slice(0, 2).join(' ')}\n`);
+      assert.deepEqual(h.runner.callsTo('ssh-keygen')[0]!.args.slice(-2), ['-f', path.join(files.dir, 'ssh_host_ed25519_key')]);
+
+      const initrd = fs.readFileSync(files.initrd);
+      assert.deepEqual(initrd.subarray(0, BASE_INITRD.length), BASE_INITRD);
+      const entries = new Map(readCpio(initrd.subarray(BASE_INITRD.length)).map((e) => [e.path, e.data!.toString()]));
+      const env = entries.get('banger/vm.env')!;
+      assert.match(env, /^BANGER_HOSTNAME='web'$/m);
+      assert.match(env, /^BANGER_IP='172\.30\.0\.2'$/m);
+      assert.match(env, /^BANGER_GATEWAY='172\.30\.0\.1'$/m);
+      assert.match(env, /^BANGER_PREFIX='24'$/m);
+      assert.equal(entries.get('banger/authorized_keys'), 'ssh-ed25519 AAAAbanger banger\n');
+      assert.equal(entries.get('banger/ssh_host_ed25519_key.pub'), hostKeyPub);
+    });
+
+    it('fills in a generated name and the configured defaults', async () => {
+      const vm = await h.service.create({}, makeCtx().ctx);
+      assert.match(vm.name, VM_NAME_PATTERN);
+      const d = h.config.vmDefaults;
+      assert.deepEqual([vm.vcpus, vm.memoryMib, vm.diskGib, vm.image], [d.vcpus, d.memoryMib, d.diskGib, d.image]);
+    });
+
+    it('with start: false only creates the VM; start boots it later', async () => {
+      const vm = await h.service.create({ name: 'later', start: false }, makeCtx().ctx);
+      assert.equal(vm.state, 'created');
+      assert.equal(h.store.getVm(vm.id)!.state, 'created');
+      assert.equal(h.driver.boots.length, 0);
+      assert.deepEqual([...h.ops.taps], []);
+      assert.ok(fs.existsSync(h.service.files(vm.id).initrd));
+
+      const { ctx, events } = makeCtx();
+      const started = await h.service.start('later', { waitSsh: true }, ctx);
+      assert.equal(started.state, 'running');
+      assert.deepEqual([...h.ops.taps], [vm.tap]);
+      assert.equal(events[0]!.stage, 'spec');
+    });
+
+    it('refuses a name that is taken, creating nothing more', async () => {
+      const first = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      await assert.rejects(h.service.create({ name: 'web' }, makeCtx().ctx), (err: unknown) => {
+        fails('VM_NAME_TAKEN', /web/)(err);
+        assert.match((err as BangerError).hint!, /banger vm delete web/);
+        return true;
+      });
+      assert.deepEqual(h.store.listVms().map((v) => v.id), [first.id]);
+      assert.equal(h.driver.boots.length, 1);
+      assert.deepEqual([...h.ops.taps], [first.tap]);
+    });
+
+    for (const [what, params] of [
+      ['an upper-case name', { name: 'Web' }],
+      ['a name with an underscore', { name: 'my_vm' }],
+      ['a name starting with a dash', { name: '-vm' }],
+      ['zero vcpus', { name: 'a', vcpus: 0 }],
+      ['fractional memory', { name: 'a', memoryMib: 512.5 }],
+      ['too little memory', { name: 'a', memoryMib: 64 }],
+      ['a zero disk', { name: 'a', diskGib: 0 }],
+    ] as const) {
+      it(`refuses ${what} with INVALID_ARGUMENT before doing anything`, async () => {
+        await assert.rejects(h.service.create(params, makeCtx().ctx), fails('INVALID_ARGUMENT'));
+        assert.equal(h.runner.calls.length, 0);
+        assertNothingLeft();
+      });
+    }
+
+    it('passes an unknown image error through, creating nothing', async () => {
+      await assert.rejects(h.service.create({ name: 'a', image: 'nope' }, makeCtx().ctx), fails('IMAGE_NOT_FOUND'));
+      assertNothingLeft();
+    });
+
+    it('gives concurrent creates different addresses', async () => {
+      const vms = await Promise.all(['a', 'b', 'c'].map((name) => h.service.create({ name }, makeCtx().ctx)));
+      assert.deepEqual(vms.map((v) => v.ip).sort(), ['172.30.0.2', '172.30.0.3', '172.30.0.4']);
+      assert.equal(new Set(vms.map((v) => v.tap)).size, 3);
+    });
+
+    it('uses the lowest free address, so addresses are reused after delete', async () => {
+      const ctx = makeCtx().ctx;
+      const a = await h.service.create({ name: 'a' }, ctx);
+      const b = await h.service.create({ name: 'b' }, ctx);
+      const c = await h.service.create({ name: 'c' }, ctx);
+      assert.deepEqual([a.ip, b.ip, c.ip], ['172.30.0.2', '172.30.0.3', '172.30.0.4']);
+      await h.service.delete('b');
+      const d = await h.service.create({ name: 'd' }, ctx);
+      assert.equal(d.ip, '172.30.0.3');
+      const e = await h.service.create({ name: 'e' }, ctx);
+      assert.equal(e.ip, '172.30.0.5');
+    });
+
+    it('takes addresses from the configured subnet', async () => {
+      h.store.close();
+      fs.rmSync(h.dir, { recursive: true, force: true });
+      h = makeHarness((c) => {
+        c.network.subnet = '10.44.3.0/24';
+      });
+      const vm = await h.service.create({ name: 'a' }, makeCtx().ctx);
+      assert.equal(vm.ip, '10.44.3.2');
+      assert.deepEqual(h.ops.callsTo('ensureBridge'), [{ bridge: 'banger0', gatewayCidr: '10.44.3.1/24', netns: null }]);
+    });
+
+    it('puts the tap, the VMM and the ssh check in the configured network namespace', async () => {
+      h.store.close();
+      fs.rmSync(h.dir, { recursive: true, force: true });
+      h = makeHarness((c) => {
+        c.network.netns = 'sandbox';
+      });
+      const vm = await h.service.create({ name: 'a' }, makeCtx().ctx);
+      assert.deepEqual(h.ops.callsTo('createTap'), [{ tap: vm.tap, bridge: 'banger0', netns: 'sandbox' }]);
+      assert.equal(h.driver.boots[0]!.netns, 'sandbox');
+      const ssh = h.runner.callsTo('ip');
+      assert.equal(ssh.length, 1);
+      assert.deepEqual(ssh[0]!.args.slice(0, 4), ['netns', 'exec', 'sandbox', 'ssh']);
+      assert.equal(h.runner.callsTo('ssh').length, 0);
+    });
+  });
+
+  describe('create failures', () => {
+    it('undoes everything when the VMM does not start', async () => {
+      h.driver.bootError = new BangerError('VMM_FAILED', 'QEMU did not start: fake');
+      await assert.rejects(h.service.create({ name: 'a' }, makeCtx().ctx), fails('VMM_FAILED', /fake/));
+      assertNothingLeft();
+      assert.ok(h.ops.callsTo('createTap').length === 1, 'a tap was made, then removed');
+    });
+
+    it('undoes everything when the tap cannot be made', async () => {
+      h.ops.fail('createTap');
+      await assert.rejects(h.service.create({ name: 'a' }, makeCtx().ctx), fails('NETWORK_FAILED'));
+      assertNothingLeft();
+      assert.equal(h.driver.boots.length, 0);
+    });
+
+    it('keeps a VM whose sshd never answers, running, for inspection', async () => {
+      h.runner.on('ssh', () => ({ code: 255, stderr: 'ssh: connect to host 172.30.0.2 port 22: Connection refused' }));
+      await assert.rejects(h.service.create({ name: 'slow', sshTimeoutSec: 1 }, makeCtx().ctx), (err: unknown) => {
+        fails('SSH_TIMEOUT', /slow.*1s.*kept/)(err);
+        assert.match((err as BangerError).hint!, /banger vm logs slow/);
+        return true;
+      });
+      const [vm] = h.store.listVms();
+      assert.ok(vm, 'the VM row is kept');
+      assert.equal(vm.state, 'running');
+      assert.ok(h.driver.isAlive(vm.id, vm.pid));
+      assert.deepEqual([...h.ops.taps], [vm.tap]);
+      assert.ok(fs.existsSync(h.service.files(vm.id).dir));
+      assert.ok(h.runner.callsTo('ssh').length > 1, 'ssh was retried');
+    });
+
+    it('reports a VMM that dies while waiting for ssh as VMM_FAILED with the console tail, and undoes everything', async () => {
+      let attempts = 0;
+      h.runner.on('ssh', (call) => {
+        if (++attempts === 2) h.driver.kill(vmIdOf(call));
+        return { code: 255 };
+      });
+      await assert.rejects(h.service.create({ name: 'crashy' }, makeCtx().ctx), (err: unknown) => {
+        fails('VMM_FAILED', /crashy stopped while booting/)(err);
+        assert.match((err as BangerError).message, /last line/);
+        assert.match((err as BangerError).hint!, /banger vm logs crashy/);
+        return true;
+      });
+      assert.equal(attempts, 2);
+      assertNothingLeft();
+    });
+
+    it('does not try ssh at all when the VMM is gone right after boot', async () => {
+      h.driver.dieOnBoot = true;
+      await assert.rejects(h.service.create({ name: 'a' }, makeCtx().ctx), fails('VMM_FAILED'));
+      assert.equal(h.runner.callsTo('ssh').length, 0);
+      assertNothingLeft();
+    });
+
+    it('stops and undoes everything when the caller cancels during the ssh wait', async () => {
+      const { ctx, controller } = makeCtx();
+      let attempts = 0;
+      h.runner.on('ssh', () => {
+        if (++attempts === 3) controller.abort();
+        return { code: 255 };
+      });
+      await assert.rejects(h.service.create({ name: 'a' }, ctx), fails('CANCELLED'));
+      assert.equal(attempts, 3);
+      assertNothingLeft();
+      assert.equal(h.driver.stops.length, 1, 'the running VMM was stopped');
+    });
+
+    it('undoes everything when cancelled before the disks are made', async () => {
+      const { ctx, controller } = makeCtx();
+      h.runner.on('ssh-keygen', () => {
+        controller.abort();
+        return { code: null, signal: 'SIGTERM' };
+      });
+      await assert.rejects(h.service.create({ name: 'a' }, ctx), fails('CANCELLED'));
+      assertNothingLeft();
+      assert.equal(h.driver.boots.length, 0);
+    });
+
+    it('leaves no abort listeners behind on the caller signal after polling ssh', {
+      todo: 'src/daemon/services/vm-service.ts:423-430 sleep() never removes its abort listener, so every ssh poll leaks one listener on the caller signal (720 per default 180s wait)',
+    }, async () => {
+      const { ctx } = makeCtx();
+      let attempts = 0;
+      h.runner.on('ssh', () => ({ code: ++attempts < 6 ? 255 : 0 }));
+      await h.service.create({ name: 'a' }, ctx);
+      assert.equal(attempts, 6);
+      assert.equal(getEventListeners(ctx.signal, 'abort').length, 0);
+    });
+  });
+
+  describe('resolve', () => {
+    const row = (id: string, name: string, n: number): VmInfo => ({
+      id, name, state: 'stopped', image: 'debian-bookworm', kernel: 'host-6.1.0-test', vcpus: 1, memoryMib: 512, diskGib: 1,
+      ip: `172.30.0.${n}`, mac: '52:54:00:00:00:00', tap: `bgt${id}`, accel: null, pid: null, createdAt: '2025-01-01T00:00:00.000Z',
+    });
+
+    it('finds a VM by name, id and unique id prefix', () => {
+      h.store.insertVm(row('abc111111111', 'one', 2));
+      h.store.insertVm(row('abc222222222', 'two', 3));
+      assert.equal(h.service.show('one').id, 'abc111111111');
+      assert.equal(h.service.show('abc222222222').name, 'two');
+      assert.equal(h.service.show('abc1').name, 'one');
+    });
+
+    it('refuses an ambiguous id prefix with INVALID_ARGUMENT naming the matches', () => {
+      h.store.insertVm(row('abc111111111', 'one', 2));
+      h.store.insertVm(row('abc222222222', 'two', 3));
+      assert.throws(() => h.service.show('abc'), (err: unknown) => {
+        fails('INVALID_ARGUMENT', /matches 2 VMs \(one, two\)/)(err);
+        assert.ok((err as BangerError).hint);
+        return true;
+      });
+    });
+
+    it('reports an unknown VM as VM_NOT_FOUND for every operation', async () => {
+      assert.throws(() => h.service.show('ghost'), fails('VM_NOT_FOUND', /ghost/));
+      assert.throws(() => h.service.sshTarget('ghost'), fails('VM_NOT_FOUND'));
+      assert.throws(() => h.service.logs('ghost'), fails('VM_NOT_FOUND'));
+      await assert.rejects(h.service.start('ghost', {}, makeCtx().ctx), fails('VM_NOT_FOUND'));
+      await assert.rejects(h.service.stop('ghost'), fails('VM_NOT_FOUND'));
+      await assert.rejects(h.service.delete('ghost'), fails('VM_NOT_FOUND'));
+    });
+  });
+
+  describe('stop / start / delete', () => {
+    it('stop syncs the guest over ssh, stops the VMM and removes the tap', async () => {
+      const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      let aliveAtSync: boolean | null = null;
+      h.runner.on('ssh', (call) => {
+        if (call.args.at(-1) === 'sync') aliveAtSync = h.driver.isAlive(vm.id, vm.pid);
+        return { code: 0 };
+      });
+      const stopped = await h.service.stop('web');
+      assert.equal(stopped.state, 'stopped');
+      assert.equal(stopped.pid, null);
+      assert.deepEqual(h.store.getVm(vm.id), stopped);
+      assert.equal(aliveAtSync, true, 'sync ran while the VMM was still up');
+      assert.deepEqual(h.driver.stops, [{ vmId: vm.id, pid: vm.pid }]);
+      assert.equal(h.driver.isAlive(vm.id, vm.pid), false);
+      assert.deepEqual([...h.ops.taps], []);
+      // Disks and configuration stay for the next start.
+      assert.ok(fs.existsSync(h.service.files(vm.id).rootDisk));
+    });
+
+    it('stop goes ahead when the guest sync fails', async () => {
+      const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      h.runner.on('ssh', () => ({ code: 255, stderr: 'Connection refused' }));
+      assert.equal((await h.service.stop(vm.id)).state, 'stopped');
+      assert.ok(h.logs.some((l) => /sync failed/.test(l)));
+      assert.equal(h.driver.aliveCount(), 0);
+    });
+
+    it('stop does not try to sync a VM whose VMM already died', async () => {
+      const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      h.driver.kill(vm.id);
+      const before = h.runner.callsTo('ssh').length;
+      assert.equal((await h.service.stop('web')).state, 'stopped');
+      assert.equal(h.runner.callsTo('ssh').length, before);
+      assert.deepEqual([...h.ops.taps], []);
+    });
+
+    it('stopping a stopped VM is harmless', async () => {
+      await h.service.create({ name: 'web' }, makeCtx().ctx);
+      await h.service.stop('web');
+      assert.equal((await h.service.stop('web')).state, 'stopped');
+      assert.equal(h.driver.stops.length, 1);
+    });
+
+    it('start boots a stopped VM again with a new VMM and tap', async () => {
+      const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      await h.service.stop('web');
+      const { ctx, events } = makeCtx();
+      const again = await h.service.start('web', { waitSsh: true }, ctx);
+      assert.equal(again.state, 'running');
+      assert.notEqual(again.pid, vm.pid);
+      assert.ok(h.driver.isAlive(vm.id, again.pid));
+      assert.deepEqual(h.store.getVm(vm.id), again);
+      assert.deepEqual([...h.ops.taps], [vm.tap]);
+      assert.equal(h.driver.boots.length, 2);
+      assert.equal(again.ip, vm.ip);
+      assert.deepEqual(events.map((e) => e.stage), ['spec', 'network', 'boot', 'ssh']);
+    });
+
+    it('start of a running VM only waits for ssh', async () => {
+      const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      const same = await h.service.start('web', { waitSsh: true }, makeCtx().ctx);
+      assert.equal(same.pid, vm.pid);
+      assert.equal(h.driver.boots.length, 1);
+    });
+
+    it('start boots a VM whose VMM died, instead of reporting it running', {
+      todo: 'src/daemon/services/vm-service.ts:239 refresh() inside withLock never marks the VM stopped (this.locks.has(id) is always true there), so start sees a dead VM as running',
+    }, async () => {
+      const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      h.driver.kill(vm.id);
+      const again = await h.service.start('web', { waitSsh: true }, makeCtx().ctx);
+      assert.equal(again.state, 'running');
+      assert.equal(h.driver.boots.length, 2);
+      assert.ok(h.driver.isAlive(vm.id, again.pid));
+    });
+
+    it('start cancelled during the ssh wait leaves the VM stopped with no tap', async () => {
+      await h.service.create({ name: 'web' }, makeCtx().ctx);
+      await h.service.stop('web');
+      const { ctx, controller } = makeCtx();
+      h.runner.on('ssh', () => {
+        controller.abort();
+        return { code: 255 };
+      });
+      await assert.rejects(h.service.start('web', { waitSsh: true }, ctx), fails('CANCELLED'));
+      const vm = h.store.getVm(h.service.show('web').id)!;
+      assert.equal(vm.state, 'stopped');
+      assert.equal(vm.pid, null);
+      assert.deepEqual([...h.ops.taps], []);
+      assert.equal(h.driver.aliveCount(), 0);
+    });
+
+    it('start keeps the VM running when ssh times out', async () => {
+      await h.service.create({ name: 'web' }, makeCtx().ctx);
+      await h.service.stop('web');
+      h.runner.on('ssh', () => ({ code: 255 }));
+      await assert.rejects(h.service.start('web', { waitSsh: true, sshTimeoutSec: 1 }, makeCtx().ctx), fails('SSH_TIMEOUT'));
+      assert.equal(h.service.show('web').state, 'running');
+      assert.equal(h.ops.taps.size, 1);
+    });
+
+    it('delete stops a running VM and removes its row, files and tap', async () => {
+      const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      const keep = await h.service.create({ name: 'keep' }, makeCtx().ctx);
+      assert.deepEqual(await h.service.delete(vm.id.slice(0, 6)), { id: vm.id, name: 'web' });
+      assert.equal(h.store.getVm(vm.id), null);
+      assert.equal(fs.existsSync(h.service.files(vm.id).dir), false);
+      assert.equal(h.ops.taps.has(vm.tap), false);
+      assert.equal(h.driver.isAlive(vm.id, vm.pid), false);
+      assert.deepEqual(h.driver.stops.map((s) => s.vmId), [vm.id]);
+      // The other VM is untouched.
+      assert.ok(h.driver.isAlive(keep.id, keep.pid));
+      assert.ok(h.ops.taps.has(keep.tap));
+      assert.throws(() => h.service.show('web'), fails('VM_NOT_FOUND'));
+    });
+
+    it('delete removes a stopped or never-started VM', async () => {
+      await h.service.create({ name: 'a', start: false }, makeCtx().ctx);
+      await h.service.create({ name: 'b' }, makeCtx().ctx);
+      await h.service.stop('b');
+      await h.service.delete('a');
+      await h.service.delete('b');
+      assertNothingLeft();
+    });
+
+    it('operations on one VM run one at a time', async () => {
+      const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      const order: string[] = [];
+      await Promise.all([
+        h.service.stop('web').then(() => order.push('stop')),
+        h.service.start('web', { waitSsh: false }, makeCtx().ctx).then((v) => order.push(`start:${v.state}`)),
+        h.service.delete('web').then(() => order.push('delete')),
+      ]);
+      assert.deepEqual(order, ['stop', 'start:running', 'delete']);
+      assert.equal(h.store.getVm(vm.id), null);
+      assertNothingLeft();
+    });
+  });
+
+  describe('sshTarget and logs', () => {
+    it('gives the ssh target of a running VM and refuses a stopped one', async () => {
+      const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      assert.deepEqual(h.service.sshTarget('web'), {
+        vmId: vm.id, name: 'web', ip: vm.ip, user: 'root', keyPath: path.join(h.dir, 'ssh', 'id_ed25519'),
+        knownHostsPath: path.join(h.vmsDir, vm.id, 'known_hosts'), hostKeyAlias: `banger-${vm.id}`, netns: null,
+      });
+      await h.service.stop('web');
+      assert.throws(() => h.service.sshTarget('web'), fails('VM_BAD_STATE', /stopped/));
+    });
+
+    it('returns the serial console from an offset', async () => {
+      const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      const all = h.service.logs('web');
+      assert.equal(all.data, `fake console of ${vm.id}\nlast line\n`);
+      assert.equal(all.offset, Buffer.byteLength(all.data));
+      fs.appendFileSync(h.service.files(vm.id).serialLog, 'more\n');
+      assert.deepEqual(h.service.logs('web', all.offset), { data: 'more\n', offset: all.offset + 5 });
+      // An offset past the end (the log was truncated) starts over.
+      assert.equal(h.service.logs('web', 10_000).data.startsWith('fake console'), true);
+    });
+
+    it('returns nothing for a VM without a console yet', async () => {
+      await h.service.create({ name: 'web', start: false }, makeCtx().ctx);
+      assert.deepEqual(h.service.logs('web'), { data: '', offset: 0 });
+    });
+  });
+
+  describe('dead VMMs', () => {
+    it('reconcile marks a running VM whose VMM died stopped and removes its tap; live ones are kept', async () => {
+      const dead = await h.service.create({ name: 'dead' }, makeCtx().ctx);
+      const live = await h.service.create({ name: 'live' }, makeCtx().ctx);
+      const idle = await h.service.create({ name: 'idle' }, makeCtx().ctx);
+      await h.service.stop('idle');
+      h.driver.kill(dead.id);
+      const deletesBefore = h.ops.callsTo('deleteTap').length;
+      await h.service.reconcile();
+      assert.equal(h.store.getVm(dead.id)!.state, 'stopped');
+      assert.equal(h.store.getVm(dead.id)!.pid, null);
+      assert.equal(h.ops.taps.has(dead.tap), false);
+      assert.deepEqual(h.store.getVm(live.id), live);
+      assert.ok(h.ops.taps.has(live.tap));
+      assert.equal(h.store.getVm(idle.id)!.state, 'stopped');
+      assert.deepEqual(h.ops.callsTo('deleteTap').slice(deletesBefore), [{ tap: dead.tap, netns: null }]);
+    });
+
+    it('reconcile carries on when a tap cannot be deleted', async () => {
+      const a = await h.service.create({ name: 'a' }, makeCtx().ctx);
+      const b = await h.service.create({ name: 'b' }, makeCtx().ctx);
+      h.driver.kill(a.id);
+      h.driver.kill(b.id);
+      h.ops.fail('deleteTap');
+      await h.service.reconcile();
+      assert.equal(h.store.getVm(a.id)!.state, 'stopped');
+      assert.equal(h.store.getVm(b.id)!.state, 'stopped');
+      assert.ok(h.logs.some((l) => /could not delete tap/.test(l)));
+    });
+
+    it('list and show report a VM whose VMM died as stopped and remove its tap', async () => {
+      const a = await h.service.create({ name: 'a' }, makeCtx().ctx);
+      const b = await h.service.create({ name: 'b' }, makeCtx().ctx);
+      h.driver.kill(a.id);
+      const listed = h.service.list();
+      assert.deepEqual(listed.map((v) => [v.name, v.state]), [['a', 'stopped'], ['b', 'running']]);
+      assert.equal(h.store.getVm(a.id)!.state, 'stopped');
+      await flush();
+      assert.equal(h.ops.taps.has(a.tap), false);
+      assert.ok(h.ops.taps.has(b.tap));
+
+      h.driver.kill(b.id);
+      assert.equal(h.service.show('b').state, 'stopped');
+      await flush();
+      assert.equal(h.ops.taps.size, 0);
+    });
+  });
+});
