@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { buildQemuArgv, guestCmdline, type QemuLaunchSpec } from '../src/vmm/qemu/qemu-args.ts';
 import { hostTscKhz } from '../src/vmm/qemu/qemu-driver.ts';
+import { vmFilesIn } from '../src/vmm/driver.ts';
 import { qmpCommand } from '../src/vmm/qemu/qmp.ts';
 import { buildVmConfigArchive, WORK_LABEL } from '../src/kernel/initrd.ts';
 import { sshCommand } from '../src/protocol/ssh-command.ts';
@@ -209,6 +210,10 @@ interface Sample {
   teardownMs: number | null;
   /** banger only: from the CLI's start to its spec line (CLI start, daemon RPC, kernel/image/accel checks). */
   specMs?: number | null;
+  /** by-hand only: ssh readiness attempts, how long the successful one took, and the command's ssh. */
+  polls?: number;
+  readySshMs?: number;
+  commandSshMs?: number;
 }
 
 function phases(kind: Sample['kind'], t0: number, t1: number, m: Marks): Sample {
@@ -287,12 +292,7 @@ async function byHandSample(s: HandSetup): Promise<Sample> {
   const tap = `bhand${id.slice(0, 8)}`;
   const mac = `52:54:00:${id.slice(6, 8)}:${id.slice(8, 10)}:${id.slice(10, 12)}`;
   const files = {
-    rootDisk: path.join(dir, 'root.qcow2'),
-    workDisk: path.join(dir, 'work.ext4'),
-    initrd: path.join(dir, 'initrd.img'),
-    serialLog: path.join(dir, 'serial.log'),
-    qmpSocket: path.join(dir, 'qmp.sock'),
-    pidFile: path.join(dir, 'qemu.pid'),
+    ...vmFilesIn(dir),
     hostKey: path.join(dir, 'ssh_host_ed25519_key'),
     knownHosts: path.join(dir, 'known_hosts'),
   };
@@ -321,6 +321,9 @@ async function byHandSample(s: HandSetup): Promise<Sample> {
   const watcher = new ProcWatcher();
   handInFlight = { dir, pidFile: files.pidFile, tap, vmName };
 
+  let polls = 0;
+  let readySshMs = 0;
+  let commandSshMs = 0;
   const t0 = now();
   watcher.start();
   try {
@@ -354,19 +357,26 @@ async function byHandSample(s: HandSetup): Promise<Sample> {
     const poll = sshCommand(target, { tty: false, batch: true, connectTimeoutSec: 2, command: ['true'] });
     const deadline = Date.now() + SSH_TIMEOUT_MS;
     for (;;) {
+      polls++;
+      const tp = now();
       if (!qemuAlive(pid, vmName)) {
         const tail = fs.readFileSync(files.serialLog, 'utf8').trimEnd().split('\n').slice(-8).join('\n');
         throw new Error(`by-hand VM stopped while booting:\n${tail}`);
       }
       const r = await run(poll.command, poll.args, { timeoutMs: 10_000 });
-      if (r.code === 0) break;
+      if (r.code === 0) {
+        readySshMs = now() - tp;
+        break;
+      }
       if (Date.now() >= deadline) throw new Error(`by-hand VM: sshd did not answer within ${SSH_TIMEOUT_MS / 1000}s (console: ${files.serialLog})`);
       await sleep(SSH_POLL_MS);
     }
 
     // The command.
     const cmd = sshCommand(target, { tty: false, connectTimeoutSec: 10, command: ['true'] });
+    const tc = now();
     await check(cmd.command, cmd.args, { timeoutMs: 60_000 });
+    commandSshMs = now() - tc;
 
     // Stop: QMP quit, SIGKILL if it lingers; then the tap and the files.
     try {
@@ -385,7 +395,7 @@ async function byHandSample(s: HandSetup): Promise<Sample> {
   }
   const t1 = now();
   handInFlight = null;
-  return phases('by-hand', t0, t1, watcher.marks);
+  return { ...phases('by-hand', t0, t1, watcher.marks), polls, readySshMs, commandSshMs };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -483,7 +493,9 @@ function medianOf(samples: readonly Sample[], key: 'prepMs' | 'bootMs' | 'runSto
 }
 
 function describe(s: Sample): string {
-  const spec = s.kind === 'banger' ? `  (spec line at ${secs(s.specMs ?? null)})` : '';
+  const spec = s.kind === 'banger'
+    ? `  (spec line at ${secs(s.specMs ?? null)})`
+    : `  (${s.polls} ssh polls; ready poll ${secs(s.readySshMs ?? null)}s, command ssh ${secs(s.commandSshMs ?? null)}s)`;
   return `${s.kind.padEnd(7)} ${secs(s.totalMs).padStart(6)}s   prep ${secs(s.prepMs).padStart(5)}  boot+ssh-wait ${secs(s.bootMs).padStart(6)}  `
     + `run+stop ${secs(s.runStopMs).padStart(5)}  teardown ${secs(s.teardownMs).padStart(5)}${spec}`;
 }

@@ -17,6 +17,8 @@ export interface RunResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** True when the runner killed it because timeoutMs passed. */
+  timedOut?: boolean;
 }
 
 /** The seam for every child process banger starts; tests pass a fake. */
@@ -50,7 +52,13 @@ export class NodeProcessRunner implements ProcessRunner {
         child.kill('SIGTERM');
         setTimeout(() => child.kill('SIGKILL'), 2000).unref();
       };
-      const timer = options.timeoutMs ? setTimeout(kill, options.timeoutMs) : undefined;
+      let timedOut = false;
+      const timer = options.timeoutMs
+        ? setTimeout(() => {
+            timedOut = true;
+            kill();
+          }, options.timeoutMs)
+        : undefined;
       options.signal?.addEventListener('abort', kill, { once: true });
       child.on('error', (err: NodeJS.ErrnoException) => {
         if (timer) clearTimeout(timer);
@@ -64,7 +72,7 @@ export class NodeProcessRunner implements ProcessRunner {
         for (const stream of ['stdout', 'stderr'] as const) {
           if (options.onLine && partial[stream]) options.onLine(partial[stream], stream);
         }
-        resolve({ code, signal, stdout, stderr });
+        resolve({ code, signal, stdout, stderr, timedOut });
       });
       if (options.input !== undefined) child.stdin?.end(options.input);
     });

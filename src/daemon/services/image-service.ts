@@ -38,6 +38,16 @@ export class ImageService {
     return raceSignal(build, ctx.signal);
   }
 
+  /** Earlier recipe versions of an image, once no VM is made from the image (their overlays may point there). */
+  private removeOldBuilds(name: string, current: string): void {
+    if (this.deps.store.listVms().some((vm) => vm.image === name)) return;
+    const parent = path.dirname(current);
+    for (const entry of fs.readdirSync(parent)) {
+      const dir = path.join(parent, entry);
+      if (dir !== current) fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
   private async build(name: string, ctx: CallContext): Promise<ImageInfo> {
     // Each recipe version gets its own directory: VMs made from an older build keep their backing file.
     const dir = path.join(this.deps.imagesDir, name, recipeId(DEFAULT_IMAGES[name]!));
@@ -47,6 +57,7 @@ export class ImageService {
     const { sizeBytes } = await this.deps.ops.buildImage({ name, mirror: this.deps.mirror, output }, { progress: ctx.progress });
     const image: ImageInfo = { name, path: output, sizeBytes, source: `recipe:${name} (${this.deps.mirror})`, createdAt: new Date().toISOString() };
     this.deps.store.upsertImage(image);
+    this.removeOldBuilds(name, dir);
     ctx.progress({ stage: 'image', message: `image ${name} ready` });
     return image;
   }

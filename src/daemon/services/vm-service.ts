@@ -80,8 +80,14 @@ export class VmService {
     return this.refresh(this.resolve(ref));
   }
 
+  /** Outside a VM's lock: skip VMs an operation is working on, whose state is about to change anyway. */
   private refresh(vm: VmInfo): VmInfo {
-    if (vm.state === 'running' && !this.deps.driver.isAlive(vm.id, vm.pid) && !this.locks.has(vm.id)) {
+    return this.locks.has(vm.id) ? vm : this.reapIfDead(vm);
+  }
+
+  /** A VM recorded as running whose VMM is gone becomes stopped, and its tap is removed. */
+  private reapIfDead(vm: VmInfo): VmInfo {
+    if (vm.state === 'running' && !this.deps.driver.isAlive(vm.id, vm.pid)) {
       this.deps.log(`vm ${vm.name}: VMM process ${vm.pid} is gone; marking stopped`);
       this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
       void this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.config.network.netns }).catch((err: unknown) => {
@@ -227,7 +233,7 @@ export class VmService {
   async start(ref: string, options: { waitSsh?: boolean; sshTimeoutSec?: number }, ctx: Ctx): Promise<VmInfo> {
     const found = this.resolve(ref);
     return this.withLock(found.id, async () => {
-      const vm = this.refresh(this.deps.store.getVm(found.id) ?? found);
+      const vm = this.reapIfDead(this.deps.store.getVm(found.id) ?? found);
       switch (vm.state) {
         case 'running':
           if (options.waitSsh) await this.waitForSsh(vm, options.sshTimeoutSec, ctx);

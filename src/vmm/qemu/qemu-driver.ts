@@ -91,9 +91,9 @@ export class QemuDriver implements VmmDriver {
     const firstError = result.stderr.trim().split('\n')[0];
     const choice: AccelChoice = result.stdout.includes(PROBE_MARKER)
       ? { accel: 'kvm', reason: 'KVM booted a test guest' }
-      : result.signal
+      : result.timedOut
         ? { accel: 'tcg', reason: `KVM did not boot a test guest within ${PROBE_TIMEOUT_MS / 1000}s; using software emulation` }
-        : { accel: 'tcg', reason: `KVM cannot run this guest here (${firstError || `qemu exit ${result.code}`}); using software emulation` };
+        : { accel: 'tcg', reason: `KVM cannot run this guest here (${firstError?.replace(/^.*?error: /, '') || `qemu ${result.code ?? result.signal}`}); using software emulation` };
     cache[kernel.id] = choice;
     fs.mkdirSync(path.dirname(this.options.cacheFile), { recursive: true });
     fs.writeFileSync(this.options.cacheFile, JSON.stringify(cache, null, 2));
