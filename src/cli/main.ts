@@ -4,6 +4,7 @@ import { BangerError } from '../protocol/errors.ts';
 import { connect, type BangerClient } from '../sdk/client.ts';
 import { VERSION } from '../version.ts';
 import type { CliContext } from './context.ts';
+import { splitGuestCommand } from './guest-command.ts';
 import { reportError, stdio } from './output.ts';
 import { vmRun } from './commands/vm-run.ts';
 import { vmCreate, vmDelete, vmStart, vmStop } from './commands/vm-create.ts';
@@ -12,12 +13,6 @@ import { vmSsh } from './commands/vm-ssh.ts';
 import { vmLogs } from './commands/vm-logs.ts';
 import { imageList, kernelList } from './commands/catalog.ts';
 import { daemonStart, daemonStatus, daemonStop, version } from './commands/daemon.ts';
-
-/** Everything after the first `--` is the guest command and never parsed as banger options. */
-export function splitGuestCommand(argv: string[]): { own: string[]; guest: string[] | null } {
-  const i = argv.indexOf('--');
-  return i < 0 ? { own: argv, guest: null } : { own: argv.slice(0, i), guest: argv.slice(i + 1) };
-}
 
 export function buildProgram(ctx: CliContext, setStatus: (code: number) => void): Command {
   const program = new Command('banger')

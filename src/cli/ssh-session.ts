@@ -9,7 +9,7 @@ import { BangerError } from '../protocol/errors.ts';
 export function runSsh(target: SshTarget, command: string[] | null): Promise<number> {
   const interactive = command === null || command.length === 0;
   const tty = interactive ? Boolean(process.stdin.isTTY) : Boolean(process.stdin.isTTY && process.stdout.isTTY);
-  const { command: program, args } = sshCommand(target, { tty, connectTimeoutSec: 10, ...(interactive ? {} : { command }) });
+  const { command: program, args } = sshCommand(target, { tty, connectTimeoutSec: 10, control: 'reuse', ...(interactive ? {} : { command }) });
   return new Promise((resolve, reject) => {
     const ignore = (): void => undefined;
     process.on('SIGINT', ignore);

@@ -47,6 +47,29 @@ function int(value: unknown, min: number, max: number, what: string): number {
   return value;
 }
 
+/**
+ * Reads QEMU's pid file without following a symlink: the file sits in a directory the owner can write to,
+ * and this process is root.
+ */
+export function readPidFile(file: string): number {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+  } catch (err) {
+    throw new BangerError('VMM_FAILED', `QEMU wrote no usable pid to ${file}`, { cause: err });
+  }
+  try {
+    if (!fs.fstatSync(fd).isFile()) throw new BangerError('VMM_FAILED', `${file} is not a regular file`);
+    const buf = Buffer.alloc(32);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    const pid = Number(buf.subarray(0, n).toString('utf8').trim());
+    if (!Number.isInteger(pid) || pid <= 0) throw new BangerError('VMM_FAILED', `QEMU wrote no usable pid to ${file}`);
+    return pid;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export class HelperService {
   private readonly runner: ProcessRunner;
   private readonly scope: HelperScope;
@@ -204,10 +227,7 @@ export class HelperService {
         hint: 'check that qemu-system-x86 is installed (apt-get install qemu-system-x86 qemu-utils)',
       });
     }
-    const pid = Number(fs.readFileSync(spec.pidFile, 'utf8').trim());
-    if (!Number.isInteger(pid) || pid <= 0) throw new BangerError('VMM_FAILED', `QEMU wrote no usable pid to ${spec.pidFile}`);
-    fs.chownSync(spec.pidFile, uid, gid);
-    return { pid };
+    return { pid: readPidFile(spec.pidFile) };
   }
 
   async buildImage(raw: BuildImageParams, ctx: CallContext): Promise<{ sizeBytes: number }> {

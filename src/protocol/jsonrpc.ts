@@ -51,6 +51,7 @@ export class RpcConnection {
 
   call<T>(method: string, params: unknown, options: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void } = {}): Promise<T> {
     if (this.closed) return Promise.reject(new BangerError('DAEMON_UNAVAILABLE', 'connection is closed'));
+    if (options.signal?.aborted) return Promise.reject(new BangerError('CANCELLED', `${method} cancelled before it was sent`));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       const signal = options.signal;
@@ -66,9 +67,8 @@ export class RpcConnection {
         },
         onProgress: options.onProgress,
       });
-      if (signal?.aborted) onAbort();
-      else signal?.addEventListener('abort', onAbort, { once: true });
       this.send({ jsonrpc: '2.0', id, method, params });
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
   }
 

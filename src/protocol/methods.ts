@@ -28,6 +28,8 @@ export interface SshTarget {
   keyPath: string;
   knownHostsPath: string;
   hostKeyAlias: string;
+  /** Unix socket of an ssh connection banger keeps open to the guest; clients reuse it when it is there. */
+  controlPath?: string;
   /** Network namespace the guest lives in, if any; the ssh client must run inside it. */
   netns: string | null;
 }

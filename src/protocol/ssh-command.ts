@@ -10,7 +10,16 @@ export interface SshCommandOptions {
   connectTimeoutSec?: number;
   /** The remote command as an argument vector; each argument is quoted for the remote shell. */
   command?: readonly string[];
+  /**
+   * With a target.controlPath: 'master' leaves this connection open for later ones (each new ssh handshake
+   * into an emulated guest costs one to two seconds); 'reuse' rides on it when it exists and connects
+   * normally when it does not.
+   */
+  control?: 'master' | 'reuse';
 }
+
+/** How long an idle shared connection stays open. */
+export const CONTROL_PERSIST_SEC = 120;
 
 const SAFE_ARG = /^[a-zA-Z0-9_@%+=:,./-]+$/;
 
@@ -34,10 +43,21 @@ export function sshCommand(target: SshTarget, options: SshCommandOptions): { com
     '-o', 'ServerAliveInterval=15',
     options.tty ? '-t' : '-T',
   ];
+  if (target.controlPath && options.control) {
+    ssh.push('-o', `ControlPath=${target.controlPath}`);
+    if (options.control === 'master') ssh.push('-o', 'ControlMaster=auto', '-o', `ControlPersist=${CONTROL_PERSIST_SEC}`);
+    else ssh.push('-o', 'ControlMaster=no');
+  }
   if (options.batch) ssh.push('-o', 'BatchMode=yes');
   if (options.connectTimeoutSec) ssh.push('-o', `ConnectTimeout=${options.connectTimeoutSec}`);
   ssh.push(`${target.user}@${target.ip}`);
   if (options.command && options.command.length > 0) ssh.push('--', options.command.map(shellQuote).join(' '));
   const full = target.netns ? ['ip', 'netns', 'exec', target.netns, ...ssh] : ssh;
   return { command: full[0]!, args: full.slice(1) };
+}
+
+/** Closes the shared connection, if any (local only: it talks to the control socket, not the network). */
+export function sshCloseMasterCommand(target: SshTarget): { command: string; args: string[] } | null {
+  if (!target.controlPath) return null;
+  return { command: 'ssh', args: ['-F', '/dev/null', '-o', `ControlPath=${target.controlPath}`, '-O', 'exit', `${target.user}@${target.ip}`] };
 }

@@ -66,7 +66,11 @@ function applyToml(config: BangerConfig, file: string, text: string): void {
       const type = keys[key];
       if (!type) throw new BangerError('INVALID_ARGUMENT', `${file}: unknown key ${section}.${key}`, { hint: `known keys in [${section}]: ${Object.keys(keys).join(', ')}` });
       const ok = type === 'string' ? typeof value === 'string' : typeof value === 'bigint' || Number.isInteger(value);
-      if (!ok) throw new BangerError('INVALID_ARGUMENT', `${file}: ${section}.${key} must be ${type === 'string' ? 'a string' : 'a whole number'}`);
+      if (!ok) {
+        throw new BangerError('INVALID_ARGUMENT', `${file}: ${section}.${key} must be ${type === 'string' ? 'a string' : 'a whole number'}`, {
+          hint: type === 'string' ? `write it in quotes: ${key} = "..."` : `write it as a number without quotes: ${key} = 4`,
+        });
+      }
       setValue(config, section, key, typeof value === 'bigint' ? Number(value) : value);
     }
   }
@@ -106,6 +110,6 @@ function validate(config: BangerConfig, file: string): void {
     bad(`network namespace "${config.network.netns}" is not a valid name`, 'use letters, digits, "-", "_" or "."');
   }
   const m = /^(\d+)\.(\d+)\.(\d+)\.0\/24$/.exec(config.network.subnet);
-  if (!m || m.slice(1, 4).some((o) => Number(o) > 255)) bad(`network.subnet = "${config.network.subnet}"`, 'use an IPv4 /24 such as "172.30.0.0/24"');
+  if (!m || m.slice(1, 4).some((o) => Number(o) > 255 || String(Number(o)) !== o)) bad(`network.subnet = "${config.network.subnet}"`, 'use an IPv4 /24 such as "172.30.0.0/24"');
   if (!/^https?:\/\/[^\s'"]+$/.test(config.image.debianMirror)) bad(`image.debian_mirror = "${config.image.debianMirror}"`, 'use an http(s) URL of a Debian archive');
 }

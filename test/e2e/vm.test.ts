@@ -46,6 +46,12 @@ function vmmProcesses(): string[] {
   return r.stdout.split('\n').filter(Boolean);
 }
 
+/** ssh processes (shared connections included) that belong to this test's BANGER_HOME. */
+function sshProcesses(): string[] {
+  const r = spawnSync('pgrep', ['-a', '-f', `ssh .*${HOME}`], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean);
+}
+
 function vmDirs(): string[] {
   try {
     return fs.readdirSync(path.join(HOME, 'state/vms'));
@@ -143,8 +149,9 @@ describe('banger on a real guest', { timeout: 40 * 60_000 }, () => {
     assert.deepEqual(vms(), []);
   });
 
-  test('nothing is left behind: no VMM process, tap or VM file', () => {
+  test('nothing is left behind: no VMM or ssh process, tap or VM file', () => {
     assert.deepEqual(vmmProcesses(), []);
+    assert.deepEqual(sshProcesses(), []);
     assert.deepEqual(taps(), []);
     assert.deepEqual(vmDirs(), []);
   });

@@ -12,6 +12,7 @@ export class FakePrivilegedOps implements PrivilegedOps {
   readonly taps = new Set<string>();
   readonly bridges = new Set<string>();
   private readonly failures = new Map<OpName, Error>();
+  private readonly holds = new Map<OpName, Promise<void>>();
 
   /** Makes every later call to `op` fail with `err` (until succeed(op)). */
   fail(op: OpName, err: Error = new BangerError('NETWORK_FAILED', `fake ${op} failed`)): void {
@@ -22,45 +23,58 @@ export class FakePrivilegedOps implements PrivilegedOps {
     this.failures.delete(op);
   }
 
+  /** Makes later calls to `op` wait, after being recorded, until the returned function is called (to expose races). */
+  hold(op: OpName): () => void {
+    let release!: () => void;
+    this.holds.set(op, new Promise<void>((resolve) => {
+      release = resolve;
+    }));
+    return () => {
+      this.holds.delete(op);
+      release();
+    };
+  }
+
   callsTo(op: OpName): unknown[] {
     return this.calls.filter((c) => c.op === op).map((c) => c.params);
   }
 
-  private record(op: OpName, params: unknown): void {
+  private async record(op: OpName, params: unknown): Promise<void> {
     this.calls.push({ op, params });
+    await this.holds.get(op);
     const err = this.failures.get(op);
     if (err) throw err;
   }
 
   async ping(): Promise<{ pid: number; version: string }> {
-    this.record('ping', {});
+    await this.record('ping', {});
     return { pid: 4242, version: 'fake' };
   }
 
   async ensureBridge(params: BridgeParams): Promise<void> {
-    this.record('ensureBridge', params);
+    await this.record('ensureBridge', params);
     this.bridges.add(params.bridge);
   }
 
   async createTap(params: TapParams): Promise<void> {
-    this.record('createTap', params);
+    await this.record('createTap', params);
     if (!this.bridges.has(params.bridge)) throw new BangerError('NETWORK_FAILED', `fake: bridge ${params.bridge} does not exist`);
     this.taps.add(params.tap);
   }
 
   /** Like the helper, deleting a tap that is not there succeeds. */
   async deleteTap(params: DeleteTapParams): Promise<void> {
-    this.record('deleteTap', params);
+    await this.record('deleteTap', params);
     this.taps.delete(params.tap);
   }
 
   async launchQemu(params: LaunchQemuParams, _options?: OpOptions): Promise<{ pid: number }> {
-    this.record('launchQemu', params);
+    await this.record('launchQemu', params);
     return { pid: 5000 + this.callsTo('launchQemu').length };
   }
 
   async buildImage(params: BuildImageParams, _options?: OpOptions): Promise<{ sizeBytes: number }> {
-    this.record('buildImage', params);
+    await this.record('buildImage', params);
     return { sizeBytes: 1024 };
   }
 }

@@ -143,7 +143,7 @@ debian_mirror = "https://mirror.example/debian"
     assert.throws(() => loadConfig(write('[network]\nbridge = 5\n'), {}), invalid(/network\.bridge must be a string/, {}));
   });
 
-  it('gives a hint for wrong types like every other config error', { todo: 'src/system/config.ts:67 throws the wrong-type error without a hint' }, () => {
+  it('gives a hint for wrong types like every other config error', () => {
     assert.throws(() => loadConfig(write('[vm_defaults]\nvcpus = "2"\n'), {}), invalid(/must be a whole number/));
   });
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import type { SshTarget } from '../../src/protocol/methods.ts';
-import { shellQuote, sshCommand } from '../../src/protocol/ssh-command.ts';
+import { shellQuote, sshCloseMasterCommand, sshCommand } from '../../src/protocol/ssh-command.ts';
 
 const target: SshTarget = {
   vmId: '0123456789ab',
@@ -92,5 +92,36 @@ describe('sshCommand', () => {
     const inNs = sshCommand({ ...target, netns: 'sandbox' }, { tty: false, command: ['true'] });
     assert.equal(inNs.command, 'ip');
     assert.deepEqual(inNs.args, ['netns', 'exec', 'sandbox', 'ssh', ...plain.args]);
+  });
+});
+
+describe('shared ssh connection', () => {
+  const shared: SshTarget = { ...target, controlPath: '/s/vms/0123456789ab/ssh.ctl' };
+
+  it('the readiness check opens a persistent master on the VM control socket', () => {
+    const opts = optionValues(sshCommand(shared, { tty: false, batch: true, control: 'master', command: ['true'] }).args);
+    assert.ok(opts.includes('ControlPath=/s/vms/0123456789ab/ssh.ctl'));
+    assert.ok(opts.includes('ControlMaster=auto'));
+    assert.ok(opts.some((o) => /^ControlPersist=\d+$/.test(o)));
+  });
+
+  it('clients reuse it and never become a master themselves', () => {
+    const opts = optionValues(sshCommand(shared, { tty: true, control: 'reuse' }).args);
+    assert.ok(opts.includes('ControlPath=/s/vms/0123456789ab/ssh.ctl'));
+    assert.ok(opts.includes('ControlMaster=no'));
+    assert.ok(!opts.some((o) => o.startsWith('ControlPersist')));
+  });
+
+  it('adds nothing without a control path or a control mode', () => {
+    assert.ok(!optionValues(sshCommand(target, { tty: false, control: 'master' }).args).some((o) => o.startsWith('Control')));
+    assert.ok(!optionValues(sshCommand(shared, { tty: false }).args).some((o) => o.startsWith('Control')));
+  });
+
+  it('closing the master talks only to the control socket', () => {
+    assert.equal(sshCloseMasterCommand(target), null);
+    const close = sshCloseMasterCommand(shared)!;
+    assert.equal(close.command, 'ssh');
+    assert.deepEqual(close.args.slice(-3), ['-O', 'exit', 'root@172.30.0.2']);
+    assert.ok(close.args.includes('ControlPath=/s/vms/0123456789ab/ssh.ctl'));
   });
 });

@@ -24,7 +24,7 @@ function wholeNumber(value: string | undefined, flag: string): number | undefine
 /** Memory as MiB, accepting "2048", "2048M", "2G". */
 function memoryMib(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const m = /^(\d+)\s*([mMgG])?i?[bB]?$/.exec(value);
+  const m = /^(\d+)\s*(?:([mMgG])(?:i?[bB])?)?$/.exec(value);
   if (!m) throw new BangerError('INVALID_ARGUMENT', `--memory must be like 2048, 2048M or 2G (got ${JSON.stringify(value)})`);
   return Number(m[1]) * (m[2] && /g/i.test(m[2]) ? 1024 : 1);
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { BangerError, messageOf } from '../../protocol/errors.ts';
 import type { CallContext } from '../../protocol/jsonrpc.ts';
 import type { KernelInfo, SshTarget, VmCreateParams, VmInfo, VmLogsResult } from '../../protocol/methods.ts';
-import { sshCommand } from '../../protocol/ssh-command.ts';
+import { sshCloseMasterCommand, sshCommand } from '../../protocol/ssh-command.ts';
 import type { Store } from '../../store/store.ts';
 import type { ProcessRunner } from '../../system/process.ts';
 import { runChecked } from '../../system/process.ts';
@@ -63,6 +63,7 @@ export class VmService {
   }
 
   resolve(ref: string): VmInfo {
+    if (ref === '') throw new BangerError('INVALID_ARGUMENT', 'a VM name or id is required');
     const matches = this.deps.store.findVms(ref);
     if (matches.length === 0) throw new BangerError('VM_NOT_FOUND', `no VM named or with id ${JSON.stringify(ref)}`, { hint: 'see banger vm list' });
     if (matches.length > 1) {
@@ -80,22 +81,28 @@ export class VmService {
     return this.refresh(this.resolve(ref));
   }
 
-  /** Outside a VM's lock: skip VMs an operation is working on, whose state is about to change anyway. */
+  /**
+   * Outside a VM's lock: a VM whose VMM died is marked stopped, and its tap is removed under the VM's lock
+   * so it cannot race a start. VMs an operation is working on are left to it.
+   */
   private refresh(vm: VmInfo): VmInfo {
-    return this.locks.has(vm.id) ? vm : this.reapIfDead(vm);
+    if (this.locks.has(vm.id)) return vm;
+    const reaped = this.reapIfDead(vm);
+    if (reaped !== vm) {
+      void this.withLock(vm.id, async () => {
+        const current = this.deps.store.getVm(vm.id);
+        if (current?.state === 'stopped') await this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.config.network.netns });
+      }).catch((err: unknown) => this.deps.log(`vm ${vm.name}: could not delete tap ${vm.tap}: ${messageOf(err)}`));
+    }
+    return reaped;
   }
 
-  /** A VM recorded as running whose VMM is gone becomes stopped, and its tap is removed. */
+  /** A VM recorded as running whose VMM is gone becomes stopped (its tap is left to the caller). */
   private reapIfDead(vm: VmInfo): VmInfo {
-    if (vm.state === 'running' && !this.deps.driver.isAlive(vm.id, vm.pid)) {
-      this.deps.log(`vm ${vm.name}: VMM process ${vm.pid} is gone; marking stopped`);
-      this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
-      void this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.config.network.netns }).catch((err: unknown) => {
-        this.deps.log(`vm ${vm.name}: could not delete tap ${vm.tap}: ${messageOf(err)}`);
-      });
-      return this.deps.store.getVm(vm.id)!;
-    }
-    return vm;
+    if (vm.state !== 'running' || this.deps.driver.isAlive(vm.id, vm.pid)) return vm;
+    this.deps.log(`vm ${vm.name}: VMM process ${vm.pid} is gone; marking stopped`);
+    this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
+    return this.deps.store.getVm(vm.id)!;
   }
 
   /** At daemon start: VMs whose VMM survived keep running; the rest are marked stopped and their taps removed. */
@@ -233,6 +240,7 @@ export class VmService {
   async start(ref: string, options: { waitSsh?: boolean; sshTimeoutSec?: number }, ctx: Ctx): Promise<VmInfo> {
     const found = this.resolve(ref);
     return this.withLock(found.id, async () => {
+      // A tap left by a VMM that died is replaced by createTap when the VM boots again.
       const vm = this.reapIfDead(this.deps.store.getVm(found.id) ?? found);
       switch (vm.state) {
         case 'running':
@@ -295,6 +303,7 @@ export class VmService {
       keyPath: this.deps.sshKey,
       knownHostsPath: path.join(this.files(vm.id).dir, 'known_hosts'),
       hostKeyAlias: hostKeyAlias(vm),
+      controlPath: path.join(this.files(vm.id).dir, 'ssh.ctl'),
       netns: this.deps.config.network.netns,
     };
   }
@@ -304,7 +313,8 @@ export class VmService {
     const seconds = timeoutSec ?? this.deps.config.vmm.sshTimeoutSec;
     const deadline = Date.now() + seconds * 1000;
     ctx.progress({ stage: 'ssh', message: `waiting for sshd in ${vm.name} (up to ${seconds}s)` });
-    const { command, args } = sshCommand(this.targetOf(vm), { tty: false, batch: true, connectTimeoutSec: 2, command: ['true'] });
+    // The connection that proves readiness stays open, so the user's first ssh skips a handshake.
+    const { command, args } = sshCommand(this.targetOf(vm), { tty: false, batch: true, connectTimeoutSec: 2, command: ['true'], control: 'master' });
     for (;;) {
       throwIfCancelled(ctx.signal);
       if (!this.deps.driver.isAlive(vm.id, vm.pid)) {
@@ -351,10 +361,11 @@ export class VmService {
     }
     if (this.deps.driver.isAlive(vm.id, vm.pid)) {
       // Flush the guest's page cache so the disks are consistent, then stop the VMM without a slow shutdown.
-      const { command, args } = sshCommand(this.targetOf(vm), { tty: false, batch: true, connectTimeoutSec: 2, command: ['sync'] });
+      const { command, args } = sshCommand(this.targetOf(vm), { tty: false, batch: true, connectTimeoutSec: 2, command: ['sync'], control: 'reuse' });
       const synced = await this.deps.runner.run(command, args, { timeoutMs: 10_000 });
       if (synced.code !== 0) this.deps.log(`vm ${vm.name}: guest sync failed (${synced.stderr.trim() || synced.code}); stopping anyway`);
     }
+    await this.closeSshMaster(vm);
     await this.deps.driver.stop({ vmId: vm.id, pid: vm.pid, files: this.files(vm.id) });
     this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
     await this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.config.network.netns });
@@ -373,6 +384,7 @@ export class VmService {
   /** Removes everything a VM has: VMM, tap, files, store row, in that order, so a failure can be retried. */
   private async destroyLocked(vm: VmInfo): Promise<void> {
     const current = this.deps.store.getVm(vm.id) ?? vm;
+    await this.closeSshMaster(vm);
     if (current.state === 'running' || this.deps.driver.isAlive(vm.id, current.pid)) {
       await this.deps.driver.stop({ vmId: vm.id, pid: current.pid, files: this.files(vm.id) });
       this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
@@ -380,6 +392,15 @@ export class VmService {
     await this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.config.network.netns });
     fs.rmSync(this.files(vm.id).dir, { recursive: true, force: true });
     this.deps.store.deleteVm(vm.id);
+  }
+
+  /** Ends the shared ssh connection so no ssh process outlives the VM. */
+  private async closeSshMaster(vm: VmInfo): Promise<void> {
+    const target = this.targetOf(vm);
+    if (!target.controlPath || !fs.existsSync(target.controlPath)) return;
+    const close = sshCloseMasterCommand(target);
+    if (close) await this.deps.runner.run(close.command, close.args, { timeoutMs: 5_000 });
+    fs.rmSync(target.controlPath, { force: true });
   }
 
   logs(ref: string, offset = 0): VmLogsResult {
@@ -418,11 +439,16 @@ function throwIfCancelled(signal: AbortSignal): void {
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
+    const onAbort = (): void => {
       clearTimeout(timer);
       resolve();
-    }, { once: true });
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 }
