@@ -6,6 +6,7 @@ import { describeVm } from '../../src/cli/commands/vm-list.ts';
 import { formatBytes, progressPrinter, reportError, table, type Output } from '../../src/cli/output.ts';
 import { BangerError, ERROR_CODES, exitCodeFor, isErrorCode, type ErrorCode } from '../../src/protocol/errors.ts';
 import type { VmInfo } from '../../src/protocol/methods.ts';
+import { fails } from '../fakes/expect-error.ts';
 
 /** An Output that keeps what was printed. */
 function captureOutput(): Output & { outLines: string[]; errLines: string[] } {
@@ -14,12 +15,7 @@ function captureOutput(): Output & { outLines: string[]; errLines: string[] } {
   return { outLines, errLines, out: (t) => outLines.push(t), err: (t) => errLines.push(t) };
 }
 
-const invalid = (pattern: RegExp) => (err: unknown): boolean => {
-  assert.ok(err instanceof BangerError, `a BangerError, got ${String(err)}`);
-  assert.equal(err.code, 'INVALID_ARGUMENT');
-  assert.match(err.message, pattern);
-  return true;
-};
+const invalid = (pattern: RegExp) => fails('INVALID_ARGUMENT', pattern);
 
 describe('createParams', () => {
   it('passes nothing for flags not given', () => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BangerError } from '../../src/protocol/errors.ts';
 import { hostDefaults, loadConfig } from '../../src/system/config.ts';
+import { fails } from '../fakes/expect-error.ts';
 
 const GiB = 1024 ** 3;
 
@@ -40,13 +41,7 @@ describe('loadConfig', () => {
     fs.writeFileSync(file, text);
     return file;
   };
-  const invalid = (pattern: RegExp, options: { hint?: boolean } = { hint: true }) => (err: unknown): boolean => {
-    assert.ok(err instanceof BangerError, `a BangerError, got ${String(err)}`);
-    assert.equal(err.code, 'INVALID_ARGUMENT');
-    assert.match(err.message, pattern);
-    if (options.hint) assert.ok(err.hint && err.hint.length > 0, `a hint for: ${err.message}`);
-    return true;
-  };
+  const invalid = (pattern: RegExp, options: { hint?: boolean } = { hint: true }) => fails('INVALID_ARGUMENT', pattern, options);
 
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-config-'));

@@ -4,9 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { HelperService, type HelperScope } from '../../src/helper/helper-service.ts';
-import { BangerError, type ErrorCode } from '../../src/protocol/errors.ts';
+import type { BangerError } from '../../src/protocol/errors.ts';
 import { buildQemuArgv, type QemuLaunchSpec } from '../../src/vmm/qemu/qemu-args.ts';
 import { FakeProcessRunner, type FakeCall } from '../fakes/fake-process-runner.ts';
+import { fails } from '../fakes/expect-error.ts';
 
 const IS_ROOT = process.getuid?.() === 0;
 // Non-root owner, so QEMU is wrapped in setpriv. Running unprivileged, chown only works to ourselves.
@@ -14,14 +15,6 @@ const OWNER = IS_ROOT ? { uid: 1000, gid: 1000 } : { uid: process.getuid!(), gid
 const VM_ID = '0123456789ab';
 const TAP = 'bgt0123456789ab';
 
-function fails(code: ErrorCode, pattern?: RegExp) {
-  return (err: unknown): boolean => {
-    assert.ok(err instanceof BangerError, `a BangerError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  };
-}
 const refused = (pattern?: RegExp) => fails('HELPER_REFUSED', pattern);
 
 /** Stands in for `ip`: keeps a set of links (and bridge addresses) per namespace, records argv. */

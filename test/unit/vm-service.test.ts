@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { VM_NAME_PATTERN, VmService } from '../../src/daemon/services/vm-service.ts';
 import { readCpio } from '../../src/kernel/cpio.ts';
-import { BangerError, type ErrorCode } from '../../src/protocol/errors.ts';
+import { BangerError } from '../../src/protocol/errors.ts';
 import type { CallContext, ProgressEvent } from '../../src/protocol/jsonrpc.ts';
 import type { ImageInfo, KernelInfo, VmInfo } from '../../src/protocol/methods.ts';
 import { Store } from '../../src/store/store.ts';
@@ -14,6 +14,7 @@ import { loadConfig, type BangerConfig } from '../../src/system/config.ts';
 import { FakePrivilegedOps } from '../fakes/fake-privileged-ops.ts';
 import { FakeProcessRunner, type FakeCall } from '../fakes/fake-process-runner.ts';
 import { FakeVmmDriver } from '../fakes/fake-vmm-driver.ts';
+import { fails } from '../fakes/expect-error.ts';
 
 const BASE_INITRD = Buffer.alloc(1024, 0x42);
 
@@ -81,14 +82,6 @@ function makeCtx(): { ctx: CallContext; events: ProgressEvent[]; controller: Abo
   return { ctx: { signal: controller.signal, progress: (e) => events.push(e) }, events, controller };
 }
 
-function fails(code: ErrorCode, pattern?: RegExp) {
-  return (err: unknown): boolean => {
-    assert.ok(err instanceof BangerError, `a BangerError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (pattern) assert.match(err.message, pattern);
-    return true;
-  };
-}
 
 /** The VM id this ssh call is for, from its HostKeyAlias. */
 function vmIdOf(call: FakeCall): string {
