@@ -8,6 +8,7 @@ import type { ProcessRunner } from '../system/process.ts';
 import { runChecked } from '../system/process.ts';
 import { NAME_PATTERN } from '../system/config.ts';
 import { buildQemuArgv, type QemuLaunchSpec } from '../vmm/qemu/qemu-args.ts';
+import { findExecutable } from '../vmm/qemu/qemu-driver.ts';
 import { DEFAULT_IMAGES, buildDebianImage } from '../image/debian-recipe.ts';
 import type { BridgeParams, BuildImageParams, DeleteTapParams, LaunchQemuParams, TapParams } from './privileged-ops.ts';
 import { VERSION } from '../version.ts';
@@ -198,16 +199,7 @@ export class HelperService {
   resolveQemu(value: unknown): string {
     const name = matching(value, /^[a-zA-Z0-9_./-]{1,200}$/, 'qemu binary');
     if (!path.basename(name).startsWith('qemu-system-')) refuse(`qemu binary ${name} must be a qemu-system-* program`);
-    const candidates = path.isAbsolute(name) ? [name] : (process.env.PATH ?? '/usr/bin:/bin').split(':').map((d) => path.join(d, name));
-    for (const c of candidates) {
-      try {
-        fs.accessSync(c, fs.constants.X_OK);
-        return c;
-      } catch {
-        // Try the next PATH entry.
-      }
-    }
-    throw new BangerError('MISSING_TOOL', `${name} is not installed`, { hint: 'apt-get install qemu-system-x86 qemu-utils' });
+    return findExecutable(name);
   }
 
   async launchQemu(raw: LaunchQemuParams, ctx: Pick<CallContext, 'signal'>): Promise<{ pid: number }> {

@@ -132,6 +132,24 @@ describe('banger on a real guest', { timeout: 40 * 60_000 }, () => {
     assert.match(r.stderr, /hint: see banger vm list/);
   });
 
+  test('a missing QEMU is reported with what to install, and nothing is created', () => {
+    const home = fs.mkdtempSync(path.join(path.dirname(HOME), 'banger-e2e-noqemu-'));
+    const env = { ...ENV, BANGER_HOME: home };
+    try {
+      fs.mkdirSync(path.join(home, 'config'), { recursive: true });
+      fs.writeFileSync(path.join(home, 'config/config.toml'), '[vmm]\nqemu = "qemu-system-notinstalled"\n');
+      const r = spawnSync(BANGER, ['vm', 'run', '--rm', '--', 'true'], { env, encoding: 'utf8', timeout: 120_000 });
+      assert.equal(r.status, 6, r.stderr);
+      assert.match(r.stderr, /qemu-system-notinstalled is not installed/);
+      assert.match(r.stderr, /hint: apt-get install qemu-system-x86/);
+      const list = spawnSync(BANGER, ['vm', 'list', '--json'], { env, encoding: 'utf8' });
+      assert.deepEqual(JSON.parse(list.stdout), []);
+    } finally {
+      spawnSync(BANGER, ['daemon', 'stop'], { env, encoding: 'utf8', timeout: 60_000 });
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  });
+
   test('Ctrl-C during vm run removes the half-made VM', async () => {
     const child = spawn(BANGER, ['vm', 'run', '--rm', '--name', 'e2e-cancel', '--', 'true'], { env: ENV });
     let stderr = '';

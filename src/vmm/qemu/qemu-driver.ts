@@ -30,6 +30,22 @@ export function hostTscKhz(): number | null {
   return null;
 }
 
+/** The path of a program (absolute, or looked up on PATH), or MISSING_TOOL naming the package to install. */
+export function findExecutable(name: string, searchPath = process.env.PATH ?? '/usr/bin:/bin'): string {
+  const candidates = path.isAbsolute(name) ? [name] : searchPath.split(':').filter(Boolean).map((d) => path.join(d, name));
+  for (const candidate of candidates) {
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      if (fs.statSync(candidate).isFile()) return candidate;
+    } catch {
+      // Not here; try the next directory.
+    }
+  }
+  throw new BangerError('MISSING_TOOL', `${name} is not installed (not found${path.isAbsolute(name) ? '' : ' on PATH'})`, {
+    hint: 'apt-get install qemu-system-x86 qemu-utils, or set vmm.qemu in config.toml',
+  });
+}
+
 export interface QemuDriverOptions {
   runner: ProcessRunner;
   ops: PrivilegedOps;
@@ -51,6 +67,8 @@ export class QemuDriver implements VmmDriver {
   }
 
   async selectAccel(kernel: KernelInfo, signal: AbortSignal): Promise<AccelChoice> {
+    // Checked first, so a missing QEMU is reported before minutes of image building.
+    findExecutable(this.options.qemu);
     const kvmDevice = this.options.kvmDevice ?? '/dev/kvm';
     const hasKvm = (): boolean => {
       try {
