@@ -163,6 +163,8 @@ export class HelperService {
 
   async deleteTap(raw: DeleteTapParams): Promise<void> {
     const tap = matching(raw.tap, TAP_PATTERN, 'tap name');
+    // A namespace that is gone took its taps with it; deleting a VM must still work then.
+    if (raw.netns !== null && raw.netns !== undefined && !fs.existsSync(path.join(this.scope.netnsDir, matching(raw.netns, NETNS_PATTERN, 'network namespace')))) return;
     const netns = this.netns(raw.netns);
     if (!(await this.linkExists(netns, tap))) return;
     await runChecked(this.runner, 'ip', this.ip(netns, ['link', 'del', 'dev', tap]));
