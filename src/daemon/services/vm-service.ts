@@ -249,9 +249,10 @@ export class VmService {
         case 'created':
         case 'stopped':
           try {
-            const choice = await this.deps.driver.selectAccel(this.kernelOf(vm), ctx.signal);
+            const kernel = this.kernelOf(vm);
+            const choice = await this.deps.driver.selectAccel(kernel, ctx.signal);
             ctx.progress({ stage: 'spec', message: specLine({ ...vm, accel: `${this.deps.driver.name}/${choice.accel}`, reason: choice.reason }) });
-            return await this.startLocked(vm, this.kernelOf(vm), options, ctx);
+            return await this.startLocked(vm, kernel, options, ctx);
           } catch (err) {
             if (err instanceof BangerError && err.code === 'SSH_TIMEOUT') throw err;
             await this.stopLocked(this.deps.store.getVm(vm.id) ?? vm).catch(() => undefined);
