@@ -96,7 +96,9 @@ export class QemuDriver implements VmmDriver {
   /** Boots the kernel under KVM into the probe mode of banger's initrd; some /dev/kvm (nested, paravirtual) cannot run it. */
   private async probeKvm(kernel: KernelInfo, signal: AbortSignal): Promise<AccelChoice> {
     const cache = this.readProbeCache();
-    const cached = cache[kernel.id];
+    // Keyed by what decides the outcome; the version retires results recorded by an older probe.
+    const key = `${kernel.id} ${this.options.qemu} probe-v2`;
+    const cached = cache[key];
     if (cached) return cached;
     const result = await this.options.runner.run(
       this.options.qemu,
@@ -112,7 +114,7 @@ export class QemuDriver implements VmmDriver {
       : result.timedOut
         ? { accel: 'tcg', reason: `KVM did not boot a test guest within ${PROBE_TIMEOUT_MS / 1000}s; using software emulation` }
         : { accel: 'tcg', reason: `KVM cannot run this guest here (${firstError?.replace(/^.*?error: /, '') || `qemu ${result.code ?? result.signal}`}); using software emulation` };
-    cache[kernel.id] = choice;
+    cache[key] = choice;
     fs.mkdirSync(path.dirname(this.options.cacheFile), { recursive: true });
     fs.writeFileSync(this.options.cacheFile, JSON.stringify(cache, null, 2));
     return choice;
