@@ -22,7 +22,7 @@ export const DEFAULT_IMAGES: Readonly<Record<string, DebianRecipe>> = {
 };
 
 /** Bump when customizeRootfs or the build changes, so cached images are rebuilt (beside, not over, the old one). */
-const RECIPE_REVISION = 3;
+const RECIPE_REVISION = 4;
 
 /** A short id of what the recipe produces; it names the image's directory. */
 export function recipeId(recipe: DebianRecipe): string {
@@ -40,12 +40,16 @@ KbdInteractiveAuthentication no
 UseDNS no
 `;
 
-// Units that only cost boot time in a sandbox: periodic maintenance, a VGA getty there is no screen for,
-// users that the image already has (sysusers) and a root the initrd already mounted read-write (remount-fs).
+// Units that only cost boot time in a sandbox (under emulation every process start costs a good fraction of a
+// second): periodic maintenance, a VGA getty there is no screen for, users that the image already has
+// (sysusers), a root the initrd already mounted read-write (remount-fs), utmp records, debug/tracing/hugepage
+// mounts, and the random seed (one file baked into the image would be the same in every VM).
 const MASKED_UNITS = [
   'apt-daily.timer', 'apt-daily-upgrade.timer', 'e2scrub_all.timer', 'e2scrub_reap.service', 'fstrim.timer',
   'getty@tty1.service', 'getty-static.service', 'systemd-networkd-wait-online.service',
   'systemd-sysusers.service', 'systemd-remount-fs.service', 'systemd-update-utmp.service', 'systemd-update-utmp-runlevel.service',
+  'dev-hugepages.mount', 'sys-kernel-debug.mount', 'sys-kernel-tracing.mount', 'sys-kernel-config.mount', 'sys-fs-fuse-connections.mount',
+  'systemd-random-seed.service',
 ];
 
 /** Makes a debootstrapped tree ready to boot as a banger guest. */
@@ -58,6 +62,9 @@ export function customizeRootfs(root: string): void {
   write('etc/hostname', 'banger\n');
   write('etc/fstab', `LABEL=${ROOT_LABEL} / ext4 defaults,noatime 0 0\n`);
   write('etc/ssh/sshd_config.d/banger.conf', SSHD_CONFIG);
+  // sshd checks its configuration before every start; banger wrote that configuration, so skip the extra run.
+  write('etc/systemd/system/ssh.service.d/banger.conf', '[Service]\nExecStartPre=\n');
+  fs.rmSync(path.join(root, 'var/lib/systemd/random-seed'), { force: true });
   // The journal stays in memory: flushing it to disk sits on the boot's critical path.
   write('etc/systemd/journald.conf.d/banger.conf', '[Journal]\nStorage=volatile\n');
   // Each VM gets its own machine id and host key from its initrd; none may be baked into the image.
