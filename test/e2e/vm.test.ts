@@ -96,10 +96,14 @@ describe('banger on a real guest', { timeout: 40 * 60_000 }, () => {
     assert.deepEqual(vms(), []);
   });
 
-  test('create, ssh, stop, start, ssh, delete keeps /root across a restart', () => {
+  test('create, ssh, daemon restart, stop, start, ssh, delete keeps /root across a restart', () => {
     ok(['vm', 'create', '--name', 'e2e-box']);
     assert.equal(vms()[0]?.state, 'running');
     ok(['vm', 'ssh', 'e2e-box', '--', 'sh', '-c', 'echo kept > /root/marker && findmnt -n -o SOURCE /root']);
+    // The guest outlives a restart of both daemons; the next command starts them again and finds it.
+    assert.match(ok(['daemon', 'stop']).stdout, /stopped bangerd and bangerd-root/);
+    assert.equal(vms()[0]?.state, 'running');
+    assert.equal(ok(['vm', 'ssh', 'e2e-box', '--', 'cat', '/root/marker']).stdout.trim(), 'kept');
     ok(['vm', 'stop', 'e2e-box']);
     assert.equal(vms()[0]?.state, 'stopped');
     assert.deepEqual(vmmProcesses(), [], 'no VMM after stop');
