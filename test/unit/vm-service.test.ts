@@ -640,4 +640,24 @@ describe('VmService', { timeout: 30_000 }, () => {
       assert.equal(h.ops.taps.size, 0);
     });
   });
+
+  describe('ssh timeout', () => {
+    for (const value of [0, -1, 1.5, 3601, '10', null]) {
+      it(`create and start refuse ${JSON.stringify(value)} seconds with INVALID_ARGUMENT before doing anything`, async () => {
+        const bad = { sshTimeoutSec: value } as unknown as { sshTimeoutSec: number };
+        await assert.rejects(h.service.create({ name: 'a', ...bad }, makeCtx().ctx), fails('INVALID_ARGUMENT', /ssh timeout/));
+        assert.equal(h.runner.calls.length, 0);
+        assertNothingLeft();
+        await h.service.create({ name: 'b', start: false }, makeCtx().ctx);
+        await assert.rejects(h.service.start('b', { waitSsh: true, ...bad }, makeCtx().ctx), fails('INVALID_ARGUMENT', /ssh timeout/));
+        assert.equal(h.driver.boots.length, 0);
+      });
+    }
+
+    it('accepts 1 to 3600 seconds', async () => {
+      await h.service.create({ name: 'a', sshTimeoutSec: 3600 }, makeCtx().ctx);
+      await h.service.create({ name: 'b', start: false }, makeCtx().ctx);
+      assert.equal((await h.service.start('b', { waitSsh: true, sshTimeoutSec: 1 }, makeCtx().ctx)).state, 'running');
+    });
+  });
 });

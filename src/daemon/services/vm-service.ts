@@ -147,23 +147,19 @@ export class VmService {
     return `vm-${crypto.randomBytes(3).toString('hex')}`;
   }
 
-  private validateCreate(params: VmCreateParams): { name: string; image: string; vcpus: number; memoryMib: number; diskGib: number } {
+  private validateCreate(params: VmCreateParams): { name: string; image: string; vcpus: number; memoryMib: number; diskGib: number; sshTimeoutSec: number | undefined } {
     const d = this.deps.config.vmDefaults;
     const name = params.name ?? this.pickName();
     if (!VM_NAME_PATTERN.test(name)) {
       throw new BangerError('INVALID_ARGUMENT', `invalid VM name ${JSON.stringify(name)}`, { hint: 'use lowercase letters, digits and "-", starting with a letter or digit (at most 63)' });
     }
-    const whole = (value: number | undefined, fallback: number, min: number, max: number, what: string): number => {
-      const v = value ?? fallback;
-      if (!Number.isInteger(v) || v < min || v > max) throw new BangerError('INVALID_ARGUMENT', `${what} must be a whole number from ${min} to ${max} (got ${v})`);
-      return v;
-    };
     return {
       name,
       image: params.image ?? d.image,
-      vcpus: whole(params.vcpus, d.vcpus, 1, 64, 'vcpus'),
-      memoryMib: whole(params.memoryMib, d.memoryMib, 128, 1024 * 1024, 'memory (MiB)'),
-      diskGib: whole(params.diskGib, d.diskGib, 1, 16 * 1024, 'disk (GiB)'),
+      vcpus: wholeNumber(params.vcpus ?? d.vcpus, 1, 64, 'vcpus'),
+      memoryMib: wholeNumber(params.memoryMib ?? d.memoryMib, 128, 1024 * 1024, 'memory (MiB)'),
+      diskGib: wholeNumber(params.diskGib ?? d.diskGib, 1, 16 * 1024, 'disk (GiB)'),
+      sshTimeoutSec: validSshTimeout(params.sshTimeoutSec),
     };
   }
 
@@ -195,7 +191,7 @@ export class VmService {
         ctx.progress({ stage: 'disk', message: `creating disks for ${vm.name} (copy-on-write over ${image.name}, ${vm.diskGib} GiB work disk)` });
         await this.prepareFiles(vm, image.path, ctx.signal);
         if (params.start === false) return vm;
-        return await this.startLocked(vm, kernel, { waitSsh: params.waitSsh ?? true, sshTimeoutSec: params.sshTimeoutSec }, ctx);
+        return await this.startLocked(vm, kernel, { waitSsh: params.waitSsh ?? true, sshTimeoutSec: spec.sshTimeoutSec }, ctx);
       } catch (err) {
         // A guest that booted but never answered ssh is kept for post-mortem; anything else is undone.
         if (err instanceof BangerError && err.code === 'SSH_TIMEOUT') throw err;
@@ -238,6 +234,7 @@ export class VmService {
   }
 
   async start(ref: string, options: { waitSsh?: boolean; sshTimeoutSec?: number }, ctx: Ctx): Promise<VmInfo> {
+    validSshTimeout(options.sshTimeoutSec);
     const found = this.resolve(ref);
     return this.withLock(found.id, async () => {
       // A tap left by a VMM that died is replaced by createTap when the VM boots again.
@@ -429,6 +426,18 @@ export class VmService {
 /** The line users see first: what they are about to get. */
 export function specLine(s: { name: string; vcpus: number; memoryMib: number; diskGib: number; image: string; accel: string; reason: string }): string {
   return `${s.name}: ${s.vcpus} vCPU, ${s.memoryMib} MiB RAM, ${s.diskGib} GiB disk, image ${s.image}, ${s.accel} (${s.reason})`;
+}
+
+function wholeNumber(value: unknown, min: number, max: number, what: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new BangerError('INVALID_ARGUMENT', `${what} must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`);
+  }
+  return value;
+}
+
+/** Seconds to wait for sshd, when given. */
+function validSshTimeout(value: unknown): number | undefined {
+  return value === undefined ? undefined : wholeNumber(value, 1, 3600, 'ssh timeout (seconds)');
 }
 
 function hostKeyAlias(vm: VmInfo): string {
