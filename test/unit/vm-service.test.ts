@@ -641,6 +641,59 @@ describe('VmService', { timeout: 30_000 }, () => {
     });
   });
 
+  describe('a tap that cannot be removed', () => {
+    const helperDown = (): BangerError => new BangerError('HELPER_UNAVAILABLE', 'the privileged helper bangerd-root is not running', { hint: 'start it: sudo bangerd-root' });
+
+    it('delete stops the VMM but keeps the VM, stopped, when bangerd-root is down, and says how to finish', async () => {
+      const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      h.ops.fail('deleteTap', helperDown());
+      await assert.rejects(h.service.delete('web'), (err: unknown) => {
+        fails('HELPER_UNAVAILABLE', new RegExp(`tap ${vm.tap} of VM web .*bangerd-root is not running.*kept`))(err);
+        assert.match((err as BangerError).hint!, /start bangerd-root, then rerun: banger vm delete web/);
+        assert.match((err as BangerError).hint!, /sudo bangerd-root/);
+        return true;
+      });
+      const kept = h.store.getVm(vm.id);
+      assert.ok(kept, 'the row is kept, so the tap is not forgotten');
+      assert.deepEqual([kept.state, kept.pid], ['stopped', null]);
+      assert.equal(h.driver.aliveCount(), 0);
+      assert.ok(fs.existsSync(h.service.files(vm.id).dir));
+
+      h.ops.succeed('deleteTap');
+      await h.service.delete('web');
+      assertNothingLeft();
+    });
+
+    it('delete keeps the code of any other tap failure and says to rerun', async () => {
+      await h.service.create({ name: 'web' }, makeCtx().ctx);
+      h.ops.fail('deleteTap');
+      await assert.rejects(h.service.delete('web'), (err: unknown) => {
+        fails('NETWORK_FAILED', /fake deleteTap failed/)(err);
+        assert.match((err as BangerError).hint!, /rerun: banger vm delete web$/);
+        return true;
+      });
+      assert.equal(h.service.show('web').state, 'stopped');
+    });
+
+    it('a failed create whose tap cannot be removed keeps the VM and reports both failures', async () => {
+      h.driver.bootError = new BangerError('VMM_FAILED', 'QEMU did not start: fake');
+      h.ops.fail('deleteTap', helperDown());
+      await assert.rejects(h.service.create({ name: 'a' }, makeCtx().ctx), (err: unknown) => {
+        fails('VMM_FAILED', /QEMU did not start: fake\nundoing the create failed: tap bgt[0-9a-f]+ of VM a could not be removed/)(err);
+        assert.match((err as BangerError).hint!, /banger vm delete a/);
+        return true;
+      });
+      const [kept] = h.store.listVms();
+      assert.ok(kept, 'the row is kept');
+      assert.equal(kept.state, 'stopped');
+      assert.ok(h.ops.taps.has(kept.tap));
+
+      h.ops.succeed('deleteTap');
+      await h.service.delete('a');
+      assertNothingLeft();
+    });
+  });
+
   describe('ssh timeout', () => {
     for (const value of [0, -1, 1.5, 3601, '10', null]) {
       it(`create and start refuse ${JSON.stringify(value)} seconds with INVALID_ARGUMENT before doing anything`, async () => {

@@ -196,7 +196,12 @@ export class VmService {
         // A guest that booted but never answered ssh is kept for post-mortem; anything else is undone.
         if (err instanceof BangerError && err.code === 'SSH_TIMEOUT') throw err;
         this.deps.log(`vm ${vm.name}: create failed (${messageOf(err)}); removing what was created`);
-        await this.destroyLocked(vm).catch((cleanupErr: unknown) => this.deps.log(`vm ${vm.name}: cleanup failed: ${messageOf(cleanupErr)}`));
+        try {
+          await this.destroyLocked(vm);
+        } catch (cleanupErr) {
+          this.deps.log(`vm ${vm.name}: cleanup failed: ${messageOf(cleanupErr)}`);
+          throw keptAfterFailedCreate(vm, err, cleanupErr);
+        }
         throw err;
       }
     });
@@ -379,7 +384,10 @@ export class VmService {
     });
   }
 
-  /** Removes everything a VM has: VMM, tap, files, store row, in that order, so a failure can be retried. */
+  /**
+   * Removes everything a VM has: VMM, tap, files, store row, in that order, so a failure can be retried. When the
+   * tap cannot be removed the VM is kept, stopped: its row is the only record of that tap.
+   */
   private async destroyLocked(vm: VmInfo): Promise<void> {
     const current = this.deps.store.getVm(vm.id) ?? vm;
     await this.closeSshMaster(vm);
@@ -387,7 +395,12 @@ export class VmService {
       await this.deps.driver.stop({ vmId: vm.id, pid: current.pid, files: this.files(vm.id) });
       this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
     }
-    await this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.config.network.netns });
+    try {
+      await this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.config.network.netns });
+    } catch (err) {
+      this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
+      throw tapKeptError(current, err);
+    }
     fs.rmSync(this.files(vm.id).dir, { recursive: true, force: true });
     this.deps.store.deleteVm(vm.id);
   }
@@ -438,6 +451,31 @@ function wholeNumber(value: unknown, min: number, max: number, what: string): nu
 /** Seconds to wait for sshd, when given. */
 function validSshTimeout(value: unknown): number | undefined {
   return value === undefined ? undefined : wholeNumber(value, 1, 3600, 'ssh timeout (seconds)');
+}
+
+/** Why a VM could not be deleted because its tap is still there, and how to finish the job. */
+function tapKeptError(vm: VmInfo, err: unknown): BangerError {
+  const cause = err instanceof BangerError ? err : null;
+  const message = `tap ${vm.tap} of VM ${vm.name} could not be removed (${messageOf(err)}); the VM is kept, stopped, so the tap is not forgotten`;
+  if (cause?.code === 'HELPER_UNAVAILABLE') {
+    return new BangerError('HELPER_UNAVAILABLE', message, {
+      hint: `start bangerd-root, then rerun: banger vm delete ${vm.name}${cause.hint ? `; ${cause.hint}` : ''}`,
+      cause: err,
+    });
+  }
+  return new BangerError(cause?.code ?? 'NETWORK_FAILED', message, {
+    hint: `${cause?.hint ? `${cause.hint}; then ` : ''}rerun: banger vm delete ${vm.name}`,
+    cause: err,
+  });
+}
+
+/** A create that failed and whose undoing failed too: the first failure, and that the VM is still there. */
+function keptAfterFailedCreate(vm: VmInfo, err: unknown, cleanupErr: unknown): BangerError {
+  const cleanup = cleanupErr instanceof BangerError ? cleanupErr : null;
+  return new BangerError(err instanceof BangerError ? err.code : 'INTERNAL', `${messageOf(err)}\nundoing the create failed: ${messageOf(cleanupErr)}`, {
+    hint: cleanup?.hint ?? `remove it: banger vm delete ${vm.name}`,
+    cause: err,
+  });
 }
 
 function hostKeyAlias(vm: VmInfo): string {
