@@ -1,54 +1,89 @@
 // bangerd-root: the privileged helper. Usage:
-//   bangerd-root --owner UID:GID --state-dir DIR --cache-dir DIR --socket PATH
-// It must run as root and serves only the owner (the socket is the owner's, mode 0600).
+//   bangerd-root --owner UID:GID --state-dir DIR --cache-dir DIR --socket PATH --bridge NAME --subnet CIDR [--netns NAME] [--pid-file PATH]
+// It must run as root and serves only the owner (the socket is the owner's, mode 0600). Whatever it does in the
+// owner's directories it does with the owner's rights (see system/as-owner.ts).
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { serve } from '../protocol/jsonrpc.ts';
+import { asOwner, type Owner } from '../system/as-owner.ts';
 import { NodeProcessRunner } from '../system/process.ts';
 import { listenUnix } from '../system/socket-server.ts';
-import { HelperService } from './helper-service.ts';
+import { HelperService, networkScopeProblem } from './helper-service.ts';
+
+const USAGE = 'usage: bangerd-root --owner UID:GID --state-dir DIR --cache-dir DIR --socket PATH --bridge NAME --subnet A.B.C.0/24 [--netns NAME] [--pid-file PATH]';
 
 function fail(message: string): never {
   process.stderr.write(`bangerd-root: ${message}\n`);
   process.exit(2);
 }
 
-const { values } = parseArgs({
-  options: {
-    owner: { type: 'string' },
-    'state-dir': { type: 'string' },
-    'cache-dir': { type: 'string' },
-    socket: { type: 'string' },
-    'pid-file': { type: 'string' },
-  },
-});
+let values;
+try {
+  ({ values } = parseArgs({
+    options: {
+      owner: { type: 'string' },
+      'state-dir': { type: 'string' },
+      'cache-dir': { type: 'string' },
+      socket: { type: 'string' },
+      'pid-file': { type: 'string' },
+      bridge: { type: 'string' },
+      subnet: { type: 'string' },
+      netns: { type: 'string' },
+    },
+  }));
+} catch (err) {
+  fail(`${(err as Error).message}\n${USAGE}`);
+}
 if (process.getuid?.() !== 0) fail('must run as root (it performs the privileged steps for bangerd): sudo bangerd-root ...');
-const owner = /^(\d+):(\d+)$/.exec(values.owner ?? '');
-if (!owner || !values['state-dir'] || !values['cache-dir'] || !values.socket) {
-  fail('usage: bangerd-root --owner UID:GID --state-dir DIR --cache-dir DIR --socket PATH [--pid-file PATH]');
+const ownerMatch = /^(\d+):(\d+)$/.exec(values.owner ?? '');
+if (!ownerMatch || !values['state-dir'] || !values['cache-dir'] || !values.socket || !values.bridge || !values.subnet) fail(USAGE);
+const owner: Owner = { uid: Number(ownerMatch[1]), gid: Number(ownerMatch[2]) };
+const network = { bridge: values.bridge, subnet: values.subnet, netns: values.netns ?? null };
+const problem = networkScopeProblem(network);
+if (problem) fail(problem);
+process.umask(0o077);
+
+/** The owner's directory, made with the owner's rights if missing; its real path, fixed from here on. */
+function ownersDir(dir: string): string {
+  try {
+    asOwner(owner, () => fs.mkdirSync(dir, { recursive: true, mode: 0o700 }));
+  } catch (err) {
+    fail(`cannot create ${dir} as uid ${owner.uid}: ${(err as Error).message}`);
+  }
+  const real = fs.realpathSync(dir);
+  const st = fs.statSync(real);
+  if (!st.isDirectory() || st.uid !== owner.uid) fail(`${dir} (${real}) must be a directory owned by uid ${owner.uid}`);
+  return real;
 }
+
+const socketPath = path.resolve(values.socket);
 const scope = {
-  owner: { uid: Number(owner[1]), gid: Number(owner[2]) },
-  stateDir: path.resolve(values['state-dir']),
-  cacheDir: path.resolve(values['cache-dir']),
-  runDir: path.dirname(path.resolve(values.socket)),
+  owner,
+  stateDir: ownersDir(path.resolve(values['state-dir'])),
+  cacheDir: ownersDir(path.resolve(values['cache-dir'])),
+  runDir: ownersDir(path.dirname(socketPath)),
   netnsDir: '/run/netns',
+  network,
 };
-for (const dir of [scope.stateDir, scope.cacheDir, scope.runDir]) {
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  fs.chownSync(dir, scope.owner.uid, scope.owner.gid);
-}
 const service = new HelperService(new NodeProcessRunner(), scope);
-const server = await listenUnix(path.resolve(values.socket), { mode: 0o600, owner: scope.owner });
-const pidFile = values['pid-file'];
+const asTheOwner = <T>(fn: () => T): T => asOwner(owner, fn);
+const server = await listenUnix(socketPath, { mode: 0o600, as: asTheOwner }).catch((err: unknown) => fail((err as Error).message));
+const pidFile = values['pid-file'] ? path.resolve(values['pid-file']) : null;
 const shutdown = (): void => {
   server.close();
-  if (pidFile) fs.rmSync(pidFile, { force: true });
+  if (pidFile) asTheOwner(() => fs.rmSync(pidFile, { force: true }));
   process.exit(0);
 };
 serve(server, service.handlers(shutdown));
-if (pidFile) fs.writeFileSync(pidFile, `${process.pid}\n`);
+if (pidFile) {
+  asTheOwner(() => {
+    fs.rmSync(pidFile, { force: true });
+    const fd = fs.openSync(pidFile, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
+    fs.writeSync(fd, `${process.pid}\n`);
+    fs.closeSync(fd);
+  });
+}
 process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
-process.stderr.write(`bangerd-root: serving ${values.socket} for uid ${scope.owner.uid}\n`);
+process.stderr.write(`bangerd-root: serving ${socketPath} for uid ${owner.uid} (bridge ${network.bridge}, ${network.subnet}${network.netns ? `, netns ${network.netns}` : ''})\n`);

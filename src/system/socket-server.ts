@@ -2,10 +2,17 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
+export interface ListenOptions {
+  mode: number;
+  /** Runs each file system step (and the bind, which creates the socket file); bangerd-root passes asOwner. */
+  as?: <T>(fn: () => T) => T;
+}
+
 /** Listens on a Unix socket, replacing a stale socket file but refusing to take over a live one. */
-export async function listenUnix(socketPath: string, options: { mode: number; owner?: { uid: number; gid: number } }): Promise<net.Server> {
-  fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 });
-  if (fs.existsSync(socketPath)) {
+export async function listenUnix(socketPath: string, options: ListenOptions): Promise<net.Server> {
+  const as = options.as ?? (<T>(fn: () => T): T => fn());
+  as(() => fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 }));
+  if (as(() => fs.existsSync(socketPath))) {
     const alive = await new Promise<boolean>((resolve) => {
       const s = net.createConnection(socketPath);
       s.once('connect', () => {
@@ -15,17 +22,18 @@ export async function listenUnix(socketPath: string, options: { mode: number; ow
       s.once('error', () => resolve(false));
     });
     if (alive) throw new Error(`another process is already serving ${socketPath}`);
-    fs.rmSync(socketPath, { force: true });
+    as(() => fs.rmSync(socketPath, { force: true }));
   }
   const server = net.createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(socketPath, () => {
+    server.once('listening', () => {
       server.removeListener('error', reject);
       resolve();
     });
+    // listen() binds synchronously, so the socket file is created inside `as`.
+    as(() => server.listen(socketPath));
   });
-  fs.chmodSync(socketPath, options.mode);
-  if (options.owner) fs.chownSync(socketPath, options.owner.uid, options.owner.gid);
+  as(() => fs.chmodSync(socketPath, options.mode));
   return server;
 }
