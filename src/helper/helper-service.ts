@@ -6,20 +6,33 @@ import { BangerError } from '../protocol/errors.ts';
 import type { CallContext, Handler } from '../protocol/jsonrpc.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import { runChecked } from '../system/process.ts';
-import { NAME_PATTERN } from '../system/config.ts';
+import { NAME_PATTERN, SUBNET_PATTERN, gatewayCidrOf } from '../system/config.ts';
+import { asOwner, ownerArgv, type Owner } from '../system/as-owner.ts';
 import { buildQemuArgv, type QemuLaunchSpec } from '../vmm/qemu/qemu-args.ts';
 import { findExecutable } from '../vmm/qemu/qemu-driver.ts';
 import { DEFAULT_IMAGES, buildDebianImage } from '../image/debian-recipe.ts';
-import type { BridgeParams, BuildImageParams, DeleteTapParams, LaunchQemuParams, TapParams } from './privileged-ops.ts';
+import type { BridgeParams, BuildImageParams, DeleteTapParams, HelperNetwork, LaunchQemuParams, TapParams } from './privileged-ops.ts';
 import { VERSION } from '../version.ts';
 
 export interface HelperScope {
-  owner: { uid: number; gid: number };
-  /** Directories whose files the helper may hand to QEMU or write images into. */
+  owner: Owner;
+  /** Directories (real paths, fixed at start) whose files the helper may hand to QEMU or write images into. */
   stateDir: string;
   cacheDir: string;
   runDir: string;
   netnsDir: string;
+  /** The one bridge, subnet and namespace this helper manages, fixed by whoever started it as root. */
+  network: HelperNetwork;
+  /** Where images are built (root only); /var/tmp when unset. */
+  buildDir?: string;
+}
+
+/** Checks the network settings given to bangerd-root at start; returns a problem or null. */
+export function networkScopeProblem(network: HelperScope['network']): string | null {
+  if (!NAME_PATTERN.test(network.bridge)) return `bridge name ${JSON.stringify(network.bridge)} is not valid`;
+  if (!SUBNET_PATTERN.test(network.subnet)) return `subnet ${JSON.stringify(network.subnet)} must be an IPv4 /24 such as 172.30.0.0/24`;
+  if (network.netns !== null && !NETNS_PATTERN.test(network.netns)) return `network namespace ${JSON.stringify(network.netns)} is not valid`;
+  return null;
 }
 
 export const TAP_PATTERN = /^bgt[0-9a-f]{8,12}$/;
@@ -53,9 +66,14 @@ function int(value: unknown, min: number, max: number, what: string): number {
  * and this process is root.
  */
 export function readPidFile(file: string): number {
+  return readPidFileAs(file);
+}
+
+function readPidFileAs(file: string, owner?: Owner): number {
+  const open = (): number => fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   let fd: number;
   try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
+    fd = owner ? asOwner(owner, open) : open();
   } catch (err) {
     throw new BangerError('VMM_FAILED', `QEMU wrote no usable pid to ${file}`, { cause: err });
   }
@@ -90,23 +108,36 @@ export class HelperService {
     } catch {
       refuse(`${what} ${p} does not exist`);
     }
-    const ok = roots.some((root) => {
-      let r: string;
-      try {
-        r = fs.realpathSync(root);
-      } catch {
-        return false;
-      }
-      return real.startsWith(`${r}${path.sep}`);
-    });
+    // The roots are real paths fixed at start; resolving them again would follow a symlink swapped in since.
+    const ok = roots.some((root) => real.startsWith(`${root}${path.sep}`));
     if (!ok) refuse(`${what} ${p} is outside banger's directories`);
     if (!mustExist && fs.existsSync(real) && fs.lstatSync(real).isSymbolicLink()) refuse(`${what} ${p} is a symlink`);
     return real;
   }
 
+  /** Refuses any bridge, gateway or namespace other than the ones this helper was started for. */
+  private outOfScope(what: string, got: string | null, want: string | null): never {
+    throw new BangerError('HELPER_REFUSED', `bangerd-root refused: it manages ${what} ${want ?? '(none: the host namespace)'}, not ${got ?? '(none: the host namespace)'}`, {
+      hint: 'bangerd-root keeps the network settings it was started with; restart both with the current ones: banger daemon stop && banger daemon start',
+    });
+  }
+
+  private bridge(value: unknown): string {
+    const bridge = matching(value, NAME_PATTERN, 'bridge name');
+    if (bridge !== this.scope.network.bridge) this.outOfScope('bridge', bridge, this.scope.network.bridge);
+    return bridge;
+  }
+
+  /** The namespace named in a request, which must be the helper's own (null: the host's). */
+  private netnsName(value: unknown): string | null {
+    const name = value === null || value === undefined ? null : matching(value, NETNS_PATTERN, 'network namespace');
+    if (name !== this.scope.network.netns) this.outOfScope('network namespace', name, this.scope.network.netns);
+    return name;
+  }
+
   private netns(value: unknown): string | null {
-    if (value === null || value === undefined) return null;
-    const name = matching(value, NETNS_PATTERN, 'network namespace');
+    const name = this.netnsName(value);
+    if (name === null) return null;
     if (!fs.existsSync(path.join(this.scope.netnsDir, name))) {
       throw new BangerError('NETWORK_FAILED', `network namespace ${name} does not exist`, { hint: `create it first: ip netns add ${name}` });
     }
@@ -124,12 +155,23 @@ export class HelperService {
   }
 
   async ensureBridge(raw: BridgeParams): Promise<void> {
-    const bridge = matching(raw.bridge, NAME_PATTERN, 'bridge name');
+    const bridge = this.bridge(raw.bridge);
     const cidr = matching(raw.gatewayCidr, CIDR_PATTERN, 'gateway address');
     const m = CIDR_PATTERN.exec(cidr)!;
     if (m.slice(1, 5).some((o) => Number(o) > 255) || Number(m[5]) < 8 || Number(m[5]) > 30) refuse(`gateway address ${cidr} is not valid`);
+    const gateway = gatewayCidrOf(this.scope.network.subnet);
+    if (cidr !== gateway) this.outOfScope('gateway', cidr, gateway);
     const netns = this.netns(raw.netns);
-    if (!(await this.linkExists(netns, bridge))) {
+    if (await this.linkExists(netns, bridge)) {
+      // A name the host already uses for something else (an uplink, another tool's device) is not banger's to take over.
+      const details = await runChecked(this.runner, 'ip', this.ip(netns, ['-j', '-d', 'link', 'show', 'dev', bridge]));
+      const kind = (JSON.parse(details.stdout) as Array<{ linkinfo?: { info_kind?: string } }>)[0]?.linkinfo?.info_kind;
+      if (kind !== 'bridge') {
+        throw new BangerError('NETWORK_FAILED', `${bridge} exists${netns ? ` in netns ${netns}` : ''} and is not a bridge (${kind ?? 'a plain device'})`, {
+          hint: 'pick another name with network.bridge in config.toml, then restart: banger daemon stop && banger daemon start',
+        });
+      }
+    } else {
       const r = await this.runner.run('ip', this.ip(netns, ['link', 'add', 'name', bridge, 'type', 'bridge']));
       // Two VMs starting at once may both try; losing that race is fine.
       if (r.code !== 0 && !(await this.linkExists(netns, bridge))) throw new BangerError('NETWORK_FAILED', `cannot create bridge ${bridge}: ${r.stderr.trim()}`);
@@ -147,7 +189,7 @@ export class HelperService {
 
   async createTap(raw: TapParams): Promise<void> {
     const tap = matching(raw.tap, TAP_PATTERN, 'tap name');
-    const bridge = matching(raw.bridge, NAME_PATTERN, 'bridge name');
+    const bridge = this.bridge(raw.bridge);
     const netns = this.netns(raw.netns);
     if (await this.linkExists(netns, tap)) await this.runner.run('ip', this.ip(netns, ['link', 'del', 'dev', tap]));
     const { uid, gid } = this.scope.owner;
@@ -164,7 +206,8 @@ export class HelperService {
   async deleteTap(raw: DeleteTapParams): Promise<void> {
     const tap = matching(raw.tap, TAP_PATTERN, 'tap name');
     // A namespace that is gone took its taps with it; deleting a VM must still work then.
-    if (raw.netns !== null && raw.netns !== undefined && !fs.existsSync(path.join(this.scope.netnsDir, matching(raw.netns, NETNS_PATTERN, 'network namespace')))) return;
+    const named = this.netnsName(raw.netns);
+    if (named !== null && !fs.existsSync(path.join(this.scope.netnsDir, named))) return;
     const netns = this.netns(raw.netns);
     if (!(await this.linkExists(netns, tap))) return;
     await runChecked(this.runner, 'ip', this.ip(netns, ['link', 'del', 'dev', tap]));
@@ -208,12 +251,11 @@ export class HelperService {
     const qemu = this.resolveQemu(raw.qemu);
     const spec = this.validateLaunchSpec(raw.spec);
     const netns = this.netns(raw.netns);
-    const { uid, gid } = this.scope.owner;
     // QEMU runs as the owner, never as root; only entering the namespace needs root.
-    let argv = [qemu, ...buildQemuArgv(spec)];
-    if (uid !== 0) argv = ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--init-groups', '--', ...argv];
+    let argv = [...ownerArgv(this.scope.owner), qemu, ...buildQemuArgv(spec)];
     if (netns) argv = ['ip', 'netns', 'exec', netns, ...argv];
-    fs.rmSync(spec.pidFile, { force: true });
+    // The VM directory is the owner's: root touches nothing there itself.
+    asOwner(this.scope.owner, () => fs.rmSync(spec.pidFile, { force: true }));
     // -daemonize: the first process exits once the VM is set up, so errors in the set-up come back here.
     const result = await this.runner.run(argv[0]!, argv.slice(1), { signal: ctx.signal, timeoutMs: 60_000 });
     if (result.code !== 0) {
@@ -221,7 +263,7 @@ export class HelperService {
         hint: 'check that qemu-system-x86 is installed (apt-get install qemu-system-x86 qemu-utils)',
       });
     }
-    return { pid: readPidFile(spec.pidFile) };
+    return { pid: readPidFileAs(spec.pidFile, this.scope.owner) };
   }
 
   async buildImage(raw: BuildImageParams, ctx: CallContext): Promise<{ sizeBytes: number }> {
@@ -230,12 +272,15 @@ export class HelperService {
     if (!recipe) refuse(`no built-in recipe for image ${name}`);
     const mirror = matching(raw.mirror, /^https?:\/\/[a-zA-Z0-9._~:/?#@!$&*+;=%-]+$/, 'mirror');
     const output = this.insidePath(raw.output, [this.scope.cacheDir], 'image output', false);
-    return buildDebianImage({ runner: this.runner, recipe, mirror, output, owner: this.scope.owner, signal: ctx.signal, progress: ctx.progress });
+    return buildDebianImage({
+      runner: this.runner, recipe, mirror, output, owner: this.scope.owner, signal: ctx.signal, progress: ctx.progress,
+      ...(this.scope.buildDir ? { workRoot: this.scope.buildDir } : {}),
+    });
   }
 
   handlers(onShutdown: () => void): Map<string, Handler> {
     const h = new Map<string, Handler>();
-    h.set('helper.ping', async () => ({ pid: process.pid, version: VERSION }));
+    h.set('helper.ping', async () => ({ pid: process.pid, version: VERSION, network: this.scope.network }));
     h.set('net.ensureBridge', async (p) => this.ensureBridge(p as BridgeParams));
     h.set('net.createTap', async (p) => this.createTap(p as TapParams));
     h.set('net.deleteTap', async (p) => this.deleteTap(p as DeleteTapParams));

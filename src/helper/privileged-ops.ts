@@ -4,6 +4,9 @@ import { connect, type RpcConnection } from '../protocol/jsonrpc.ts';
 import { BangerError } from '../protocol/errors.ts';
 import type { QemuLaunchSpec } from '../vmm/qemu/qemu-args.ts';
 
+/** The bridge, subnet and namespace a bangerd-root was started for. */
+export interface HelperNetwork { bridge: string; subnet: string; netns: string | null }
+export interface HelperPong { pid: number; version: string; network: HelperNetwork }
 export interface BridgeParams { bridge: string; gatewayCidr: string; netns: string | null }
 export interface TapParams { tap: string; bridge: string; netns: string | null }
 export interface DeleteTapParams { tap: string; netns: string | null }
@@ -12,7 +15,7 @@ export interface BuildImageParams { name: string; mirror: string; output: string
 export interface OpOptions { signal?: AbortSignal; progress?: (e: ProgressEvent) => void }
 
 export interface PrivilegedOps {
-  ping(): Promise<{ pid: number; version: string }>;
+  ping(): Promise<HelperPong>;
   ensureBridge(params: BridgeParams): Promise<void>;
   createTap(params: TapParams): Promise<void>;
   deleteTap(params: DeleteTapParams): Promise<void>;
@@ -56,7 +59,7 @@ export class HelperClient implements PrivilegedOps {
     return c.call<T>(method, params, { ...(options.signal ? { signal: options.signal } : {}), ...(options.progress ? { onProgress: options.progress } : {}) });
   }
 
-  ping(): Promise<{ pid: number; version: string }> { return this.call('helper.ping', {}); }
+  ping(): Promise<HelperPong> { return this.call('helper.ping', {}); }
   async ensureBridge(params: BridgeParams): Promise<void> { await this.call('net.ensureBridge', params); }
   async createTap(params: TapParams): Promise<void> { await this.call('net.createTap', params); }
   async deleteTap(params: DeleteTapParams): Promise<void> { await this.call('net.deleteTap', params); }

@@ -94,6 +94,12 @@ function setValue(config: BangerConfig, section: string, key: string, value: unk
 }
 
 export const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/;
+export const SUBNET_PATTERN = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.0\/24$/;
+
+/** The bridge's address in a /24 subnet: the first host, e.g. 172.30.0.1/24. */
+export function gatewayCidrOf(subnet: string): string {
+  return `${subnet.split('/')[0]!.split('.').slice(0, 3).join('.')}.1/24`;
+}
 
 function validate(config: BangerConfig, file: string): void {
   const bad = (what: string, hint: string): never => {
@@ -109,7 +115,6 @@ function validate(config: BangerConfig, file: string): void {
   if (config.network.netns !== null && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(config.network.netns)) {
     bad(`network namespace "${config.network.netns}" is not a valid name`, 'use letters, digits, "-", "_" or "."');
   }
-  const m = /^(\d+)\.(\d+)\.(\d+)\.0\/24$/.exec(config.network.subnet);
-  if (!m || m.slice(1, 4).some((o) => Number(o) > 255 || String(Number(o)) !== o)) bad(`network.subnet = "${config.network.subnet}"`, 'use an IPv4 /24 such as "172.30.0.0/24"');
+  if (!SUBNET_PATTERN.test(config.network.subnet)) bad(`network.subnet = "${config.network.subnet}"`, 'use an IPv4 /24 such as "172.30.0.0/24"');
   if (!/^https?:\/\/[^\s'"]+$/.test(config.image.debianMirror)) bad(`image.debian_mirror = "${config.image.debianMirror}"`, 'use an http(s) URL of a Debian archive');
 }

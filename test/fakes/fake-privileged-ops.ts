@@ -1,6 +1,6 @@
 // PrivilegedOps without root: records calls and keeps the taps and bridges that would exist on the host.
 import type {
-  BridgeParams, BuildImageParams, DeleteTapParams, LaunchQemuParams, OpOptions, PrivilegedOps, TapParams,
+  BridgeParams, BuildImageParams, DeleteTapParams, HelperPong, LaunchQemuParams, OpOptions, PrivilegedOps, TapParams,
 } from '../../src/helper/privileged-ops.ts';
 import { BangerError } from '../../src/protocol/errors.ts';
 
@@ -46,9 +46,9 @@ export class FakePrivilegedOps implements PrivilegedOps {
     if (err) throw err;
   }
 
-  async ping(): Promise<{ pid: number; version: string }> {
+  async ping(): Promise<HelperPong> {
     await this.record('ping', {});
-    return { pid: 4242, version: 'fake' };
+    return { pid: 4242, version: 'fake', network: { bridge: 'banger0', subnet: '172.30.0.0/24', netns: null } };
   }
 
   async ensureBridge(params: BridgeParams): Promise<void> {

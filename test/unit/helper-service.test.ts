@@ -18,8 +18,9 @@ const TAP = 'bgt0123456789ab';
 const refused = (pattern?: RegExp) => fails('HELPER_REFUSED', pattern);
 
 /** Stands in for `ip`: keeps a set of links (and bridge addresses) per namespace, records argv. */
-function fakeIp(runner: FakeProcessRunner, initial: { links?: string[]; addrs?: Record<string, string[]> } = {}) {
+function fakeIp(runner: FakeProcessRunner, initial: { links?: string[]; addrs?: Record<string, string[]>; kinds?: Record<string, string> } = {}) {
   const links = new Set(initial.links ?? []);
+  const kinds = new Map(Object.entries(initial.kinds ?? {}));
   const addrs = new Map(Object.entries(initial.addrs ?? {}));
   const failing = new Set<string>();
   runner.on('ip', ({ args }) => {
@@ -27,6 +28,10 @@ function fakeIp(runner: FakeProcessRunner, initial: { links?: string[]; addrs?: 
     const key = a.join(' ');
     if ([...failing].some((f) => key.startsWith(f))) return { code: 2, stderr: `RTNETLINK answers: fake failure of ${key}` };
     if (a[0] === 'link' && a[1] === 'show') return { code: links.has(a[3]!) ? 0 : 1, stderr: links.has(a[3]!) ? '' : `Device "${a[3]}" does not exist.` };
+    if (a[0] === '-j' && a[1] === '-d' && a[2] === 'link') {
+      const name = a[5]!;
+      return { stdout: JSON.stringify([{ ifname: name, ...(kinds.get(name) === 'none' ? {} : { linkinfo: { info_kind: kinds.get(name) ?? 'bridge' } }) }]) };
+    }
     if (a[0] === 'link' && a[1] === 'add') links.add(a[3]!);
     if (a[0] === 'link' && a[1] === 'del') links.delete(a[3]!);
     if (a[0] === 'tuntap' && a[1] === 'add') links.add(a[3]!);
@@ -38,6 +43,15 @@ function fakeIp(runner: FakeProcessRunner, initial: { links?: string[]; addrs?: 
     return { code: 0 };
   });
   return { links, fail: (prefix: string) => failing.add(prefix) };
+}
+
+function chownTree(dir: string, owner: { uid: number; gid: number }): void {
+  fs.chownSync(dir, owner.uid, owner.gid);
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) chownTree(p, owner);
+    else fs.lchownSync(p, owner.uid, owner.gid);
+  }
 }
 
 const argvOf = (calls: FakeCall[]): string[][] => calls.map((c) => [c.command, ...c.args]);
@@ -80,6 +94,7 @@ describe('HelperService', () => {
       cacheDir: path.join(root, 'cache'),
       runDir: path.join(root, 'run'),
       netnsDir: path.join(root, 'netns'),
+      network: { bridge: 'banger0', subnet: '172.30.0.0/24', netns: null },
     };
     for (const d of [scope.stateDir, scope.cacheDir, scope.runDir, scope.netnsDir, path.join(root, 'outside'), path.join(root, 'bin')]) {
       fs.mkdirSync(d, { recursive: true });
@@ -97,6 +112,8 @@ describe('HelperService', () => {
     qemuBin = path.join(root, 'bin', 'qemu-system-x86_64');
     // Never run: the fake runner intercepts every launch.
     fs.writeFileSync(qemuBin, '#!/bin/sh\nexit 99\n', { mode: 0o755 });
+    // The helper touches the owner's directories with the owner's rights, so they must be the owner's.
+    if (IS_ROOT) chownTree(root, OWNER);
   });
 
   after(() => {
@@ -107,6 +124,9 @@ describe('HelperService', () => {
     runner = new FakeProcessRunner();
     helper = new HelperService(runner, scope);
   });
+
+  /** A helper started for another namespace (`ip netns add` made testns; ghost does not exist). */
+  const inNetns = (netns: string): HelperService => new HelperService(runner, { ...scope, network: { ...scope.network, netns } });
 
   describe('validateLaunchSpec', () => {
     it('accepts a spec inside banger directories and returns real paths', () => {
@@ -237,6 +257,7 @@ describe('HelperService', () => {
       await helper.ensureBridge({ bridge: 'banger0', gatewayCidr: '172.30.0.1/24', netns: null });
       assert.deepEqual(argvOf(runner.calls), [
         ['ip', 'link', 'show', 'dev', 'banger0'],
+        ['ip', '-j', '-d', 'link', 'show', 'dev', 'banger0'],
         ['ip', '-j', 'addr', 'show', 'dev', 'banger0'],
         ['ip', 'link', 'set', 'dev', 'banger0', 'up'],
       ]);
@@ -244,7 +265,7 @@ describe('HelperService', () => {
 
     it('runs every ip command inside the namespace, and raises lo there', async () => {
       fakeIp(runner);
-      await helper.ensureBridge({ bridge: 'banger0', gatewayCidr: '172.30.0.1/24', netns: 'testns' });
+      await inNetns('testns').ensureBridge({ bridge: 'banger0', gatewayCidr: '172.30.0.1/24', netns: 'testns' });
       const argv = argvOf(runner.calls);
       for (const a of argv) assert.deepEqual(a.slice(0, 3), ['ip', '-n', 'testns']);
       assert.deepEqual(argv.map((a) => a.slice(3)), [
@@ -279,12 +300,40 @@ describe('HelperService', () => {
 
     it('reports a namespace that does not exist with a hint to create it', async () => {
       fakeIp(runner);
-      await assert.rejects(helper.ensureBridge({ bridge: 'banger0', gatewayCidr: '172.30.0.1/24', netns: 'ghost' }), (err: unknown) => {
+      await assert.rejects(inNetns('ghost').ensureBridge({ bridge: 'banger0', gatewayCidr: '172.30.0.1/24', netns: 'ghost' }), (err: unknown) => {
         fails('NETWORK_FAILED', /ghost does not exist/)(err);
         assert.match((err as BangerError).hint!, /ip netns add ghost/);
         return true;
       });
       assert.equal(runner.calls.length, 0);
+    });
+  });
+
+  describe('network scope', () => {
+    const outOfScope = (pattern: RegExp) => (err: unknown) => {
+      refused(pattern)(err);
+      assert.match((err as BangerError).hint!, /banger daemon stop && banger daemon start/);
+      return true;
+    };
+
+    it('refuses a bridge, gateway or namespace other than the ones it was started for, before running anything', async () => {
+      fakeIp(runner, { links: ['docker0'] });
+      await assert.rejects(helper.ensureBridge({ bridge: 'docker0', gatewayCidr: '172.30.0.1/24', netns: null }), outOfScope(/manages bridge banger0, not docker0/));
+      await assert.rejects(helper.ensureBridge({ bridge: 'banger0', gatewayCidr: '10.0.0.1/24', netns: null }), outOfScope(/manages gateway 172.30.0.1\/24, not 10.0.0.1\/24/));
+      await assert.rejects(helper.ensureBridge({ bridge: 'banger0', gatewayCidr: '172.30.0.1/24', netns: 'testns' }), outOfScope(/network namespace \(none: the host namespace\), not testns/));
+      await assert.rejects(inNetns('testns').ensureBridge({ bridge: 'banger0', gatewayCidr: '172.30.0.1/24', netns: null }), outOfScope(/network namespace testns, not \(none/));
+      await assert.rejects(helper.createTap({ tap: TAP, bridge: 'docker0', netns: null }), outOfScope(/bridge/));
+      await assert.rejects(helper.deleteTap({ tap: TAP, netns: 'testns' }), outOfScope(/network namespace/));
+      assert.equal(runner.calls.length, 0);
+    });
+
+    it('will not take over a device of that name that is not a bridge', async () => {
+      fakeIp(runner, { links: ['banger0'], kinds: { banger0: 'none' } });
+      await assert.rejects(helper.ensureBridge({ bridge: 'banger0', gatewayCidr: '172.30.0.1/24', netns: null }), fails('NETWORK_FAILED', /banger0 exists and is not a bridge/));
+      runner.calls.length = 0;
+      fakeIp(runner, { links: ['banger0'], kinds: { banger0: 'veth' } });
+      await assert.rejects(helper.ensureBridge({ bridge: 'banger0', gatewayCidr: '172.30.0.1/24', netns: null }), fails('NETWORK_FAILED', /\(veth\)/));
+      assert.ok(!argvOf(runner.calls).some((a) => a.includes('addr') && a.includes('add')), 'an address was added to a device that is not a bridge');
     });
   });
 
@@ -302,7 +351,7 @@ describe('HelperService', () => {
 
     it('replaces a leftover tap of the same name', async () => {
       fakeIp(runner, { links: ['banger0', TAP] });
-      await helper.createTap({ tap: TAP, bridge: 'banger0', netns: 'testns' });
+      await inNetns('testns').createTap({ tap: TAP, bridge: 'banger0', netns: 'testns' });
       assert.deepEqual(argvOf(runner.calls).map((a) => a.slice(0, 6)), [
         ['ip', '-n', 'testns', 'link', 'show', 'dev'],
         ['ip', '-n', 'testns', 'link', 'del', 'dev'],
@@ -335,20 +384,20 @@ describe('HelperService', () => {
 
     it('refuses to create a tap in a missing namespace', async () => {
       fakeIp(runner);
-      await assert.rejects(helper.createTap({ tap: TAP, bridge: 'banger0', netns: 'ghost' }), fails('NETWORK_FAILED'));
+      await assert.rejects(inNetns('ghost').createTap({ tap: TAP, bridge: 'banger0', netns: 'ghost' }), fails('NETWORK_FAILED'));
       assert.equal(runner.calls.length, 0);
     });
 
     it('treats a tap in a namespace that is gone as already deleted, so VMs can still be deleted', async () => {
       fakeIp(runner);
-      await helper.deleteTap({ tap: TAP, netns: 'ghost' });
+      await inNetns('ghost').deleteTap({ tap: TAP, netns: 'ghost' });
       assert.equal(runner.calls.length, 0);
       await assert.rejects(helper.deleteTap({ tap: TAP, netns: 'bad name!' }), refused(/network namespace/));
     });
 
     it('deletes an existing tap, in the namespace when given', async () => {
       const ip = fakeIp(runner, { links: [TAP] });
-      await helper.deleteTap({ tap: TAP, netns: 'testns' });
+      await inNetns('testns').deleteTap({ tap: TAP, netns: 'testns' });
       assert.deepEqual(argvOf(runner.calls), [
         ['ip', '-n', 'testns', 'link', 'show', 'dev', TAP],
         ['ip', '-n', 'testns', 'link', 'del', 'dev', TAP],
@@ -405,7 +454,7 @@ describe('HelperService', () => {
 
     it('enters the namespace as root, then drops to the owner with setpriv, and returns the pid', async () => {
       runner.on('ip', writesPid('4321\n'));
-      const result = await helper.launchQemu({ qemu: qemuBin, spec: spec(), netns: 'testns' }, { signal: new AbortController().signal });
+      const result = await inNetns('testns').launchQemu({ qemu: qemuBin, spec: spec(), netns: 'testns' }, { signal: new AbortController().signal });
       assert.deepEqual(result, { pid: 4321 });
       assert.equal(runner.calls.length, 1);
       const [call] = runner.calls;
@@ -484,7 +533,8 @@ describe('HelperService', () => {
       const signal = new AbortController().signal;
       await assert.rejects(helper.launchQemu({ qemu: '/bin/sh', spec: spec(), netns: null }, { signal }), refused());
       await assert.rejects(helper.launchQemu({ qemu: qemuBin, spec: spec({ kernelPath: outsideFile }), netns: null }, { signal }), refused());
-      await assert.rejects(helper.launchQemu({ qemu: qemuBin, spec: spec(), netns: 'ghost' }, { signal }), fails('NETWORK_FAILED'));
+      await assert.rejects(inNetns('ghost').launchQemu({ qemu: qemuBin, spec: spec(), netns: 'ghost' }, { signal }), fails('NETWORK_FAILED'));
+      await assert.rejects(helper.launchQemu({ qemu: qemuBin, spec: spec(), netns: 'testns' }, { signal }), refused(/manages network namespace/));
       assert.equal(runner.calls.length, 0);
     });
   });

@@ -1,4 +1,5 @@
 import { HelperClient } from '../../helper/privileged-ops.ts';
+import { exitCodeFor } from '../../protocol/errors.ts';
 import { helperStartCommand } from '../../helper/helper-command.ts';
 import { connect } from '../../sdk/client.ts';
 import { ensureDaemons, isSocketAlive } from '../../sdk/autostart.ts';
@@ -45,7 +46,7 @@ export async function daemonStatus(ctx: CliContext, flags: { json?: boolean }): 
     const helper = await isSocketAlive(paths.helperSocket);
     if (flags.json) printJson(ctx.output, { running: false, socket: paths.daemonSocket, helper: { reachable: helper, socket: paths.helperSocket } });
     else ctx.output.out(`bangerd: not running (${paths.daemonSocket})\nbangerd-root: ${helper ? 'running' : 'not running'}\nstart both: banger daemon start`);
-    return 3;
+    return exitCodeFor('DAEMON_UNAVAILABLE');
   }
   const client = await connect({ autoStart: false });
   const s = await client.status();
