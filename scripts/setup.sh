@@ -10,8 +10,10 @@ packages=(
   linux-image-amd64            # the default guest kernel comes from the host distro's kernel package
   busybox-static               # the guest initrd's userland
   debootstrap e2fsprogs        # building the default Debian image and its ext4 files
+  debian-archive-keyring gpgv  # debootstrap verifies what it downloads against Debian's keys
   openssh-client               # ssh into guests, ssh-keygen for keys
   iproute2 util-linux          # bridge/tap/netns (ip), setpriv
+  procps                       # pgrep/ps, which the tests use to find leftover processes
   xz-utils zstd ca-certificates
 )
 missing=()

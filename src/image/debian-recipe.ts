@@ -8,6 +8,7 @@ import type { ProgressEvent } from '../protocol/jsonrpc.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import { runChecked } from '../system/process.ts';
 import { ROOT_LABEL } from '../kernel/initrd.ts';
+import { asOwner, ownerArgv, type Owner } from '../system/as-owner.ts';
 
 export interface DebianRecipe {
   suite: string;
@@ -98,26 +99,40 @@ export interface BuildImageOptions {
   runner: ProcessRunner;
   recipe: DebianRecipe;
   mirror: string;
-  /** Final ext4 path; the build happens beside it and is renamed into place only when complete. */
+  /** Final ext4 path, in the owner's cache; it appears there only when complete. */
   output: string;
-  owner: { uid: number; gid: number };
+  owner: Owner;
   signal: AbortSignal;
   progress(event: ProgressEvent): void;
+  /** Where the tree and the image are built: a directory only root can write to. */
+  workRoot?: string;
+  /** The keys debootstrap checks the archive's Release file against. */
+  keyring?: string;
 }
 
+export const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
+
+/**
+ * Builds the image as root in a private directory (debootstrap, mkfs and the root-owned tree never touch a
+ * path the owner controls), then hands the finished file to the owner (see handOver).
+ */
 export async function buildDebianImage(options: BuildImageOptions): Promise<{ sizeBytes: number }> {
   const { runner, recipe, mirror, output, signal, progress } = options;
-  const workDir = `${output}.build`;
+  const keyring = options.keyring ?? DEBIAN_KEYRING;
+  if (!fs.existsSync(keyring)) {
+    throw new BangerError('MISSING_TOOL', `the Debian archive keyring ${keyring} is missing, so downloads cannot be verified`, {
+      hint: 'apt-get install debian-archive-keyring',
+    });
+  }
+  const workDir = fs.mkdtempSync(path.join(options.workRoot ?? '/var/tmp', 'banger-image-'));
   const tree = path.join(workDir, 'root');
   const tmpImage = path.join(workDir, 'rootfs.ext4');
-  fs.rmSync(workDir, { recursive: true, force: true });
-  fs.mkdirSync(workDir, { recursive: true });
   try {
     progress({ stage: 'image', message: `debootstrap ${recipe.suite} from ${mirror} (about a minute)` });
     let last = 0;
     const result = await runner.run(
       'debootstrap',
-      ['--variant=minbase', `--include=${recipe.packages.join(',')}`, recipe.suite, tree, mirror],
+      ['--variant=minbase', `--include=${recipe.packages.join(',')}`, `--keyring=${keyring}`, '--force-check-gpg', recipe.suite, tree, mirror],
       {
         signal,
         onLine: (line) => {
@@ -143,11 +158,33 @@ export async function buildDebianImage(options: BuildImageOptions): Promise<{ si
     const sizeBytes = Math.ceil((used * 1.25 + IMAGE_HEADROOM_BYTES) / 1024 ** 2) * 1024 ** 2;
     progress({ stage: 'image', message: `writing ext4 image (${Math.round(used / 1024 ** 2)} MiB of files)` });
     await runChecked(runner, 'mkfs.ext4', ['-q', '-F', '-L', ROOT_LABEL, '-d', tree, '-E', 'root_owner=0:0', tmpImage, `${sizeBytes / 1024}k`], { signal });
-    fs.chownSync(tmpImage, options.owner.uid, options.owner.gid);
-    fs.chmodSync(tmpImage, 0o644);
-    fs.renameSync(tmpImage, output);
+    progress({ stage: 'image', message: 'handing the image over' });
+    await handOver(runner, tmpImage, output, options.owner, signal);
     return { sizeBytes };
   } finally {
     fs.rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Gives root's finished `source` to the owner as `output`. The copy runs as the owner and reads the source only
+ * through the descriptor it inherits: the owner cannot reach the file by its path, and writes nothing with
+ * root's rights. cp keeps the image sparse (it skips holes instead of reading them).
+ */
+export async function handOver(runner: ProcessRunner, source: string, output: string, owner: Owner, signal: AbortSignal): Promise<void> {
+  const partial = `${output}.partial`;
+  asOwner(owner, () => fs.rmSync(partial, { force: true }));
+  // Readable by anyone holding the descriptor; the directory it is in stays closed to the owner.
+  fs.chmodSync(source, 0o644);
+  const fd = fs.openSync(source, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const argv = [...ownerArgv(owner), 'cp', '--sparse=always', '/dev/stdin', partial];
+    await runChecked(runner, argv[0]!, argv.slice(1), { signal, stdinFd: fd });
+    asOwner(owner, () => fs.renameSync(partial, output));
+  } catch (err) {
+    asOwner(owner, () => fs.rmSync(partial, { force: true }));
+    throw err;
+  } finally {
+    fs.closeSync(fd);
   }
 }

@@ -4,6 +4,8 @@ import { BangerError } from '../protocol/errors.ts';
 export interface RunOptions {
   signal?: AbortSignal;
   input?: string;
+  /** An open file the child reads as its standard input (instead of `input`). */
+  stdinFd?: number;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   /** Called for each line of output as it arrives (for progress). */
@@ -32,7 +34,7 @@ export class NodeProcessRunner implements ProcessRunner {
       const child = spawn(command, args, {
         cwd: options.cwd,
         env: options.env ?? process.env,
-        stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+        stdio: [options.stdinFd ?? (options.input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
       });
       let stdout = '';
       let stderr = '';
