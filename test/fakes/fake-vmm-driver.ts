@@ -12,6 +12,11 @@ export class FakeVmmDriver implements VmmDriver {
   bootError: Error | null = null;
   /** When true, boot returns a pid but the VMM is already gone (a guest that dies at once). */
   dieOnBoot = false;
+  /**
+   * With bootError: the VMM starts and writes its pid file before boot fails, so nobody learns its pid (a launch
+   * cancelled or timed out in the helper after QEMU daemonized).
+   */
+  bootErrorLeavesVmm = false;
   private readonly alive = new Map<string, number>();
   private nextPid = 1000;
 
@@ -28,12 +33,23 @@ export class FakeVmmDriver implements VmmDriver {
   async boot(spec: BootSpec, signal: AbortSignal): Promise<{ pid: number }> {
     this.boots.push(spec);
     if (signal.aborted) throw new Error('fake boot: aborted');
-    if (this.bootError) throw this.bootError;
+    if (this.bootError) {
+      if (this.bootErrorLeavesVmm) this.startUnrecorded(spec.vmId, spec.files);
+      throw this.bootError;
+    }
     const pid = this.nextPid++;
     fs.writeFileSync(spec.files.pidFile, `${pid}\n`);
     fs.writeFileSync(spec.files.serialLog, `fake console of ${spec.vmId}\nlast line\n`);
     if (!this.dieOnBoot) this.alive.set(spec.vmId, pid);
     return { pid };
+  }
+
+  /** A VMM for `vmId` that runs and wrote its pid file (as QEMU writes it), though no boot returned its pid. */
+  startUnrecorded(vmId: string, files: VmFiles): number {
+    const pid = this.nextPid++;
+    fs.writeFileSync(files.pidFile, `${pid}\n`);
+    this.alive.set(vmId, pid);
+    return pid;
   }
 
   async stop(vm: { vmId: string; pid: number | null; files: VmFiles }): Promise<void> {

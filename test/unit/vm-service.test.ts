@@ -694,6 +694,80 @@ describe('VmService', { timeout: 30_000 }, () => {
     });
   });
 
+  describe('a VMM whose pid was never recorded', () => {
+    const launchFailedLate = (): void => {
+      h.driver.bootError = new BangerError('CANCELLED', 'launch cancelled');
+      h.driver.bootErrorLeavesVmm = true;
+    };
+
+    it('is stopped when the create it belonged to is undone', async () => {
+      launchFailedLate();
+      await assert.rejects(h.service.create({ name: 'a' }, makeCtx().ctx), fails('CANCELLED'));
+      assertNothingLeft();
+      assert.equal(h.driver.stops.length, 1);
+      assert.notEqual(h.driver.stops[0]!.pid, null);
+    });
+
+    it('is stopped when the start it belonged to fails, and its tap removed', async () => {
+      const vm = await h.service.create({ name: 'a', start: false }, makeCtx().ctx);
+      launchFailedLate();
+      await assert.rejects(h.service.start('a', { waitSsh: true }, makeCtx().ctx), fails('CANCELLED'));
+      assert.equal(h.driver.aliveCount(), 0);
+      assert.equal(h.store.getVm(vm.id)!.state, 'stopped');
+      assert.deepEqual([...h.ops.taps], []);
+    });
+
+    for (const state of ['created', 'stopped'] as const) {
+      it(`is stopped by stop and by delete of a ${state} VM`, async () => {
+        const vm = await h.service.create({ name: 'a', start: state !== 'created' }, makeCtx().ctx);
+        if (state === 'stopped') await h.service.stop('a');
+        const pid = h.driver.startUnrecorded(vm.id, h.service.files(vm.id));
+        const stopped = await h.service.stop('a');
+        assert.equal(stopped.state, 'stopped');
+        assert.equal(h.driver.isAlive(vm.id, pid), false);
+        assert.deepEqual(h.driver.stops.at(-1), { vmId: vm.id, pid });
+
+        h.driver.startUnrecorded(vm.id, h.service.files(vm.id));
+        await h.service.delete('a');
+        assertNothingLeft();
+      });
+    }
+
+    it('is stopped by reconcile, for created and stopped VMs, and their taps removed', async () => {
+      const created = await h.service.create({ name: 'created', start: false }, makeCtx().ctx);
+      const stopped = await h.service.create({ name: 'stopped' }, makeCtx().ctx);
+      await h.service.stop('stopped');
+      const live = await h.service.create({ name: 'live' }, makeCtx().ctx);
+      h.driver.startUnrecorded(created.id, h.service.files(created.id));
+      h.driver.startUnrecorded(stopped.id, h.service.files(stopped.id));
+      const deletesBefore = h.ops.callsTo('deleteTap').length;
+      await h.service.reconcile();
+      assert.equal(h.driver.aliveCount(), 1);
+      assert.ok(h.driver.isAlive(live.id, live.pid));
+      assert.equal(h.store.getVm(created.id)!.state, 'stopped');
+      assert.equal(h.store.getVm(stopped.id)!.state, 'stopped');
+      assert.deepEqual(h.ops.callsTo('deleteTap').slice(deletesBefore), [{ tap: created.tap, netns: null }, { tap: stopped.tap, netns: null }]);
+    });
+
+    it('is not taken from a pid file naming another VM\'s VMM, or from a symlink', async () => {
+      const other = await h.service.create({ name: 'other' }, makeCtx().ctx);
+      const a = await h.service.create({ name: 'a', start: false }, makeCtx().ctx);
+      fs.writeFileSync(h.service.files(a.id).pidFile, `${other.pid}\n`);
+      await h.service.reconcile();
+      await h.service.delete('a');
+      assert.ok(h.driver.isAlive(other.id, other.pid), 'the other VM still runs');
+
+      const b = await h.service.create({ name: 'b', start: false }, makeCtx().ctx);
+      const files = h.service.files(b.id);
+      const pid = h.driver.startUnrecorded(b.id, files);
+      fs.renameSync(files.pidFile, path.join(h.dir, 'elsewhere.pid'));
+      fs.symlinkSync(path.join(h.dir, 'elsewhere.pid'), files.pidFile);
+      await h.service.reconcile();
+      assert.ok(h.driver.isAlive(b.id, pid), 'a symlinked pid file is not followed');
+      assert.equal(h.store.getVm(b.id)!.state, 'created');
+    });
+  });
+
   describe('ssh timeout', () => {
     for (const value of [0, -1, 1.5, 3601, '10', null]) {
       it(`create and start refuse ${JSON.stringify(value)} seconds with INVALID_ARGUMENT before doing anything`, async () => {

@@ -10,6 +10,7 @@ import type { ProcessRunner } from '../../system/process.ts';
 import { runChecked } from '../../system/process.ts';
 import type { BangerConfig } from '../../system/config.ts';
 import type { PrivilegedOps } from '../../helper/privileged-ops.ts';
+import { readPidFile } from '../../helper/helper-service.ts';
 import { vmFilesIn, type VmFiles, type VmmDriver } from '../../vmm/driver.ts';
 import { buildVmConfigArchive } from '../../kernel/initrd.ts';
 import type { ImageService } from './image-service.ts';
@@ -105,21 +106,57 @@ export class VmService {
     return this.deps.store.getVm(vm.id)!;
   }
 
-  /** At daemon start: VMs whose VMM survived keep running; the rest are marked stopped and their taps removed. */
+  /**
+   * At daemon start: VMs whose VMM survived keep running; the rest are marked stopped and their taps removed. A
+   * VMM whose pid was never recorded (its launch did not finish) is stopped.
+   */
   async reconcile(): Promise<void> {
     for (const vm of this.deps.store.listVms()) {
-      if (vm.state !== 'running') continue;
-      if (this.deps.driver.isAlive(vm.id, vm.pid)) {
-        this.deps.log(`vm ${vm.name}: still running (pid ${vm.pid})`);
-        continue;
-      }
-      this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
       try {
-        await this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.config.network.netns });
+        await this.reconcileOne(vm);
       } catch (err) {
-        this.deps.log(`vm ${vm.name}: could not delete tap ${vm.tap}: ${messageOf(err)}`);
+        this.deps.log(`vm ${vm.name}: ${messageOf(err)}`);
       }
     }
+  }
+
+  private async reconcileOne(vm: VmInfo): Promise<void> {
+    if (vm.state === 'running' && this.deps.driver.isAlive(vm.id, vm.pid)) {
+      this.deps.log(`vm ${vm.name}: still running (pid ${vm.pid})`);
+      return;
+    }
+    const stray = this.unrecordedVmmPid(vm);
+    if (stray !== null) await this.stopUnrecordedVmm(vm, stray);
+    else if (vm.state === 'running') this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
+    else return;
+    try {
+      await this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.config.network.netns });
+    } catch (err) {
+      this.deps.log(`vm ${vm.name}: could not delete tap ${vm.tap}: ${messageOf(err)}`);
+    }
+  }
+
+  /**
+   * The pid of a VMM nobody recorded: a launch cancelled or timed out in the helper can leave QEMU running after
+   * it wrote its pid file. Counts only when that process is this VM's VMM; null when the VM has a recorded pid.
+   */
+  private unrecordedVmmPid(vm: VmInfo): number | null {
+    if (vm.pid !== null) return null;
+    let pid: number;
+    try {
+      // Without following symlinks: the VM's directory is the owner's, and the pid decides what gets stopped.
+      pid = readPidFile(this.files(vm.id).pidFile);
+    } catch {
+      return null;
+    }
+    return this.deps.driver.isAlive(vm.id, pid) ? pid : null;
+  }
+
+  /** Stops such a VMM; the VM becomes stopped, so a later stop or delete also removes the tap it may have left. */
+  private async stopUnrecordedVmm(vm: VmInfo, pid: number): Promise<void> {
+    this.deps.log(`vm ${vm.name}: stopping VMM process ${pid}, left by a launch that did not finish`);
+    await this.deps.driver.stop({ vmId: vm.id, pid, files: this.files(vm.id) });
+    this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
   }
 
   private subnet(): { prefix: string; gateway: string } {
@@ -354,11 +391,13 @@ export class VmService {
   private async stopLocked(vm: VmInfo): Promise<void> {
     switch (vm.state) {
       case 'created':
+      case 'stopped': {
+        // Nothing should run, but a launch that did not finish may have left a VMM, and a VMM that died its tap.
+        const stray = this.unrecordedVmmPid(vm);
+        if (stray !== null) await this.stopUnrecordedVmm(vm, stray);
+        if (vm.state === 'stopped' || stray !== null) await this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.config.network.netns });
         return;
-      case 'stopped':
-        // Nothing runs, but a tap may be left from a VMM that died.
-        await this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.config.network.netns });
-        return;
+      }
       case 'running':
         break;
     }
@@ -391,8 +430,9 @@ export class VmService {
   private async destroyLocked(vm: VmInfo): Promise<void> {
     const current = this.deps.store.getVm(vm.id) ?? vm;
     await this.closeSshMaster(vm);
-    if (current.state === 'running' || this.deps.driver.isAlive(vm.id, current.pid)) {
-      await this.deps.driver.stop({ vmId: vm.id, pid: current.pid, files: this.files(vm.id) });
+    const pid = current.pid ?? this.unrecordedVmmPid(current);
+    if (current.state === 'running' || this.deps.driver.isAlive(vm.id, pid)) {
+      await this.deps.driver.stop({ vmId: vm.id, pid, files: this.files(vm.id) });
       this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
     }
     try {
