@@ -768,6 +768,50 @@ describe('VmService', { timeout: 30_000 }, () => {
     });
   });
 
+  describe('the shared ssh connection', () => {
+    /** Pretends an ssh master from an earlier boot left its control socket. */
+    const leaveMaster = (vm: VmInfo): string => {
+      const controlPath = path.join(h.service.files(vm.id).dir, 'ssh.ctl');
+      fs.writeFileSync(controlPath, '');
+      return controlPath;
+    };
+    const closeCalls = (): FakeCall[] => h.runner.callsTo('ssh').filter((c) => c.args.includes('-O'));
+
+    it('is closed before a VM whose VMM died boots again', async () => {
+      const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      const controlPath = leaveMaster(vm);
+      h.driver.kill(vm.id);
+      let bootsAtClose: number | null = null;
+      h.runner.on('ssh', (call) => {
+        if (call.args.includes('-O')) bootsAtClose = h.driver.boots.length;
+        return { code: 0 };
+      });
+      await h.service.start('web', { waitSsh: true }, makeCtx().ctx);
+      assert.equal(bootsAtClose, 1, 'closed before the second boot');
+      assert.deepEqual(closeCalls()[0]!.args.slice(-3), ['-O', 'exit', `root@${vm.ip}`]);
+      assert.ok(closeCalls()[0]!.args.includes(`ControlPath=${controlPath}`));
+    });
+
+    it('is closed when list finds the VM dead', async () => {
+      const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      const controlPath = leaveMaster(vm);
+      h.driver.kill(vm.id);
+      assert.equal(h.service.list()[0]!.state, 'stopped');
+      await flush();
+      assert.equal(closeCalls().length, 1);
+      assert.equal(fs.existsSync(controlPath), false);
+    });
+
+    it('is closed when reconcile finds the VM dead', async () => {
+      const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      const controlPath = leaveMaster(vm);
+      h.driver.kill(vm.id);
+      await h.service.reconcile();
+      assert.equal(closeCalls().length, 1);
+      assert.equal(fs.existsSync(controlPath), false);
+    });
+  });
+
   describe('ssh timeout', () => {
     for (const value of [0, -1, 1.5, 3601, '10', null]) {
       it(`create and start refuse ${JSON.stringify(value)} seconds with INVALID_ARGUMENT before doing anything`, async () => {

@@ -92,13 +92,15 @@ export class VmService {
     if (reaped !== vm) {
       void this.withLock(vm.id, async () => {
         const current = this.deps.store.getVm(vm.id);
-        if (current?.state === 'stopped') await this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.config.network.netns });
-      }).catch((err: unknown) => this.deps.log(`vm ${vm.name}: could not delete tap ${vm.tap}: ${messageOf(err)}`));
+        if (current?.state !== 'stopped') return;
+        await this.closeSshMaster(current);
+        await this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.config.network.netns });
+      }).catch((err: unknown) => this.deps.log(`vm ${vm.name}: could not clean up after its VMM died: ${messageOf(err)}`));
     }
     return reaped;
   }
 
-  /** A VM recorded as running whose VMM is gone becomes stopped (its tap is left to the caller). */
+  /** A VM recorded as running whose VMM is gone becomes stopped (its tap and ssh connection are left to the caller). */
   private reapIfDead(vm: VmInfo): VmInfo {
     if (vm.state !== 'running' || this.deps.driver.isAlive(vm.id, vm.pid)) return vm;
     this.deps.log(`vm ${vm.name}: VMM process ${vm.pid} is gone; marking stopped`);
@@ -129,6 +131,7 @@ export class VmService {
     if (stray !== null) await this.stopUnrecordedVmm(vm, stray);
     else if (vm.state === 'running') this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
     else return;
+    await this.closeSshMaster(vm);
     try {
       await this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.config.network.netns });
     } catch (err) {
@@ -306,6 +309,8 @@ export class VmService {
     const netns = config.network.netns;
     const choice = await driver.selectAccel(kernel, ctx.signal);
     throwIfCancelled(ctx.signal);
+    // A connection left from the last boot would carry the readiness check to a guest that is gone.
+    await this.closeSshMaster(vm);
     ctx.progress({ stage: 'network', message: `tap ${vm.tap} on bridge ${config.network.bridge}${netns ? ` in netns ${netns}` : ''}, address ${vm.ip}` });
     await ops.ensureBridge({ bridge: config.network.bridge, gatewayCidr: `${this.subnet().gateway}/24`, netns });
     await ops.createTap({ tap: vm.tap, bridge: config.network.bridge, netns });
