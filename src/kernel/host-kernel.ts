@@ -4,7 +4,7 @@ import path from 'node:path';
 import { BangerError } from '../protocol/errors.ts';
 import type { KernelInfo } from '../protocol/methods.ts';
 import type { ProcessRunner } from '../system/process.ts';
-import { buildBaseInitrd } from './initrd.ts';
+import { INITRD_REVISION, buildBaseInitrd } from './initrd.ts';
 
 export interface HostKernelSource {
   bootDir: string;
@@ -18,7 +18,17 @@ function compareVersions(a: string, b: string): number {
   return a.localeCompare(b, 'en', { numeric: true });
 }
 
-/** The newest /boot/vmlinuz-VERSION that has a matching /lib/modules/VERSION. */
+/** The id of a host kernel with banger's initrd: a new initrd revision is a new kernel entry. */
+export function hostKernelId(version: string): string {
+  return `host-${version}-${INITRD_REVISION}`;
+}
+
+/** Debian's plain flavour (…-amd64) runs any guest; -cloud and -rt builds are picked only when it is absent. */
+function flavourRank(version: string): number {
+  return /-(cloud|rt)-[a-z0-9]+$/.test(version) ? 0 : 1;
+}
+
+/** The newest /boot/vmlinuz-VERSION of the plain flavour that has a matching /lib/modules/VERSION. */
 export function findHostKernel(source: HostKernelSource): { version: string; vmlinuz: string; modulesDir: string } {
   let names: string[] = [];
   try {
@@ -30,7 +40,7 @@ export function findHostKernel(source: HostKernelSource): { version: string; vml
     .filter((n) => n.startsWith('vmlinuz-'))
     .map((n) => n.slice('vmlinuz-'.length))
     .filter((v) => fs.existsSync(path.join(source.modulesRoot, v, 'modules.dep')))
-    .sort(compareVersions);
+    .sort((a, b) => flavourRank(a) - flavourRank(b) || compareVersions(a, b));
   const version = versions.at(-1);
   if (!version) {
     throw new BangerError('KERNEL_NOT_FOUND', `no kernel with modules found in ${source.bootDir}`, {
@@ -61,7 +71,7 @@ export async function importHostKernel(options: {
   const source = options.source ?? HOST_KERNEL_SOURCE;
   const found = findHostKernel(source);
   checkStaticBusybox(source.busybox);
-  const id = `host-${found.version}`;
+  const id = hostKernelId(found.version);
   const dir = path.join(options.kernelsDir, id);
   const kernelPath = path.join(dir, 'vmlinuz');
   const initrdPath = path.join(dir, 'initrd.img');

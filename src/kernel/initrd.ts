@@ -3,6 +3,7 @@
 // Debian's own initrd works too but takes minutes under software emulation; this one takes about a second.
 import fs from 'node:fs';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { BangerError } from '../protocol/errors.ts';
 import type { ProcessRunner } from '../system/process.ts';
@@ -42,18 +43,18 @@ fi
 chmod 700 /newroot/root
 mkdir -p /newroot/root/.ssh
 chmod 700 /newroot/root/.ssh
-cp /banger/authorized_keys /newroot/root/.ssh/authorized_keys
+cp /banger/authorized_keys /newroot/root/.ssh/authorized_keys || fail "cannot install banger's ssh key"
 chmod 600 /newroot/root/.ssh/authorized_keys
 mkdir -p /newroot/etc/ssh
-cp /banger/ssh_host_ed25519_key /banger/ssh_host_ed25519_key.pub /newroot/etc/ssh/
+cp /banger/ssh_host_ed25519_key /banger/ssh_host_ed25519_key.pub /newroot/etc/ssh/ || fail "cannot install the VM's ssh host key"
 chmod 600 /newroot/etc/ssh/ssh_host_ed25519_key
 echo "$BANGER_HOSTNAME" > /newroot/etc/hostname
 printf '127.0.0.1 localhost\\n127.0.1.1 %s\\n::1 localhost ip6-localhost ip6-loopback\\n' "$BANGER_HOSTNAME" > /newroot/etc/hosts
 echo "$BANGER_MACHINE_ID" > /newroot/etc/machine-id
 ip link set lo up
 ip addr add "$BANGER_IP/$BANGER_PREFIX" dev eth0 || fail "cannot configure eth0"
-ip link set eth0 up
-ip route add default via "$BANGER_GATEWAY"
+ip link set eth0 up || fail "cannot bring eth0 up"
+ip route add default via "$BANGER_GATEWAY" || fail "cannot add the default route via $BANGER_GATEWAY"
 umount /proc /sys
 mount --move /dev /newroot/dev
 exec switch_root /newroot /sbin/init
@@ -120,13 +121,31 @@ export async function buildBaseInitrd(options: { runner: ProcessRunner; modulesD
   return Buffer.concat([gz, Buffer.alloc((512 - (gz.length % 512)) % 512)]);
 }
 
-async function readModule(runner: ProcessRunner, file: string): Promise<Buffer> {
-  // busybox insmod hands the bytes to init_module(), which wants them uncompressed.
-  if (file.endsWith('.ko')) return fs.readFileSync(file);
-  const tool = file.endsWith('.xz') ? 'xz' : file.endsWith('.zst') ? 'zstd' : 'gzip';
-  const result = await runChecked(runner, 'sh', ['-c', `${tool} -dc < "$1" | base64 -w0`, 'sh', file]);
-  return Buffer.from(result.stdout, 'base64');
+/** A module's bytes, uncompressed: busybox insmod hands them to init_module(), which wants an ELF object. */
+export async function readModule(runner: ProcessRunner, file: string): Promise<Buffer> {
+  let data: Buffer;
+  if (file.endsWith('.ko')) data = fs.readFileSync(file);
+  else {
+    const tool = file.endsWith('.xz') ? 'xz' : file.endsWith('.zst') ? 'zstd' : 'gzip';
+    // The exit status of a pipeline is base64's, so a failed decompression shows only as output that is not ELF.
+    const result = await runChecked(runner, 'sh', ['-c', `${tool} -dc < "$1" | base64 -w0`, 'sh', file]);
+    data = Buffer.from(result.stdout, 'base64');
+  }
+  if (!data.subarray(0, 4).equals(ELF_MAGIC)) {
+    throw new BangerError('KERNEL_NOT_FOUND', `kernel module ${file} did not decompress to an ELF object`, {
+      hint: 'check that xz-utils and zstd are installed (apt-get install xz-utils zstd) and that the kernel package is intact',
+    });
+  }
+  return data;
 }
+
+const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
+
+/**
+ * Changes whenever what goes into the base initrd changes (its /init, the module list), so kernels imported
+ * by an older banger get a fresh initrd instead of the stale one.
+ */
+export const INITRD_REVISION = createHash('sha256').update(JSON.stringify({ INIT_SCRIPT, GUEST_MODULES, layout: 1 })).digest('hex').slice(0, 8);
 
 export interface VmBootConfig {
   hostname: string;

@@ -3,7 +3,7 @@ import type { CallContext } from '../../protocol/jsonrpc.ts';
 import type { KernelInfo } from '../../protocol/methods.ts';
 import type { Store } from '../../store/store.ts';
 import type { ProcessRunner } from '../../system/process.ts';
-import { findHostKernel, importHostKernel, type HostKernelSource, HOST_KERNEL_SOURCE } from '../../kernel/host-kernel.ts';
+import { findHostKernel, hostKernelId, importHostKernel, type HostKernelSource, HOST_KERNEL_SOURCE } from '../../kernel/host-kernel.ts';
 
 export class KernelService {
   private building: Promise<KernelInfo> | null = null;
@@ -21,7 +21,7 @@ export class KernelService {
   async ensureDefault(ctx: Pick<CallContext, 'progress'>): Promise<KernelInfo> {
     const source = this.deps.source ?? HOST_KERNEL_SOURCE;
     const found = findHostKernel(source);
-    const existing = this.deps.store.getKernel(`host-${found.version}`);
+    const existing = this.deps.store.getKernel(hostKernelId(found.version));
     if (existing && fs.existsSync(existing.kernelPath) && fs.existsSync(existing.initrdPath)) return existing;
     // Concurrent creates share one import.
     this.building ??= (async () => {
