@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { KernelInfo } from '../../src/protocol/methods.ts';
+import type { RunResult } from '../../src/system/process.ts';
 import { PROBE_MARKER } from '../../src/kernel/initrd.ts';
 import { QemuDriver, findExecutable } from '../../src/vmm/qemu/qemu-driver.ts';
 import { FakePrivilegedOps } from '../fakes/fake-privileged-ops.ts';
@@ -57,6 +58,46 @@ describe('QemuDriver.selectAccel', () => {
     assert.deepEqual([crash.accel, /cannot run this guest here \(failed to set MSR 0x10a\)/.test(crash.reason)], ['tcg', true]);
     const hang = await driver(new FakeProcessRunner().on(qemu, () => ({ code: null, signal: 'SIGTERM', timedOut: true }))).selectAccel(kernel, signal);
     assert.deepEqual([hang.accel, /did not boot a test guest within/.test(hang.reason)], ['tcg', true]);
+  });
+
+  it('does not remember a probe that timed out, but does remember one that failed', async () => {
+    let answer: Partial<RunResult> = { code: null, signal: 'SIGTERM', timedOut: true };
+    const runner = new FakeProcessRunner().on(qemu, () => answer);
+    const d = driver(runner);
+    assert.equal((await d.selectAccel(kernel, signal)).accel, 'tcg');
+    answer = { stdout: PROBE_MARKER };
+    assert.equal((await d.selectAccel(kernel, signal)).accel, 'kvm');
+    assert.equal(runner.calls.length, 2);
+    const failing = new FakeProcessRunner().on(qemu, () => ({ code: 1, stderr: 'qemu: error: KVM_SET_CPUID2 failed' }));
+    const d2 = driver(failing);
+    await d2.selectAccel(kernel, signal);
+    await d2.selectAccel(kernel, signal);
+    assert.equal(failing.calls.length, 1);
+  });
+
+  it('shares one probe between callers; one caller cancelling does not cancel it for the others', async () => {
+    let finish!: () => void;
+    const runner = new FakeProcessRunner().on(qemu, () => new Promise((resolve) => {
+      finish = () => resolve({ stdout: PROBE_MARKER });
+    }));
+    const d = driver(runner);
+    const impatient = new AbortController();
+    const first = d.selectAccel(kernel, impatient.signal);
+    const second = d.selectAccel(kernel, signal);
+    await new Promise((r) => setImmediate(r));
+    impatient.abort();
+    await assert.rejects(first, fails('CANCELLED'));
+    finish();
+    assert.equal((await second).accel, 'kvm');
+    assert.equal(runner.calls.length, 1);
+    assert.equal(runner.calls[0]!.options.signal, undefined, 'the probe must not die with the first caller');
+  });
+
+  it('probes each kernel on its own', async () => {
+    const runner = new FakeProcessRunner().on(qemu, ({ args }) => (args.includes('/k2') ? { code: 1, stderr: 'error: nope' } : { stdout: PROBE_MARKER }));
+    const d = driver(runner);
+    const [a, b] = await Promise.all([d.selectAccel(kernel, signal), d.selectAccel({ ...kernel, id: 'host-2', kernelPath: '/k2' }, signal)]);
+    assert.deepEqual([a.accel, b.accel], ['kvm', 'tcg']);
   });
 
   it('honours vmm.accel = "tcg" without probing', async () => {

@@ -46,6 +46,25 @@ export function findExecutable(name: string, searchPath = process.env.PATH ?? '/
   });
 }
 
+/** The shared probe's result for this caller, or CANCELLED as soon as this caller's signal fires. */
+function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new BangerError('CANCELLED', 'cancelled while probing KVM'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new BangerError('CANCELLED', 'cancelled while probing KVM'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
 export interface QemuDriverOptions {
   runner: ProcessRunner;
   ops: PrivilegedOps;
@@ -60,7 +79,8 @@ export class QemuDriver implements VmmDriver {
   readonly name = 'qemu';
   private readonly options: QemuDriverOptions;
   private readonly tscKhz = hostTscKhz();
-  private probing: Promise<AccelChoice> | null = null;
+  /** Probes under way, by cache key: callers share one, and it outlives any one caller's cancel. */
+  private readonly probing = new Map<string, Promise<AccelChoice>>();
 
   constructor(options: QemuDriverOptions) {
     this.options = options;
@@ -86,37 +106,45 @@ export class QemuDriver implements VmmDriver {
         return { accel: 'kvm', reason: 'vmm.accel = "kvm" in config' };
       case 'auto':
         if (!hasKvm()) return { accel: 'tcg', reason: `no usable ${kvmDevice}` };
-        this.probing ??= this.probeKvm(kernel, signal).finally(() => {
-          this.probing = null;
-        });
-        return this.probing;
+        return this.sharedProbe(kernel, signal);
     }
   }
 
-  /** Boots the kernel under KVM into the probe mode of banger's initrd; some /dev/kvm (nested, paravirtual) cannot run it. */
-  private async probeKvm(kernel: KernelInfo, signal: AbortSignal): Promise<AccelChoice> {
-    const cache = this.readProbeCache();
+  private sharedProbe(kernel: KernelInfo, signal: AbortSignal): Promise<AccelChoice> {
     // Keyed by what decides the outcome; the version retires results recorded by an older probe.
     const key = `${kernel.id} ${this.options.qemu} probe-v2`;
-    const cached = cache[key];
-    if (cached) return cached;
+    const cached = this.readProbeCache()[key];
+    if (cached) return Promise.resolve(cached);
+    let probe = this.probing.get(key);
+    if (!probe) {
+      probe = this.probeKvm(kernel, key).finally(() => this.probing.delete(key));
+      this.probing.set(key, probe);
+    }
+    return raceSignal(probe, signal);
+  }
+
+  /** Boots the kernel under KVM into the probe mode of banger's initrd; some /dev/kvm (nested, paravirtual) cannot run it. */
+  private async probeKvm(kernel: KernelInfo, key: string): Promise<AccelChoice> {
     const result = await this.options.runner.run(
       this.options.qemu,
       ['-M', 'microvm', '-accel', 'kvm', '-cpu', 'host', '-m', '256M', '-kernel', kernel.kernelPath, '-initrd', kernel.initrdPath,
         '-append', guestCmdline({ accel: 'kvm', tscKhz: null, probe: true }), '-nodefaults', '-no-user-config', '-display', 'none',
         '-serial', 'stdio', '-no-reboot'],
-      { signal, timeoutMs: PROBE_TIMEOUT_MS },
+      { timeoutMs: PROBE_TIMEOUT_MS },
     );
-    if (signal.aborted) throw new BangerError('CANCELLED', 'cancelled while probing KVM');
     const firstError = result.stderr.trim().split('\n')[0];
     const choice: AccelChoice = result.stdout.includes(PROBE_MARKER)
       ? { accel: 'kvm', reason: 'KVM booted a test guest' }
       : result.timedOut
         ? { accel: 'tcg', reason: `KVM did not boot a test guest within ${PROBE_TIMEOUT_MS / 1000}s; using software emulation` }
         : { accel: 'tcg', reason: `KVM cannot run this guest here (${firstError?.replace(/^.*?error: /, '') || `qemu ${result.code ?? result.signal}`}); using software emulation` };
-    cache[key] = choice;
-    fs.mkdirSync(path.dirname(this.options.cacheFile), { recursive: true });
-    fs.writeFileSync(this.options.cacheFile, JSON.stringify(cache, null, 2));
+    // A guest that did not finish in time may only have met a busy host; the next VM asks again.
+    if (!result.timedOut) {
+      const cache = this.readProbeCache();
+      cache[key] = choice;
+      fs.mkdirSync(path.dirname(this.options.cacheFile), { recursive: true });
+      fs.writeFileSync(this.options.cacheFile, JSON.stringify(cache, null, 2));
+    }
     return choice;
   }
 
