@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { BangerError } from '../protocol/errors.ts';
-import type { BangerPaths } from '../system/paths.ts';
+import { PATHS_HINT, pathsProblem, type BangerPaths } from '../system/paths.ts';
 import { BIN_DIR, helperArgs, helperStartCommand } from '../helper/helper-command.ts';
 
 export function isSocketAlive(socketPath: string): Promise<boolean> {
@@ -56,6 +56,8 @@ export interface StartReport {
 /** Starts whichever of bangerd-root and bangerd is not answering. The helper needs root; without it, says what to run. */
 export async function ensureDaemons(paths: BangerPaths): Promise<StartReport> {
   const report: StartReport = { started: [], warnings: [] };
+  const problem = pathsProblem(paths);
+  if (problem) throw new BangerError('INVALID_ARGUMENT', problem, { hint: PATHS_HINT });
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   if (!(await isSocketAlive(paths.helperSocket))) {

@@ -52,3 +52,29 @@ export function resolvePaths(env: NodeJS.ProcessEnv = process.env, uid: number =
     helperPidFile: path.join(runDir, 'bangerd-root.pid'),
   };
 }
+
+export const PATHS_HINT = 'set BANGER_HOME to a short path without spaces or punctuation, e.g. BANGER_HOME=/var/lib/banger';
+
+/** Longest VM socket file name: `<vmsDir>/<12-hex id>/ssh.ctl` plus the 17 characters ssh adds while creating it. */
+const VM_SOCKET_SUFFIX = '/0123456789ab/ssh.ctl.0123456789abcdef'.length;
+/** sun_path holds 108 bytes with the terminating NUL. */
+const SOCKET_PATH_MAX = 107;
+
+/**
+ * Why banger cannot work under these paths, or null. QEMU options and ssh config lines cannot carry spaces,
+ * commas, quotes or '%' in a path, and Unix sockets (QMP, ssh's shared connection) need short paths.
+ */
+export function pathsProblem(paths: BangerPaths): string | null {
+  for (const [what, p] of [['state directory', paths.stateDir], ['cache directory', paths.cacheDir], ['run directory', paths.runDir]] as const) {
+    const bad = /[\s,%"'\\]/.exec(p);
+    if (bad) return `the ${what} ${JSON.stringify(p)} contains ${JSON.stringify(bad[0])}, which QEMU and ssh options cannot carry`;
+  }
+  const longest = Buffer.byteLength(paths.vmsDir) + VM_SOCKET_SUFFIX;
+  if (longest > SOCKET_PATH_MAX) {
+    return `the VM directory ${paths.vmsDir} is too long for the Unix sockets banger keeps there (${longest} bytes; at most ${SOCKET_PATH_MAX})`;
+  }
+  for (const socket of [paths.daemonSocket, paths.helperSocket]) {
+    if (Buffer.byteLength(socket) > SOCKET_PATH_MAX) return `the socket path ${socket} is longer than ${SOCKET_PATH_MAX} bytes`;
+  }
+  return null;
+}

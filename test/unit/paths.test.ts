@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { resolvePaths, type BangerPaths } from '../../src/system/paths.ts';
+import { pathsProblem, resolvePaths, type BangerPaths } from '../../src/system/paths.ts';
 
 function pathValues(p: BangerPaths): Array<[string, string]> {
   return Object.entries(p).filter((e): e is [string, string] => e[0] !== 'home' && typeof e[1] === 'string');
@@ -58,5 +58,24 @@ describe('resolvePaths', () => {
   it('without XDG_RUNTIME_DIR puts sockets in /run/banger for root and under the state dir otherwise', () => {
     assert.equal(resolvePaths({ HOME: '/root' }, 0).runDir, '/run/banger');
     assert.equal(resolvePaths({ HOME: '/home/u' }, 1000).runDir, '/home/u/.local/state/banger/run');
+  });
+});
+
+describe('pathsProblem', () => {
+  it('accepts ordinary homes', () => {
+    assert.equal(pathsProblem(resolvePaths({ HOME: '/home/alice' }, 1000)), null);
+    assert.equal(pathsProblem(resolvePaths({ BANGER_HOME: '/var/tmp/banger-e2e-12345' }, 0)), null);
+  });
+
+  for (const home of ['/home/a b', '/srv/a,b', '/srv/100%', '/srv/"q"', "/srv/it's", '/srv/tab\there']) {
+    it(`refuses ${JSON.stringify(home)}, naming the character`, () => {
+      assert.match(pathsProblem(resolvePaths({ BANGER_HOME: home }, 0)) ?? '', /contains .* which QEMU and ssh options cannot carry/);
+    });
+  }
+
+  it('refuses a home so deep that the VM sockets would not fit in a socket address', () => {
+    const deep = `/srv/${'d'.repeat(60)}`;
+    assert.match(pathsProblem(resolvePaths({ BANGER_HOME: deep }, 0)) ?? '', /too long for the Unix sockets/);
+    assert.equal(pathsProblem(resolvePaths({ BANGER_HOME: `/srv/${'d'.repeat(40)}` }, 0)), null);
   });
 });
