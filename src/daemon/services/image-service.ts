@@ -6,6 +6,7 @@ import type { ImageInfo } from '../../protocol/methods.ts';
 import type { Store } from '../../store/store.ts';
 import type { PrivilegedOps } from '../../helper/privileged-ops.ts';
 import { DEFAULT_IMAGES, recipeId } from '../../image/debian-recipe.ts';
+import { raceSignal } from '../../system/race-signal.ts';
 
 export class ImageService {
   private readonly builds = new Map<string, Promise<ImageInfo>>();
@@ -61,22 +62,4 @@ export class ImageService {
     ctx.progress({ stage: 'image', message: `image ${name} ready` });
     return image;
   }
-}
-
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new BangerError('CANCELLED', 'cancelled'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new BangerError('CANCELLED', 'cancelled'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }

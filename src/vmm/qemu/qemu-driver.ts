@@ -10,6 +10,7 @@ import type { AccelChoice, BootSpec, VmFiles, VmmDriver } from '../driver.ts';
 import type { Accel as ConfigAccel } from '../../system/config.ts';
 import { buildQemuArgv, guestCmdline, qemuProcessName } from './qemu-args.ts';
 import { qmpCommand } from './qmp.ts';
+import { raceSignal } from '../../system/race-signal.ts';
 
 const PROBE_TIMEOUT_MS = 20_000;
 
@@ -43,25 +44,6 @@ export function findExecutable(name: string, searchPath = process.env.PATH ?? '/
   }
   throw new BangerError('MISSING_TOOL', `${name} is not installed (not found${path.isAbsolute(name) ? '' : ' on PATH'})`, {
     hint: 'apt-get install qemu-system-x86 qemu-utils, or set vmm.qemu in config.toml',
-  });
-}
-
-/** The shared probe's result for this caller, or CANCELLED as soon as this caller's signal fires. */
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new BangerError('CANCELLED', 'cancelled while probing KVM'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new BangerError('CANCELLED', 'cancelled while probing KVM'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
   });
 }
 
@@ -120,7 +102,7 @@ export class QemuDriver implements VmmDriver {
       probe = this.probeKvm(kernel, key).finally(() => this.probing.delete(key));
       this.probing.set(key, probe);
     }
-    return raceSignal(probe, signal);
+    return raceSignal(probe, signal, 'cancelled while probing KVM');
   }
 
   /** Boots the kernel under KVM into the probe mode of banger's initrd; some /dev/kvm (nested, paravirtual) cannot run it. */
