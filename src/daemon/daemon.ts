@@ -38,6 +38,7 @@ export class Daemon {
   readonly kernels: KernelService;
   private readonly deps: DaemonDeps;
   private readonly ops: PrivilegedOps;
+  private readonly log: (message: string) => void;
   private server: net.Server | null = null;
   private stopping = false;
 
@@ -45,6 +46,7 @@ export class Daemon {
     this.deps = deps;
     const { paths, config, runner } = deps;
     const log = deps.log ?? ((m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`));
+    this.log = log;
     this.store = new Store(paths.db);
     this.ops = deps.ops ?? new HelperClient(paths.helperSocket, `start it: ${helperStartCommand(paths, process.getuid?.() ?? 0, process.getgid?.() ?? 0)}`);
     const driver = deps.driver ?? new QemuDriver({ runner, ops: this.ops, qemu: config.vmm.qemu, accel: config.vmm.accel, cacheFile: path.join(paths.stateDir, 'accel-probe.json') });
@@ -118,7 +120,10 @@ export class Daemon {
     await this.ensureSshKey();
     await this.vms.reconcile();
     this.server = await listenUnix(this.deps.paths.daemonSocket, { mode: 0o600 });
-    serve(this.server, this.handlers());
+    // The user sees only the message; the stack goes to the log that their hint points at.
+    serve(this.server, this.handlers(), {
+      onInternalError: (method, err) => this.log(`${method} failed unexpectedly: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
+    });
     fs.writeFileSync(this.deps.paths.daemonPidFile, `${process.pid}\n`);
   }
 

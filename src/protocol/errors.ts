@@ -54,3 +54,15 @@ export function isErrorCode(value: unknown): value is ErrorCode {
 export function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** The message followed by those of its causes that it does not already contain, so wrapping hides no detail. */
+export function messageWithCauses(err: unknown): string {
+  let message = messageOf(err);
+  let cause = err instanceof Error ? err.cause : undefined;
+  for (let depth = 0; cause !== undefined && cause !== null && depth < 5; depth++) {
+    const more = messageOf(cause);
+    if (more !== '' && !message.includes(more)) message += `: ${more}`;
+    cause = cause instanceof Error ? cause.cause : undefined;
+  }
+  return message;
+}

@@ -2,7 +2,7 @@
 // bangerd and bangerd-root. Long calls report progress with `$/progress` notifications tied to the request id,
 // and a caller cancels with `$/cancel` or simply by closing the socket.
 import net from 'node:net';
-import { BangerError, isErrorCode, messageOf, type ErrorData } from './errors.ts';
+import { BangerError, isErrorCode, messageWithCauses, type ErrorData } from './errors.ts';
 
 export interface ProgressEvent {
   stage: string;
@@ -16,6 +16,12 @@ export interface CallContext {
 
 export type Handler = (params: unknown, ctx: CallContext) => Promise<unknown>;
 
+export interface RpcConnectionOptions {
+  handlers?: ReadonlyMap<string, Handler>;
+  /** Told about each handler failure that reaches the caller as INTERNAL (a bug, or a failure nobody explained). */
+  onInternalError?: (method: string, err: unknown) => void;
+}
+
 interface Pending {
   resolve(value: unknown): void;
   reject(err: Error): void;
@@ -28,6 +34,7 @@ const MAX_LINE = 16 * 1024 * 1024;
 export class RpcConnection {
   private readonly socket: net.Socket;
   private readonly handlers: ReadonlyMap<string, Handler>;
+  private readonly onInternalError: ((method: string, err: unknown) => void) | undefined;
   private readonly pending = new Map<number, Pending>();
   private readonly running = new Map<number | string, AbortController>();
   private nextId = 1;
@@ -35,9 +42,10 @@ export class RpcConnection {
   private closed = false;
   private readonly closeListeners: Array<() => void> = [];
 
-  constructor(socket: net.Socket, handlers: ReadonlyMap<string, Handler> = new Map()) {
+  constructor(socket: net.Socket, options: RpcConnectionOptions = {}) {
     this.socket = socket;
-    this.handlers = handlers;
+    this.handlers = options.handlers ?? new Map();
+    this.onInternalError = options.onInternalError;
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.onData(chunk));
     socket.on('error', () => this.onClose());
@@ -152,7 +160,9 @@ export class RpcConnection {
       const result = await handler(params, ctx);
       this.send({ jsonrpc: '2.0', id, result: result ?? null });
     } catch (err) {
-      this.send({ jsonrpc: '2.0', id, error: errorToWire(err) });
+      const wire = errorToWire(err);
+      if (wire.data?.code === 'INTERNAL') this.onInternalError?.(method, err);
+      this.send({ jsonrpc: '2.0', id, error: wire });
     } finally {
       this.running.delete(id);
     }
@@ -170,9 +180,10 @@ export class RpcConnection {
   }
 }
 
-function errorToWire(err: unknown): { code: number; message: string; data?: ErrorData } {
-  if (err instanceof BangerError) return { code: -32000, message: err.message, data: err.toData() };
-  return { code: -32603, message: messageOf(err), data: { code: 'INTERNAL' } };
+/** Messages carry their causes' messages, so a failed program's name and stderr reach the user however it was wrapped. */
+function errorToWire(err: unknown): { code: number; message: string; data: ErrorData } {
+  if (err instanceof BangerError) return { code: -32000, message: messageWithCauses(err), data: err.toData() };
+  return { code: -32603, message: messageWithCauses(err), data: { code: 'INTERNAL' } };
 }
 
 function errorFromWire(raw: unknown): Error {
@@ -183,11 +194,17 @@ function errorFromWire(raw: unknown): Error {
   return new BangerError(isErrorCode(code) ? code : 'INTERNAL', message, hint === undefined ? {} : { hint });
 }
 
+export interface ServeOptions {
+  onConnection?: (c: RpcConnection) => void;
+  /** See RpcConnectionOptions.onInternalError; the daemon logs these with their stacks. */
+  onInternalError?: (method: string, err: unknown) => void;
+}
+
 /** Listen on a Unix socket path; each connection gets the same handlers. */
-export function serve(server: net.Server, handlers: ReadonlyMap<string, Handler>, onConnection?: (c: RpcConnection) => void): void {
+export function serve(server: net.Server, handlers: ReadonlyMap<string, Handler>, options: ServeOptions = {}): void {
   server.on('connection', (socket) => {
-    const connection = new RpcConnection(socket, handlers);
-    onConnection?.(connection);
+    const connection = new RpcConnection(socket, { handlers, onInternalError: options.onInternalError });
+    options.onConnection?.(connection);
   });
 }
 

@@ -7,6 +7,8 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { BangerError } from '../../src/protocol/errors.ts';
 import { connect, serve, type Handler, type ProgressEvent, type RpcConnection } from '../../src/protocol/jsonrpc.ts';
 import { listenUnix } from '../../src/system/socket-server.ts';
+import { runChecked } from '../../src/system/process.ts';
+import { FakeProcessRunner } from '../fakes/fake-process-runner.ts';
 
 /** Resolves with the reason once `signal` aborts. */
 function aborted(signal: AbortSignal): Promise<void> {
@@ -27,6 +29,10 @@ describe('JSON-RPC over a Unix socket', { timeout: 10_000 }, () => {
   let server: net.Server;
   let client: RpcConnection;
   const serverConnections: RpcConnection[] = [];
+  /** Handler failures the server reported as unexpected. */
+  const internalErrors: Array<{ method: string; err: unknown }> = [];
+  /** Answers `ip link add` like the kernel refusing it. */
+  const ipFails = new FakeProcessRunner().on('ip', () => ({ code: 2, stderr: 'first line\nRTNETLINK answers: File exists\n' }));
   /** Signals of handlers that started, and whether they saw an abort. */
   let started: Array<{ method: string; signal: AbortSignal }>;
   let handlerStarted: () => void;
@@ -40,6 +46,14 @@ describe('JSON-RPC over a Unix socket', { timeout: 10_000 }, () => {
     }],
     ['fail.plain', async () => {
       throw new Error('boom');
+    }],
+    ['fail.program', async () => runChecked(ipFails, 'ip', ['link', 'add', 'dev', 'bgt1'])],
+    ['fail.wrapped', async () => {
+      try {
+        await runChecked(ipFails, 'ip', ['link', 'add', 'dev', 'bgt1']);
+      } catch (err) {
+        throw new BangerError('NETWORK_FAILED', 'cannot create tap bgt1', { cause: err });
+      }
     }],
     ['progress', async (_params, ctx) => {
       ctx.progress({ stage: 'one', message: 'first' });
@@ -58,7 +72,7 @@ describe('JSON-RPC over a Unix socket', { timeout: 10_000 }, () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-rpc-'));
     socketPath = path.join(dir, 'run', 'test.sock');
     server = await listenUnix(socketPath, { mode: 0o600 });
-    serve(server, handlers, (c) => serverConnections.push(c));
+    serve(server, handlers, { onConnection: (c) => serverConnections.push(c), onInternalError: (method, err) => internalErrors.push({ method, err }) });
   });
 
   after(async () => {
@@ -116,6 +130,29 @@ describe('JSON-RPC over a Unix socket', { timeout: 10_000 }, () => {
       assert.equal(err.hint, undefined);
       return true;
     });
+  });
+
+  it('carries the name and stderr tail of a program that failed, also when an error wraps it', async () => {
+    await assert.rejects(client.call('fail.program', {}), (err: unknown) => {
+      assert.ok(err instanceof BangerError);
+      assert.equal(err.code, 'INTERNAL');
+      assert.equal(err.message, 'ip link add dev bgt1 failed (2): first line\nRTNETLINK answers: File exists');
+      return true;
+    });
+    await assert.rejects(client.call('fail.wrapped', {}), (err: unknown) => {
+      assert.ok(err instanceof BangerError);
+      assert.equal(err.code, 'NETWORK_FAILED');
+      assert.equal(err.message, 'cannot create tap bgt1: ip link add dev bgt1 failed (2): first line\nRTNETLINK answers: File exists');
+      return true;
+    });
+  });
+
+  it('tells the server about failures that reach the caller as INTERNAL, and only those', async () => {
+    internalErrors.length = 0;
+    await assert.rejects(client.call('fail.plain', {}));
+    await assert.rejects(client.call('fail.banger', {}));
+    await assert.rejects(client.call('fail.wrapped', {}));
+    assert.deepEqual(internalErrors.map((e) => [e.method, (e.err as Error).message]), [['fail.plain', 'boom']]);
   });
 
   it('rejects an unknown method', async () => {
