@@ -2,7 +2,7 @@
 // bangerd and bangerd-root. Long calls report progress with `$/progress` notifications tied to the request id,
 // and a caller cancels with `$/cancel` or simply by closing the socket.
 import net from 'node:net';
-import { BangerError, isErrorCode, messageWithCauses, type ErrorData } from './errors.ts';
+import { BangerError, isErrorCode, messageWithCauses, type ErrorCode, type ErrorData } from './errors.ts';
 
 export interface ProgressEvent {
   stage: string;
@@ -16,13 +16,27 @@ export interface CallContext {
 
 export type Handler = (params: unknown, ctx: CallContext) => Promise<unknown>;
 
+/** Who answers at the other end, for the error of a call that a closed connection cut off. */
+export interface Peer {
+  /** Its name in messages: "bangerd", "bangerd-root". */
+  name: string;
+  /** The code of that error: DAEMON_UNAVAILABLE, HELPER_UNAVAILABLE. */
+  unavailable: ErrorCode;
+  /** What to do then, such as how to start it. */
+  hint?: string;
+}
+
 export interface RpcConnectionOptions {
   handlers?: ReadonlyMap<string, Handler>;
+  peer?: Peer;
   /** Told about each handler failure that reaches the caller as INTERNAL (a bug, or a failure nobody explained). */
   onInternalError?: (method: string, err: unknown) => void;
 }
 
+const UNKNOWN_PEER: Peer = { name: 'the server', unavailable: 'DAEMON_UNAVAILABLE' };
+
 interface Pending {
+  method: string;
   resolve(value: unknown): void;
   reject(err: Error): void;
   onProgress: ((event: ProgressEvent) => void) | undefined;
@@ -34,6 +48,7 @@ const MAX_LINE = 16 * 1024 * 1024;
 export class RpcConnection {
   private readonly socket: net.Socket;
   private readonly handlers: ReadonlyMap<string, Handler>;
+  private readonly peer: Peer;
   private readonly onInternalError: ((method: string, err: unknown) => void) | undefined;
   private readonly pending = new Map<number, Pending>();
   private readonly running = new Map<number | string, AbortController>();
@@ -45,6 +60,7 @@ export class RpcConnection {
   constructor(socket: net.Socket, options: RpcConnectionOptions = {}) {
     this.socket = socket;
     this.handlers = options.handlers ?? new Map();
+    this.peer = options.peer ?? UNKNOWN_PEER;
     this.onInternalError = options.onInternalError;
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.onData(chunk));
@@ -58,13 +74,14 @@ export class RpcConnection {
   }
 
   call<T>(method: string, params: unknown, options: { signal?: AbortSignal; onProgress?: (e: ProgressEvent) => void } = {}): Promise<T> {
-    if (this.closed) return Promise.reject(new BangerError('DAEMON_UNAVAILABLE', 'connection is closed'));
+    if (this.closed) return Promise.reject(this.unavailable(`the connection to ${this.peer.name} is closed`));
     if (options.signal?.aborted) return Promise.reject(new BangerError('CANCELLED', `${method} cancelled before it was sent`));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       const signal = options.signal;
       const onAbort = (): void => this.notify('$/cancel', { id });
       this.pending.set(id, {
+        method,
         resolve: (value) => {
           signal?.removeEventListener('abort', onAbort);
           resolve(value as T);
@@ -173,10 +190,14 @@ export class RpcConnection {
     this.closed = true;
     for (const controller of this.running.values()) controller.abort();
     for (const pending of this.pending.values()) {
-      pending.reject(new BangerError('DAEMON_UNAVAILABLE', 'connection closed before the call finished'));
+      pending.reject(this.unavailable(`the connection to ${this.peer.name} closed before ${pending.method} finished`));
     }
     this.pending.clear();
     for (const listener of this.closeListeners) listener();
+  }
+
+  private unavailable(message: string): BangerError {
+    return new BangerError(this.peer.unavailable, message, this.peer.hint === undefined ? {} : { hint: this.peer.hint });
   }
 }
 
@@ -208,12 +229,13 @@ export function serve(server: net.Server, handlers: ReadonlyMap<string, Handler>
   });
 }
 
-export function connect(socketPath: string): Promise<RpcConnection> {
+/** Connects to a server; `peer` names it in the error a call gets when the connection closes under it. */
+export function connect(socketPath: string, options: { peer?: Peer } = {}): Promise<RpcConnection> {
   return new Promise((resolve, reject) => {
     const socket = net.createConnection(socketPath);
     socket.once('connect', () => {
       socket.removeListener('error', reject);
-      resolve(new RpcConnection(socket));
+      resolve(new RpcConnection(socket, { peer: options.peer }));
     });
     socket.once('error', reject);
   });

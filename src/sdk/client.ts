@@ -1,4 +1,5 @@
 // The typed client for bangerd. The CLI is its first user; agents import it as `banger`.
+import path from 'node:path';
 import { BangerError } from '../protocol/errors.ts';
 import { connect as connectSocket, type ProgressEvent, type RpcConnection } from '../protocol/jsonrpc.ts';
 import type { DaemonStatus, ImageInfo, KernelInfo, MethodName, ParamsOf, ResultOf, SshTarget, VersionInfo, VmCreateParams, VmInfo, VmLogsResult } from '../protocol/methods.ts';
@@ -68,8 +69,9 @@ export class BangerClient {
 export async function connect(options: ConnectOptions = {}): Promise<BangerClient> {
   const paths = resolvePaths();
   const socketPath = options.socketPath ?? paths.daemonSocket;
+  const peer = { name: 'bangerd', unavailable: 'DAEMON_UNAVAILABLE', hint: `see why in ${path.join(paths.logDir, 'bangerd.log')}; the next banger command starts it again` } as const;
   try {
-    return new BangerClient(await connectSocket(socketPath));
+    return new BangerClient(await connectSocket(socketPath, { peer }));
   } catch (err) {
     if (options.autoStart === false) {
       throw new BangerError('DAEMON_UNAVAILABLE', `bangerd is not running (no answer on ${socketPath})`, { hint: 'start it: banger daemon start', cause: err });
@@ -78,5 +80,5 @@ export async function connect(options: ConnectOptions = {}): Promise<BangerClien
   const report = await ensureDaemons(paths);
   for (const name of report.started) options.onNotice?.(`started ${name}`);
   for (const warning of report.warnings) options.onNotice?.(warning);
-  return new BangerClient(await connectSocket(socketPath));
+  return new BangerClient(await connectSocket(socketPath, { peer }));
 }

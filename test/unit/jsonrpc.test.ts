@@ -200,6 +200,26 @@ describe('JSON-RPC over a Unix socket', { timeout: 10_000 }, () => {
     await assert.rejects(client.call('echo', 1), (err: unknown) => err instanceof BangerError && err.code === 'DAEMON_UNAVAILABLE');
   });
 
+  it('names the peer in the error of a call its closing connection cut off, with its code and hint', async () => {
+    const helper = await connect(socketPath, { peer: { name: 'bangerd-root', unavailable: 'HELPER_UNAVAILABLE', hint: 'start it: sudo bangerd-root' } });
+    try {
+      const call = helper.call('wait', {});
+      await handlerStartedPromise;
+      // The server end goes away, as when bangerd-root exits mid-call.
+      serverConnections.at(-1)!.destroy();
+      await assert.rejects(call, (err: unknown) => {
+        assert.ok(err instanceof BangerError);
+        assert.equal(err.code, 'HELPER_UNAVAILABLE');
+        assert.equal(err.message, 'the connection to bangerd-root closed before wait finished');
+        assert.equal(err.hint, 'start it: sudo bangerd-root');
+        return true;
+      });
+      await assert.rejects(helper.call('echo', 1), (err: unknown) => err instanceof BangerError && err.code === 'HELPER_UNAVAILABLE' && /bangerd-root is closed/.test(err.message));
+    } finally {
+      helper.destroy();
+    }
+  });
+
   it('notifies close listeners, including ones added after the close', async () => {
     let calls = 0;
     const closed = new Promise<void>((resolve) => client.onClosed(() => {
