@@ -104,62 +104,70 @@ describe('reportError', () => {
     for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) assert.equal(exitCodeFor(code), ERROR_CODES[code]);
   });
 
-  it('reports an unexpected error with status 70 and no hint', () => {
-    const saved = process.env.BANGER_DEBUG;
-    delete process.env.BANGER_DEBUG;
-    try {
+  it('reports an unexpected error with status 70 and a hint to the stack and the daemon log', () => {
+    withEnv({ BANGER_DEBUG: undefined }, () => {
       const out = captureOutput();
-      assert.equal(reportError(out, new Error('kaput')), 70);
-      assert.deepEqual(out.errLines, ['banger: unexpected error: kaput']);
+      assert.equal(reportError(out, new Error('kaput'), { logDir: '/st/logs' }), 70);
+      assert.deepEqual(out.errLines, ['banger: unexpected error: kaput', 'hint: rerun with BANGER_DEBUG=1 for a stack trace; see the daemon log at /st/logs/bangerd.log']);
       const other = captureOutput();
-      assert.equal(reportError(other, 'a string'), 70);
-      assert.deepEqual(other.errLines, ['banger: unexpected error: a string']);
-    } finally {
-      if (saved !== undefined) process.env.BANGER_DEBUG = saved;
-    }
-  });
-});
-
-describe('errors', () => {
-  it('BangerError carries code and hint in its wire data only when set', () => {
-    assert.deepEqual(new BangerError('VM_NOT_FOUND', 'm', { hint: 'h' }).toData(), { code: 'VM_NOT_FOUND', hint: 'h' });
-    assert.deepEqual(new BangerError('VM_NOT_FOUND', 'm').toData(), { code: 'VM_NOT_FOUND' });
+      assert.equal(reportError(other, 'a string', { logDir: '/st/logs' }), 70);
+      assert.equal(other.errLines[0], 'banger: unexpected error: a string');
+    });
   });
 
-  it('isErrorCode accepts only known codes', () => {
-    assert.equal(isErrorCode('VM_NOT_FOUND'), true);
-    assert.equal(isErrorCode('toString'), false);
-    assert.equal(isErrorCode('NOPE'), false);
-    assert.equal(isErrorCode(3), false);
+  it('with BANGER_DEBUG prints the stack of an unexpected error and does not suggest it again', () => {
+    withEnv({ BANGER_DEBUG: '1' }, () => {
+      const out = captureOutput();
+      reportError(out, new Error('kaput'), { logDir: '/st/logs' });
+      assert.match(out.errLines[0]!, /^banger: unexpected error: Error: kaput\n +at /);
+      assert.equal(out.errLines[1], 'hint: see the daemon log at /st/logs/bangerd.log');
+    });
   });
-});
 
-describe('progress and formatting', () => {
-  it('prints the spec line plainly and other stages with their name', () => {
+  it('finds the daemon log under BANGER_HOME when not told where it is', () => {
+    withEnv({ BANGER_HOME: '/bh', BANGER_DEBUG: undefined }, () => {
+      const out = captureOutput();
+      reportError(out, new Error('kaput'));
+      assert.match(out.errLines[1]!, /see the daemon log at \/bh\/state\/logs\/bangerd\.log$/);
+    });
+  });
+
+  it('gives INTERNAL and HELPER_REFUSED errors without a hint of their own one that says where to look', () => {
+    const internal = captureOutput();
+    assert.equal(reportError(internal, new BangerError('INTERNAL', 'ip link add dev bgt1 failed (2): RTNETLINK answers: File exists'), { logDir: '/st/logs' }), 70);
+    assert.equal(internal.errLines[0], 'banger: ip link add dev bgt1 failed (2): RTNETLINK answers: File exists');
+    assert.match(internal.errLines[1]!, /^hint: .*daemon log.*: \/st\/logs\/bangerd\.log$/);
+
+    const refused = captureOutput();
+    assert.equal(reportError(refused, new BangerError('HELPER_REFUSED', 'bangerd-root refused: disk 0 /x is outside banger\'s directories'), { logDir: '/st/logs' }), 14);
+    assert.match(refused.errLines[1]!, /^hint: .*BANGER_HOME.*banger daemon stop && banger daemon start.*\/st\/logs\/bangerd-root\.log$/);
+
+    const own = captureOutput();
+    reportError(own, new BangerError('HELPER_REFUSED', 'refused', { hint: 'its own hint' }), { logDir: '/st/logs' });
+    assert.deepEqual(own.errLines, ['banger: refused', 'hint: its own hint']);
+  });
+
+  it('prints what an error wraps, and the subject when given', () => {
     const out = captureOutput();
-    const print = progressPrinter(out);
-    print({ stage: 'spec', message: 'web: 2 vCPU' });
-    print({ stage: 'boot', message: 'starting qemu/tcg' });
-    assert.equal(out.errLines[0], 'banger: web: 2 vCPU');
-    assert.match(out.errLines[1]!, /^ +\d+\.\ds boot +starting qemu\/tcg$/);
-    assert.deepEqual(out.outLines, []);
-  });
-
-  it('formats byte counts in binary units', () => {
-    assert.equal(formatBytes(0), '0 B');
-    assert.equal(formatBytes(1023), '1023 B');
-    assert.equal(formatBytes(1024), '1.0 KiB');
-    assert.equal(formatBytes(1536 * 1024 * 1024), '1.5 GiB');
-    assert.equal(formatBytes(3 * 1024 ** 5), '3072.0 TiB');
-  });
-
-  it('describeVm shows the pid only while there is one', () => {
-    const vm: VmInfo = {
-      id: '0123456789ab', name: 'web', state: 'running', image: 'debian-bookworm', kernel: 'host-6.1', vcpus: 2, memoryMib: 1024,
-      diskGib: 8, ip: '172.30.0.2', mac: '52:54:00:89:ab:cd', tap: 'bgt0123456789ab', accel: 'tcg', pid: 42, createdAt: '2025-01-01T00:00:00.000Z',
-    };
-    assert.match(describeVm(vm), /^state: +running \(pid 42\)$/m);
-    assert.match(describeVm({ ...vm, state: 'stopped', pid: null, accel: null }), /^state: +stopped$/m);
-    assert.match(describeVm({ ...vm, accel: null }), /^accel: +-$/m);
+    const err = new BangerError('NETWORK_FAILED', 'cannot create tap bgt1', { cause: new Error('ip tuntap add failed (1): Operation not permitted') });
+    reportError(out, err, { subject: 'web' });
+    assert.deepEqual(out.errLines, ['banger: web: cannot create tap bgt1: ip tuntap add failed (1): Operation not permitted']);
   });
 });
+
+/** Runs `fn` with these environment variables set (undefined: unset), then restores them. */
+function withEnv(vars: Record<string, string | undefined>, fn: () => void): void {
+  const saved = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  const apply = (values: Record<string, string | undefined>): void => {
+    for (const [k, v] of Object.entries(values)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+  apply(vars);
+  try {
+    fn();
+  } finally {
+    apply(saved);
+  }
+}
