@@ -1,7 +1,7 @@
 import { BangerError } from '../../protocol/errors.ts';
 import type { VmCreateParams } from '../../protocol/methods.ts';
 import type { CliContext } from '../context.ts';
-import { printJson, progressPrinter } from '../output.ts';
+import { printJson, progressPrinter, reportError } from '../output.ts';
 import { withCtrlC } from '../cancel.ts';
 import { describeVm } from './vm-list.ts';
 
@@ -79,18 +79,33 @@ export async function vmStart(ctx: CliContext, refs: string[], flags: { sshTimeo
   return 0;
 }
 
+/**
+ * Runs `op` on every VM at once and waits for all of them: prints each success and each failure (with its hint),
+ * and returns the exit status of the first failure in the order given, or 0.
+ */
+async function onEachVm<T extends { name: string }>(ctx: CliContext, refs: string[], options: { json?: boolean; done: string; op: (ref: string) => Promise<T> }): Promise<number> {
+  const settled = await Promise.allSettled(refs.map((ref) => options.op(ref)));
+  const results: T[] = [];
+  let status = 0;
+  settled.forEach((outcome, i) => {
+    if (outcome.status === 'fulfilled') {
+      results.push(outcome.value);
+      if (!options.json) ctx.output.out(`${outcome.value.name} ${options.done}`);
+      return;
+    }
+    const code = reportError(ctx.output, outcome.reason, refs.length > 1 ? { subject: refs[i]! } : {});
+    if (status === 0) status = code;
+  });
+  if (options.json) printJson(ctx.output, results);
+  return status;
+}
+
 export async function vmStop(ctx: CliContext, refs: string[], flags: { json?: boolean }): Promise<number> {
   const client = await ctx.client();
-  const results = await Promise.all(refs.map((ref) => client.stopVm(ref)));
-  if (flags.json) printJson(ctx.output, results);
-  else for (const vm of results) ctx.output.out(`${vm.name} stopped`);
-  return 0;
+  return onEachVm(ctx, refs, { json: flags.json, done: 'stopped', op: (ref) => client.stopVm(ref) });
 }
 
 export async function vmDelete(ctx: CliContext, refs: string[], flags: { json?: boolean }): Promise<number> {
   const client = await ctx.client();
-  const results = await Promise.all(refs.map((ref) => client.deleteVm(ref)));
-  if (flags.json) printJson(ctx.output, results);
-  else for (const vm of results) ctx.output.out(`${vm.name} deleted`);
-  return 0;
+  return onEachVm(ctx, refs, { json: flags.json, done: 'deleted', op: (ref) => client.deleteVm(ref) });
 }
