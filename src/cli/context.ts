@@ -1,5 +1,7 @@
 import type { BangerClient } from '../sdk/client.ts';
+import type { SignalSource } from './cancel.ts';
 import type { Output } from './output.ts';
+import type { RunSsh } from './ssh-session.ts';
 
 /** What every command handler gets; handlers return an exit status and never exit the process themselves. */
 export interface CliContext {
@@ -7,4 +9,8 @@ export interface CliContext {
   client(): Promise<BangerClient>;
   /** Arguments after a literal `--` on the command line (the guest command). */
   guestCommand: string[] | null;
+  /** Where SIGINT, SIGTERM and SIGHUP arrive; the process when not given (tests pass an EventEmitter). */
+  signals?: SignalSource;
+  /** Runs ssh attached to the terminal; runSsh when not given (tests pass a fake). */
+  runSsh?: RunSsh;
 }

@@ -1,12 +1,19 @@
 // Runs the system ssh client attached to this terminal and reports its exit status.
 import { spawn } from 'node:child_process';
-import os from 'node:os';
 import type { SshTarget } from '../protocol/methods.ts';
 import { sshCommand } from '../protocol/ssh-command.ts';
 import { BangerError } from '../protocol/errors.ts';
+import { signalExitStatus } from './cancel.ts';
+
+export interface SshSessionOptions {
+  /** Ends the session: ssh gets SIGTERM, on which it closes the connection and restores the terminal. */
+  signal?: AbortSignal;
+}
 
 /** Exit status of the remote command (255 when ssh itself failed). SIGINT is left to ssh while it runs. */
-export function runSsh(target: SshTarget, command: string[] | null): Promise<number> {
+export function runSsh(target: SshTarget, command: string[] | null, options: SshSessionOptions = {}): Promise<number> {
+  const { signal } = options;
+  if (signal?.aborted) return Promise.reject(new BangerError('CANCELLED', 'the ssh session was not started: cancelled'));
   const interactive = command === null || command.length === 0;
   const tty = interactive ? Boolean(process.stdin.isTTY) : Boolean(process.stdin.isTTY && process.stdout.isTTY);
   const { command: program, args } = sshCommand(target, { tty, connectTimeoutSec: 10, control: 'reuse', ...(interactive ? {} : { command }) });
@@ -14,13 +21,28 @@ export function runSsh(target: SshTarget, command: string[] | null): Promise<num
     const ignore = (): void => undefined;
     process.on('SIGINT', ignore);
     const child = spawn(program, args, { stdio: 'inherit' });
-    child.on('error', (err: NodeJS.ErrnoException) => {
+    let killTimer: NodeJS.Timeout | undefined;
+    const end = (): void => {
+      child.kill('SIGTERM');
+      // ssh exits on SIGTERM; this is for one that hangs.
+      killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      killTimer.unref();
+    };
+    signal?.addEventListener('abort', end, { once: true });
+    const done = (): void => {
       process.removeListener('SIGINT', ignore);
+      signal?.removeEventListener('abort', end);
+      clearTimeout(killTimer);
+    };
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      done();
       reject(err.code === 'ENOENT' ? new BangerError('MISSING_TOOL', `${program} is not installed`, { hint: 'apt-get install openssh-client' }) : err);
     });
-    child.on('exit', (code, signal) => {
-      process.removeListener('SIGINT', ignore);
-      resolve(code ?? 128 + (signal ? (os.constants.signals[signal] ?? 1) : 1));
+    child.on('exit', (code, exitSignal) => {
+      done();
+      resolve(code ?? (exitSignal ? signalExitStatus(exitSignal) : 129));
     });
   });
 }
+
+export type RunSsh = typeof runSsh;

@@ -2,8 +2,8 @@
 import { BangerError } from '../../protocol/errors.ts';
 import type { CliContext } from '../context.ts';
 import { progressPrinter } from '../output.ts';
-import { withCtrlC } from '../cancel.ts';
 import { runSsh } from '../ssh-session.ts';
+import { holdSignals, signalExitStatus, withCtrlC } from '../cancel.ts';
 import type { CreateFlags } from './vm-create.ts';
 import { createParams } from './vm-create.ts';
 
@@ -22,21 +22,20 @@ export async function vmRun(ctx: CliContext, paths: string[], flags: RunFlags): 
     () => ctx.output.err('banger: cancelling; the VM being created is removed'),
     (signal) => client.createVm(createParams(flags), { signal, onProgress: progressPrinter(ctx.output) }),
   );
-  let status: number;
+  // Installed before any other event can run, and held until the VM is deleted: no signal may end the CLI in
+  // between, or --rm would leave the VM behind. SIGTERM and SIGHUP end the session instead.
+  const held = holdSignals(ctx.signals ?? process);
   try {
-    status = await runSsh(await client.sshTarget(vm.id), ctx.guestCommand);
-  } finally {
-    if (flags.rm) {
-      // Ctrl-C here must not leave the VM half-deleted.
-      const ignore = (): void => undefined;
-      process.on('SIGINT', ignore);
-      try {
-        await client.deleteVm(vm.id);
-      } finally {
-        process.removeListener('SIGINT', ignore);
-      }
+    let status: number;
+    try {
+      const target = await client.sshTarget(vm.id);
+      status = held.received ? signalExitStatus(held.received) : await (ctx.runSsh ?? runSsh)(target, ctx.guestCommand, { signal: held.signal });
+    } finally {
+      if (flags.rm) await client.deleteVm(vm.id);
     }
+    if (!flags.rm && status !== 255) ctx.output.err(`banger: VM ${vm.name} is still running (banger vm ssh ${vm.name}; banger vm delete ${vm.name})`);
+    return held.received ? signalExitStatus(held.received) : status;
+  } finally {
+    held.release();
   }
-  if (!flags.rm && status !== 255) ctx.output.err(`banger: VM ${vm.name} is still running (banger vm ssh ${vm.name}; banger vm delete ${vm.name})`);
-  return status;
 }
