@@ -40,7 +40,7 @@ export class HelperClient implements PrivilegedOps {
   private async conn(): Promise<RpcConnection> {
     if (this.connection) return this.connection;
     try {
-      const c = await connect(this.socketPath);
+      const c = await connect(this.socketPath, { peer: { name: 'bangerd-root', unavailable: 'HELPER_UNAVAILABLE', hint: this.startHint } });
       c.onClosed(() => {
         if (this.connection === c) this.connection = null;
       });
