@@ -54,12 +54,20 @@ describe('bangerd-root serving an unprivileged owner', { skip: !IS_ROOT && 'star
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     try {
       const socket = path.join(home, 'run', 'bangerd-root.sock');
-      await waitFor(() => fs.existsSync(socket) || child.exitCode !== null, `the socket (stderr: ${stderr})`);
+      const pidFile = path.join(home, 'run', 'bangerd-root.pid');
+      // The pid file is written last, once the socket is set up (until then it is still the owner's symlink).
+      const written = (): boolean => {
+        try {
+          return fs.lstatSync(pidFile).isFile() && fs.readFileSync(pidFile, 'utf8').endsWith('\n');
+        } catch {
+          return false;
+        }
+      };
+      await waitFor(() => written() || child.exitCode !== null, `the pid file (stderr: ${stderr})`);
       const st = fs.statSync(socket);
       assert.equal(st.uid, NOBODY.uid);
       assert.equal(st.mode & 0o777, 0o600);
       for (const dir of ['state', 'cache']) assert.equal(fs.statSync(path.join(home, dir)).uid, NOBODY.uid);
-      const pidFile = path.join(home, 'run', 'bangerd-root.pid');
       assert.equal(fs.lstatSync(pidFile).isFile(), true);
       assert.equal(fs.statSync(pidFile).uid, NOBODY.uid);
       assert.equal(fs.readFileSync(pidFile, 'utf8'), `${child.pid}\n`);
