@@ -31,8 +31,14 @@ export async function listenUnix(socketPath: string, options: ListenOptions): Pr
       server.removeListener('error', reject);
       resolve();
     });
-    // listen() binds synchronously, so the socket file is created inside `as`.
-    as(() => server.listen(socketPath));
+    // listen() binds synchronously, so the socket file is created inside `as`, and with the mode asked
+    // for from its first moment (the umask decides the mode bind gives it).
+    const umask = process.umask(~options.mode & 0o777);
+    try {
+      as(() => server.listen(socketPath));
+    } finally {
+      process.umask(umask);
+    }
   });
   as(() => fs.chmodSync(socketPath, options.mode));
   return server;
