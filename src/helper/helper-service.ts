@@ -6,7 +6,7 @@ import { BangerError } from '../protocol/errors.ts';
 import type { CallContext, Handler } from '../protocol/jsonrpc.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import { runChecked } from '../system/process.ts';
-import { NAME_PATTERN, SUBNET_PATTERN, gatewayCidrOf } from '../system/config.ts';
+import { NAME_PATTERN, NETNS_PATTERN, SUBNET_PATTERN, gatewayCidrOf } from '../system/config.ts';
 import { asOwner, ownerArgv, type Owner } from '../system/as-owner.ts';
 import { buildQemuArgv, type QemuLaunchSpec } from '../vmm/qemu/qemu-args.ts';
 import { findExecutable } from '../vmm/qemu/qemu-driver.ts';
@@ -23,8 +23,6 @@ export interface HelperScope {
   netnsDir: string;
   /** The one bridge, subnet and namespace this helper manages, fixed by whoever started it as root. */
   network: HelperNetwork;
-  /** Where images are built (root only); /var/tmp when unset. */
-  buildDir?: string;
 }
 
 /** Checks the network settings given to bangerd-root at start; returns a problem or null. */
@@ -38,7 +36,6 @@ export function networkScopeProblem(network: HelperScope['network']): string | n
 export const TAP_PATTERN = /^bgt[0-9a-f]{8,12}$/;
 const VM_ID_PATTERN = /^[0-9a-f]{8,32}$/;
 const MAC_PATTERN = /^52:54:00(:[0-9a-f]{2}){3}$/;
-const NETNS_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 const CIDR_PATTERN = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
 
 function refuse(message: string): never {
@@ -62,14 +59,10 @@ function int(value: unknown, min: number, max: number, what: string): number {
 }
 
 /**
- * Reads QEMU's pid file without following a symlink: the file sits in a directory the owner can write to,
- * and this process is root.
+ * Reads QEMU's pid file without following a symlink: the file sits in a directory the owner can write to.
+ * bangerd-root passes the owner, so root does not even open it with its own rights.
  */
-export function readPidFile(file: string): number {
-  return readPidFileAs(file);
-}
-
-function readPidFileAs(file: string, owner?: Owner): number {
+export function readPidFile(file: string, owner?: Owner): number {
   const open = (): number => fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
   let fd: number;
   try {
@@ -206,9 +199,8 @@ export class HelperService {
   async deleteTap(raw: DeleteTapParams): Promise<void> {
     const tap = matching(raw.tap, TAP_PATTERN, 'tap name');
     // A namespace that is gone took its taps with it; deleting a VM must still work then.
-    const named = this.netnsName(raw.netns);
-    if (named !== null && !fs.existsSync(path.join(this.scope.netnsDir, named))) return;
-    const netns = this.netns(raw.netns);
+    const netns = this.netnsName(raw.netns);
+    if (netns !== null && !fs.existsSync(path.join(this.scope.netnsDir, netns))) return;
     if (!(await this.linkExists(netns, tap))) return;
     await runChecked(this.runner, 'ip', this.ip(netns, ['link', 'del', 'dev', tap]));
   }
@@ -263,7 +255,7 @@ export class HelperService {
         hint: 'check that qemu-system-x86 is installed (apt-get install qemu-system-x86 qemu-utils)',
       });
     }
-    return { pid: readPidFileAs(spec.pidFile, this.scope.owner) };
+    return { pid: readPidFile(spec.pidFile, this.scope.owner) };
   }
 
   async buildImage(raw: BuildImageParams, ctx: CallContext): Promise<{ sizeBytes: number }> {
@@ -272,10 +264,7 @@ export class HelperService {
     if (!recipe) refuse(`no built-in recipe for image ${name}`);
     const mirror = matching(raw.mirror, /^https?:\/\/[a-zA-Z0-9._~:/?#@!$&*+;=%-]+$/, 'mirror');
     const output = this.insidePath(raw.output, [this.scope.cacheDir], 'image output', false);
-    return buildDebianImage({
-      runner: this.runner, recipe, mirror, output, owner: this.scope.owner, signal: ctx.signal, progress: ctx.progress,
-      ...(this.scope.buildDir ? { workRoot: this.scope.buildDir } : {}),
-    });
+    return buildDebianImage({ runner: this.runner, recipe, mirror, output, owner: this.scope.owner, signal: ctx.signal, progress: ctx.progress });
   }
 
   handlers(onShutdown: () => void): Map<string, Handler> {

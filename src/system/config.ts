@@ -94,6 +94,7 @@ function setValue(config: BangerConfig, section: string, key: string, value: unk
 }
 
 export const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/;
+export const NETNS_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 export const SUBNET_PATTERN = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.0\/24$/;
 
 /** The bridge's address in a /24 subnet: the first host, e.g. 172.30.0.1/24. */
@@ -112,7 +113,7 @@ function validate(config: BangerConfig, file: string): void {
   if (!['auto', 'kvm', 'tcg'].includes(config.vmm.accel)) bad(`vmm.accel = "${config.vmm.accel}"`, 'use "auto", "kvm" or "tcg"');
   if (config.vmm.sshTimeoutSec < 1) bad('vmm.ssh_timeout_sec must be at least 1', 'use a number of seconds');
   if (!NAME_PATTERN.test(config.network.bridge)) bad(`network.bridge = "${config.network.bridge}" is not a valid interface name`, 'use up to 15 letters, digits, "-", "_" or "."');
-  if (config.network.netns !== null && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(config.network.netns)) {
+  if (config.network.netns !== null && !NETNS_PATTERN.test(config.network.netns)) {
     bad(`network namespace "${config.network.netns}" is not a valid name`, 'use letters, digits, "-", "_" or "."');
   }
   if (!SUBNET_PATTERN.test(config.network.subnet)) bad(`network.subnet = "${config.network.subnet}"`, 'use an IPv4 /24 such as "172.30.0.0/24"');

@@ -8,7 +8,7 @@ import { sshCloseMasterCommand, sshCommand } from '../../protocol/ssh-command.ts
 import type { Store } from '../../store/store.ts';
 import type { ProcessRunner } from '../../system/process.ts';
 import { runChecked } from '../../system/process.ts';
-import type { BangerConfig } from '../../system/config.ts';
+import { gatewayCidrOf, type BangerConfig } from '../../system/config.ts';
 import type { PrivilegedOps } from '../../helper/privileged-ops.ts';
 import { readPidFile } from '../../helper/helper-service.ts';
 import { vmFilesIn, type VmFiles, type VmmDriver } from '../../vmm/driver.ts';
@@ -312,7 +312,8 @@ export class VmService {
     // A connection left from the last boot would carry the readiness check to a guest that is gone.
     await this.closeSshMaster(vm);
     ctx.progress({ stage: 'network', message: `tap ${vm.tap} on bridge ${config.network.bridge}${netns ? ` in netns ${netns}` : ''}, address ${vm.ip}` });
-    await ops.ensureBridge({ bridge: config.network.bridge, gatewayCidr: `${this.subnet().gateway}/24`, netns });
+    // The same address bangerd-root checks against the subnet it was started for.
+    await ops.ensureBridge({ bridge: config.network.bridge, gatewayCidr: gatewayCidrOf(config.network.subnet), netns });
     await ops.createTap({ tap: vm.tap, bridge: config.network.bridge, netns });
     ctx.progress({ stage: 'boot', message: `starting ${driver.name}/${choice.accel} (${choice.reason})` });
     let pid: number;
