@@ -26,7 +26,7 @@ import type { ImageInfo, KernelInfo, SshTarget, VmInfo } from '../src/protocol/m
 import { resolvePaths } from '../src/system/paths.ts';
 import { loadConfig } from '../src/system/config.ts';
 import { NodeProcessRunner, type RunOptions, type RunResult } from '../src/system/process.ts';
-import { isSocketAlive } from '../src/sdk/autostart.ts';
+import { isSocketAlive } from '../src/system/socket-server.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const BANGER = path.join(REPO, 'bin', 'banger');

@@ -3,7 +3,7 @@
 import { parseArgs } from 'node:util';
 import { BangerError, messageOf } from '../protocol/errors.ts';
 import { loadConfig } from '../system/config.ts';
-import { PATHS_HINT, pathsProblem, resolvePaths } from '../system/paths.ts';
+import { assertUsablePaths, resolvePaths } from '../system/paths.ts';
 import { NodeProcessRunner } from '../system/process.ts';
 import { Daemon } from './daemon.ts';
 
@@ -14,8 +14,7 @@ if (values.help) {
 }
 try {
   const paths = resolvePaths();
-  const problem = pathsProblem(paths);
-  if (problem) throw new BangerError('INVALID_ARGUMENT', problem, { hint: PATHS_HINT });
+  assertUsablePaths(paths);
   const config = loadConfig(paths.configFile);
   if (config.network.netns && process.getuid?.() !== 0) {
     throw new BangerError('INVALID_ARGUMENT', `network namespace ${config.network.netns} is configured, but reaching guests inside it needs bangerd to run as root`, {

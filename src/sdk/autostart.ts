@@ -1,22 +1,11 @@
 // Starting bangerd and bangerd-root in the background when nothing answers on their sockets.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { BangerError } from '../protocol/errors.ts';
-import { PATHS_HINT, pathsProblem, type BangerPaths } from '../system/paths.ts';
+import { assertUsablePaths, type BangerPaths } from '../system/paths.ts';
+import { isSocketAlive } from '../system/socket-server.ts';
 import { BIN_DIR, helperArgs, helperStartCommand } from '../helper/helper-command.ts';
-
-export function isSocketAlive(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.createConnection(socketPath);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 async function waitForSocket(socketPath: string, child: { exited: boolean }, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
@@ -56,8 +45,7 @@ export interface StartReport {
 /** Starts whichever of bangerd-root and bangerd is not answering. The helper needs root; without it, says what to run. */
 export async function ensureDaemons(paths: BangerPaths): Promise<StartReport> {
   const report: StartReport = { started: [], warnings: [] };
-  const problem = pathsProblem(paths);
-  if (problem) throw new BangerError('INVALID_ARGUMENT', problem, { hint: PATHS_HINT });
+  assertUsablePaths(paths);
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   if (!(await isSocketAlive(paths.helperSocket))) {

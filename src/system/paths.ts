@@ -1,5 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
+import { BangerError } from '../protocol/errors.ts';
 
 /** Every place banger reads or writes. With BANGER_HOME all of them live under one directory. */
 export interface BangerPaths {
@@ -53,7 +54,6 @@ export function resolvePaths(env: NodeJS.ProcessEnv = process.env, uid: number =
   };
 }
 
-export const PATHS_HINT = 'set BANGER_HOME to a short path without spaces or punctuation, e.g. BANGER_HOME=/var/lib/banger';
 
 /** Longest VM socket file name: `<vmsDir>/<12-hex id>/ssh.ctl` plus the 17 characters ssh adds while creating it. */
 const VM_SOCKET_SUFFIX = '/0123456789ab/ssh.ctl.0123456789abcdef'.length;
@@ -77,4 +77,12 @@ export function pathsProblem(paths: BangerPaths): string | null {
     if (Buffer.byteLength(socket) > SOCKET_PATH_MAX) return `the socket path ${socket} is longer than ${SOCKET_PATH_MAX} bytes`;
   }
   return null;
+}
+
+/** INVALID_ARGUMENT, saying what to change, when banger cannot work under these paths (see pathsProblem). */
+export function assertUsablePaths(paths: BangerPaths): void {
+  const problem = pathsProblem(paths);
+  if (problem) {
+    throw new BangerError('INVALID_ARGUMENT', problem, { hint: 'set BANGER_HOME to a short path without spaces or punctuation, e.g. BANGER_HOME=/var/lib/banger' });
+  }
 }

@@ -3,9 +3,22 @@ import net from 'node:net';
 import path from 'node:path';
 
 export interface ListenOptions {
+  /** The socket file's mode, set by the umask at bind so it never exists with another. */
   mode: number;
   /** Runs each file system step (and the bind, which creates the socket file); bangerd-root passes asOwner. */
   as?: <T>(fn: () => T) => T;
+}
+
+/** Whether something accepts connections on a Unix socket now. */
+export function isSocketAlive(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createConnection(socketPath);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 }
 
 /** Listens on a Unix socket, replacing a stale socket file but refusing to take over a live one. */
@@ -13,15 +26,7 @@ export async function listenUnix(socketPath: string, options: ListenOptions): Pr
   const as = options.as ?? (<T>(fn: () => T): T => fn());
   as(() => fs.mkdirSync(path.dirname(socketPath), { recursive: true, mode: 0o700 }));
   if (as(() => fs.existsSync(socketPath))) {
-    const alive = await new Promise<boolean>((resolve) => {
-      const s = net.createConnection(socketPath);
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (alive) throw new Error(`another process is already serving ${socketPath}`);
+    if (await isSocketAlive(socketPath)) throw new Error(`another process is already serving ${socketPath}`);
     as(() => fs.rmSync(socketPath, { force: true }));
   }
   const server = net.createServer();
@@ -40,6 +45,5 @@ export async function listenUnix(socketPath: string, options: ListenOptions): Pr
       process.umask(umask);
     }
   });
-  as(() => fs.chmodSync(socketPath, options.mode));
   return server;
 }
