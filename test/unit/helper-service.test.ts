@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,15 +44,6 @@ function fakeIp(runner: FakeProcessRunner, initial: { links?: string[]; addrs?: 
     return { code: 0 };
   });
   return { links, fail: (prefix: string) => failing.add(prefix) };
-}
-
-function chownTree(dir: string, owner: { uid: number; gid: number }): void {
-  fs.chownSync(dir, owner.uid, owner.gid);
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) chownTree(p, owner);
-    else fs.lchownSync(p, owner.uid, owner.gid);
-  }
 }
 
 const argvOf = (calls: FakeCall[]): string[][] => calls.map((c) => [c.command, ...c.args]);
@@ -113,7 +105,7 @@ describe('HelperService', () => {
     // Never run: the fake runner intercepts every launch.
     fs.writeFileSync(qemuBin, '#!/bin/sh\nexit 99\n', { mode: 0o755 });
     // The helper touches the owner's directories with the owner's rights, so they must be the owner's.
-    if (IS_ROOT) chownTree(root, OWNER);
+    if (IS_ROOT) spawnSync('chown', ['-R', `${OWNER.uid}:${OWNER.gid}`, root]);
   });
 
   after(() => {
