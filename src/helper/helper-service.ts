@@ -8,10 +8,12 @@ import type { ProcessRunner } from '../system/process.ts';
 import { runChecked } from '../system/process.ts';
 import { NAME_PATTERN, NETNS_PATTERN, SUBNET_PATTERN, gatewayCidrOf } from '../system/config.ts';
 import { asOwner, ownerArgv, type Owner } from '../system/as-owner.ts';
-import { buildQemuArgv, type QemuLaunchSpec } from '../vmm/qemu/qemu-args.ts';
-import { findExecutable } from '../vmm/qemu/qemu-driver.ts';
-import { DEFAULT_IMAGES, buildDebianImage } from '../image/debian-recipe.ts';
-import type { BridgeParams, BuildImageParams, DeleteTapParams, HelperNetwork, LaunchQemuParams, TapParams } from './privileged-ops.ts';
+import { buildQemuArgv } from '../system/qemu-argv.ts';
+import { findExecutable } from '../system/executable.ts';
+import { readPidFile } from '../system/pid-file.ts';
+import { DEFAULT_IMAGES } from '../protocol/image-recipes.ts';
+import { buildDebianImage } from './debian-image-build.ts';
+import type { BridgeParams, BuildImageParams, DeleteTapParams, HelperNetwork, LaunchQemuParams, QemuLaunchSpec, TapParams } from '../protocol/privileged-ops.ts';
 import { VERSION } from '../version.ts';
 
 export interface HelperScope {
@@ -56,30 +58,6 @@ function matching(value: unknown, pattern: RegExp, what: string): string {
 function int(value: unknown, min: number, max: number, what: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) refuse(`${what} must be a whole number from ${min} to ${max}`);
   return value;
-}
-
-/**
- * Reads QEMU's pid file without following a symlink: the file sits in a directory the owner can write to.
- * bangerd-root passes the owner, so root does not even open it with its own rights.
- */
-export function readPidFile(file: string, owner?: Owner): number {
-  const open = (): number => fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK);
-  let fd: number;
-  try {
-    fd = owner ? asOwner(owner, open) : open();
-  } catch (err) {
-    throw new BangerError('VMM_FAILED', `QEMU wrote no usable pid to ${file}`, { cause: err });
-  }
-  try {
-    if (!fs.fstatSync(fd).isFile()) throw new BangerError('VMM_FAILED', `${file} is not a regular file`);
-    const buf = Buffer.alloc(32);
-    const n = fs.readSync(fd, buf, 0, buf.length, 0);
-    const pid = Number(buf.subarray(0, n).toString('utf8').trim());
-    if (!Number.isInteger(pid) || pid <= 0) throw new BangerError('VMM_FAILED', `QEMU wrote no usable pid to ${file}`);
-    return pid;
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 export class HelperService {
@@ -260,7 +238,7 @@ export class HelperService {
 
   async buildImage(raw: BuildImageParams, ctx: CallContext): Promise<{ sizeBytes: number }> {
     const name = str(raw.name, 'image name');
-    const recipe = DEFAULT_IMAGES[name];
+    const recipe = DEFAULT_IMAGES.get(name);
     if (!recipe) refuse(`no built-in recipe for image ${name}`);
     const mirror = matching(raw.mirror, /^https?:\/\/[a-zA-Z0-9._~:/?#@!$&*+;=%-]+$/, 'mirror');
     const output = this.insidePath(raw.output, [this.scope.cacheDir], 'image output', false);

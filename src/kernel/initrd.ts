@@ -8,14 +8,12 @@ import { gzipSync } from 'node:zlib';
 import { BangerError } from '../protocol/errors.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import { runChecked } from '../system/process.ts';
+import { PROBE_MARKER, ROOT_LABEL, WORK_LABEL } from '../system/guest-contract.ts';
 import { S_IFCHR, S_IFDIR, S_IFREG, writeCpio, type CpioEntry } from './cpio.ts';
 
 /** Modules the guest needs, by name; their dependencies come from modules.dep. */
 export const GUEST_MODULES = ['crc32c_generic', 'ext4', 'virtio_mmio', 'virtio_blk', 'virtio_net', 'virtio_console', 'vmw_vsock_virtio_transport'];
 
-export const ROOT_LABEL = 'banger-root';
-export const WORK_LABEL = 'banger-work';
-export const PROBE_MARKER = 'BANGER_PROBE_OK';
 
 export const INIT_SCRIPT = `#!/bin/busybox sh
 /bin/busybox --install -s /bin

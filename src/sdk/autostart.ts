@@ -3,9 +3,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BangerError } from '../protocol/errors.ts';
+import { connect } from '../protocol/jsonrpc.ts';
 import { assertUsablePaths, type BangerPaths } from '../system/paths.ts';
 import { isSocketAlive } from '../system/socket-server.ts';
-import { BIN_DIR, helperArgs, helperStartCommand } from '../helper/helper-command.ts';
+import { BIN_DIR, helperArgs, helperStartCommand } from '../system/helper-command.ts';
 
 async function waitForSocket(socketPath: string, child: { exited: boolean }, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
@@ -71,4 +72,25 @@ export async function ensureDaemons(paths: BangerPaths): Promise<StartReport> {
     report.started.push('bangerd');
   }
   return report;
+}
+
+async function waitGone(socketPath: string): Promise<void> {
+  for (let i = 0; i < 100 && (await isSocketAlive(socketPath)); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
+/** Asks whichever of bangerd and bangerd-root answers to exit, and waits until they have; running VMs keep running. */
+export async function stopDaemons(paths: BangerPaths): Promise<string[]> {
+  const stopped: string[] = [];
+  for (const [name, socketPath, method] of [['bangerd', paths.daemonSocket, 'daemon.shutdown'], ['bangerd-root', paths.helperSocket, 'helper.shutdown']] as const) {
+    if (!(await isSocketAlive(socketPath))) continue;
+    const connection = await connect(socketPath, { peer: { name, unavailable: name === 'bangerd' ? 'DAEMON_UNAVAILABLE' : 'HELPER_UNAVAILABLE' } });
+    try {
+      await connection.call(method, {});
+    } finally {
+      connection.close();
+    }
+    await waitGone(socketPath);
+    stopped.push(name);
+  }
+  return stopped;
 }

@@ -1,7 +1,7 @@
 // PrivilegedOps without root: records calls and keeps the taps and bridges that would exist on the host.
 import type {
   BridgeParams, BuildImageParams, DeleteTapParams, HelperPong, LaunchQemuParams, OpOptions, PrivilegedOps, TapParams,
-} from '../../src/helper/privileged-ops.ts';
+} from '../../src/protocol/privileged-ops.ts';
 import { BangerError } from '../../src/protocol/errors.ts';
 
 export type OpName = 'ping' | 'ensureBridge' | 'createTap' | 'deleteTap' | 'launchQemu' | 'buildImage';

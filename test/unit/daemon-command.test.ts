@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { daemonStatus } from '../../src/cli/commands/daemon.ts';
 import type { CliContext } from '../../src/cli/context.ts';
-import { helperArgs } from '../../src/helper/helper-command.ts';
+import { helperArgs } from '../../src/system/helper-command.ts';
 import { resolvePaths } from '../../src/system/paths.ts';
 
 describe('banger daemon status without a daemon', () => {

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { HelperService, type HelperScope } from '../../src/helper/helper-service.ts';
 import type { BangerError } from '../../src/protocol/errors.ts';
-import { buildQemuArgv, type QemuLaunchSpec } from '../../src/vmm/qemu/qemu-args.ts';
+import { buildQemuArgv } from '../../src/system/qemu-argv.ts';
+import type { QemuLaunchSpec } from '../../src/protocol/privileged-ops.ts';
 import { FakeProcessRunner, type FakeCall } from '../fakes/fake-process-runner.ts';
 import { fails } from '../fakes/expect-error.ts';
 

@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { HelperClient } from '../../src/helper/privileged-ops.ts';
+import { HelperClient } from '../../src/daemon/helper-client.ts';
 import { fails } from '../fakes/expect-error.ts';
 
 describe('HelperClient', () => {

@@ -1,8 +1,7 @@
-import { HelperClient } from '../../helper/privileged-ops.ts';
 import { exitCodeFor } from '../../protocol/errors.ts';
-import { helperStartCommand } from '../../helper/helper-command.ts';
+import { helperStartCommand } from '../../system/helper-command.ts';
 import { connect } from '../../sdk/client.ts';
-import { ensureDaemons } from '../../sdk/autostart.ts';
+import { ensureDaemons, stopDaemons } from '../../sdk/autostart.ts';
 import { isSocketAlive } from '../../system/socket-server.ts';
 import { resolvePaths } from '../../system/paths.ts';
 import { VERSION } from '../../version.ts';
@@ -16,27 +15,8 @@ export async function daemonStart(ctx: CliContext): Promise<number> {
   return 0;
 }
 
-async function waitGone(socket: string): Promise<void> {
-  for (let i = 0; i < 100 && (await isSocketAlive(socket)); i++) await new Promise((r) => setTimeout(r, 50));
-}
-
 export async function daemonStop(ctx: CliContext): Promise<number> {
-  const paths = resolvePaths();
-  const stopped: string[] = [];
-  if (await isSocketAlive(paths.daemonSocket)) {
-    const client = await connect({ autoStart: false });
-    await client.shutdown();
-    client.close();
-    await waitGone(paths.daemonSocket);
-    stopped.push('bangerd');
-  }
-  if (await isSocketAlive(paths.helperSocket)) {
-    const helper = new HelperClient(paths.helperSocket);
-    await helper.shutdown();
-    helper.close();
-    await waitGone(paths.helperSocket);
-    stopped.push('bangerd-root');
-  }
+  const stopped = await stopDaemons(resolvePaths());
   ctx.output.out(stopped.length > 0 ? `stopped ${stopped.join(' and ')} (running VMs keep running)` : 'bangerd is not running');
   return 0;
 }

@@ -4,8 +4,8 @@ import { BangerError } from '../../protocol/errors.ts';
 import type { CallContext } from '../../protocol/jsonrpc.ts';
 import type { ImageInfo } from '../../protocol/methods.ts';
 import type { Store } from '../../store/store.ts';
-import type { PrivilegedOps } from '../../helper/privileged-ops.ts';
-import { DEFAULT_IMAGES, recipeId } from '../../image/debian-recipe.ts';
+import type { PrivilegedOps } from '../../protocol/privileged-ops.ts';
+import { DEFAULT_IMAGES, recipeId } from '../../protocol/image-recipes.ts';
 import { raceSignal } from '../../system/race-signal.ts';
 
 export class ImageService {
@@ -23,11 +23,11 @@ export class ImageService {
   /** Returns the image, building a built-in one from its recipe the first time it is needed. */
   async ensure(name: string, ctx: CallContext): Promise<ImageInfo> {
     const existing = this.deps.store.getImage(name);
-    const recipe = DEFAULT_IMAGES[name];
+    const recipe = DEFAULT_IMAGES.get(name);
     // A built-in image is current only if it was built by this version of its recipe.
     if (existing && fs.existsSync(existing.path) && (!recipe || existing.path.includes(`/${recipeId(recipe)}/`))) return existing;
     if (!recipe) {
-      throw new BangerError('IMAGE_NOT_FOUND', `no image named ${name}`, { hint: `see banger image list; built-in images: ${Object.keys(DEFAULT_IMAGES).join(', ')}` });
+      throw new BangerError('IMAGE_NOT_FOUND', `no image named ${name}`, { hint: `see banger image list; built-in images: ${[...DEFAULT_IMAGES.keys()].join(', ')}` });
     }
     let build = this.builds.get(name);
     if (!build) {
@@ -51,7 +51,7 @@ export class ImageService {
 
   private async build(name: string, ctx: CallContext): Promise<ImageInfo> {
     // Each recipe version gets its own directory: VMs made from an older build keep their backing file.
-    const dir = path.join(this.deps.imagesDir, name, recipeId(DEFAULT_IMAGES[name]!));
+    const dir = path.join(this.deps.imagesDir, name, recipeId(DEFAULT_IMAGES.get(name)!));
     fs.mkdirSync(dir, { recursive: true });
     const output = path.join(dir, 'rootfs.ext4');
     ctx.progress({ stage: 'image', message: `building image ${name} from Debian's archive (first use only)` });

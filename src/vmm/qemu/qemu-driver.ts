@@ -2,13 +2,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BangerError, messageOf } from '../../protocol/errors.ts';
 import type { KernelInfo } from '../../protocol/methods.ts';
-import type { PrivilegedOps } from '../../helper/privileged-ops.ts';
+import type { PrivilegedOps } from '../../protocol/privileged-ops.ts';
 import type { ProcessRunner } from '../../system/process.ts';
 import { runChecked } from '../../system/process.ts';
-import { PROBE_MARKER, WORK_LABEL } from '../../kernel/initrd.ts';
+import { PROBE_MARKER, WORK_LABEL } from '../../system/guest-contract.ts';
 import type { AccelChoice, BootSpec, VmFiles, VmmDriver } from '../driver.ts';
 import type { Accel as ConfigAccel } from '../../system/config.ts';
-import { buildQemuArgv, guestCmdline, qemuProcessName } from './qemu-args.ts';
+import { buildQemuArgv, guestCmdline, qemuProcessName } from '../../system/qemu-argv.ts';
+import { findExecutable } from '../../system/executable.ts';
 import { qmpCommand } from './qmp.ts';
 import { raceSignal } from '../../system/race-signal.ts';
 
@@ -29,22 +30,6 @@ export function hostTscKhz(): number | null {
     // No cpuinfo: the guest calibrates itself.
   }
   return null;
-}
-
-/** The path of a program (absolute, or looked up on PATH), or MISSING_TOOL naming the package to install. */
-export function findExecutable(name: string, searchPath = process.env.PATH ?? '/usr/bin:/bin'): string {
-  const candidates = path.isAbsolute(name) ? [name] : searchPath.split(':').filter(Boolean).map((d) => path.join(d, name));
-  for (const candidate of candidates) {
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      if (fs.statSync(candidate).isFile()) return candidate;
-    } catch {
-      // Not here; try the next directory.
-    }
-  }
-  throw new BangerError('MISSING_TOOL', `${name} is not installed (not found${path.isAbsolute(name) ? '' : ' on PATH'})`, {
-    hint: 'apt-get install qemu-system-x86 qemu-utils, or set vmm.qemu in config.toml',
-  });
 }
 
 export interface QemuDriverOptions {

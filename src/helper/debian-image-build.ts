@@ -1,5 +1,5 @@
-// The built-in recipe for the default image: Debian from Debian's archive with debootstrap, tuned to boot fast
-// as a banger guest, packed into an ext4 file. Runs inside bangerd-root (debootstrap and mkfs need root).
+// Builds a built-in image: Debian from Debian's archive with debootstrap, tuned to boot fast as a banger guest,
+// packed into an ext4 file. Runs inside bangerd-root (debootstrap and mkfs need root).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -7,31 +7,9 @@ import { BangerError } from '../protocol/errors.ts';
 import type { ProgressEvent } from '../protocol/jsonrpc.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import { runChecked } from '../system/process.ts';
-import { ROOT_LABEL } from '../kernel/initrd.ts';
+import { ROOT_LABEL } from '../system/guest-contract.ts';
+import type { DebianRecipe } from '../protocol/image-recipes.ts';
 import { asOwner, ownerArgv, type Owner } from '../system/as-owner.ts';
-
-export interface DebianRecipe {
-  suite: string;
-  packages: readonly string[];
-}
-
-export const DEFAULT_IMAGES: Readonly<Record<string, DebianRecipe>> = {
-  'debian-bookworm': {
-    suite: 'bookworm',
-    packages: ['systemd-sysv', 'udev', 'openssh-server', 'iproute2', 'git', 'curl', 'ca-certificates', 'sudo', 'less', 'e2fsprogs', 'procps'],
-  },
-};
-
-/** Bump when customizeRootfs or the build changes, so cached images are rebuilt (beside, not over, the old one). */
-const RECIPE_REVISION = 4;
-
-/** A short id of what the recipe produces; it names the image's directory. */
-export function recipeId(recipe: DebianRecipe): string {
-  return crypto.createHash('sha256').update(JSON.stringify({ recipe, RECIPE_REVISION })).digest('hex').slice(0, 12);
-}
-
-export const PACKAGE_PATTERN = /^[a-z0-9][a-z0-9.+-]{0,63}$/;
-export const SUITE_PATTERN = /^[a-z]{2,20}$/;
 
 const SSHD_CONFIG = `# Written by banger: keys only, one host key injected per VM at boot.
 HostKey /etc/ssh/ssh_host_ed25519_key

@@ -1,29 +1,7 @@
-// The typed surface of bangerd-root. bangerd only ever reaches root through these calls.
-import type { ProgressEvent } from '../protocol/jsonrpc.ts';
+// bangerd's side of bangerd-root's socket.
 import { connect, type RpcConnection } from '../protocol/jsonrpc.ts';
 import { BangerError } from '../protocol/errors.ts';
-import type { QemuLaunchSpec } from '../vmm/qemu/qemu-args.ts';
-
-/** The bridge, subnet and namespace a bangerd-root was started for. */
-export interface HelperNetwork { bridge: string; subnet: string; netns: string | null }
-export interface HelperPong { pid: number; version: string; network: HelperNetwork }
-export interface BridgeParams { bridge: string; gatewayCidr: string; netns: string | null }
-export interface TapParams { tap: string; bridge: string; netns: string | null }
-export interface DeleteTapParams { tap: string; netns: string | null }
-export interface LaunchQemuParams { qemu: string; spec: QemuLaunchSpec; netns: string | null }
-export interface BuildImageParams { name: string; mirror: string; output: string }
-export interface OpOptions { signal?: AbortSignal; progress?: (e: ProgressEvent) => void }
-
-export interface PrivilegedOps {
-  ping(): Promise<HelperPong>;
-  ensureBridge(params: BridgeParams): Promise<void>;
-  createTap(params: TapParams): Promise<void>;
-  deleteTap(params: DeleteTapParams): Promise<void>;
-  launchQemu(params: LaunchQemuParams, options?: OpOptions): Promise<{ pid: number }>;
-  buildImage(params: BuildImageParams, options?: OpOptions): Promise<{ sizeBytes: number }>;
-}
-
-export const HELPER_METHODS = ['helper.ping', 'net.ensureBridge', 'net.createTap', 'net.deleteTap', 'vmm.launchQemu', 'image.build', 'helper.shutdown'] as const;
+import { HELPER_METHODS, type BridgeParams, type BuildImageParams, type DeleteTapParams, type HelperPong, type LaunchQemuParams, type OpOptions, type PrivilegedOps, type TapParams } from '../protocol/privileged-ops.ts';
 
 /** Talks to a running bangerd-root over its socket; reconnects when the helper restarts. */
 export class HelperClient implements PrivilegedOps {

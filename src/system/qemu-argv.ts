@@ -1,26 +1,6 @@
 // The one place a QEMU command line is built. bangerd-root calls this after validating the spec, so no
 // argument ever comes from a caller as a raw string.
-
-export interface QemuDisk {
-  id: string;
-  path: string;
-  format: 'raw' | 'qcow2';
-}
-
-export interface QemuLaunchSpec {
-  vmId: string;
-  accel: 'kvm' | 'tcg';
-  vcpus: number;
-  memoryMib: number;
-  kernelPath: string;
-  initrdPath: string;
-  cmdline: string;
-  disks: QemuDisk[];
-  net: { tap: string; mac: string } | null;
-  qmpSocket: string;
-  serialLog: string;
-  pidFile: string;
-}
+import type { QemuLaunchSpec } from '../protocol/privileged-ops.ts';
 
 export function qemuProcessName(vmId: string): string {
   return `banger-${vmId}`;

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { DEFAULT_IMAGES, buildDebianImage, handOver } from '../../src/image/debian-recipe.ts';
+import { DEFAULT_IMAGES } from '../../src/protocol/image-recipes.ts';
+import { buildDebianImage, handOver } from '../../src/helper/debian-image-build.ts';
 import { NodeProcessRunner } from '../../src/system/process.ts';
 import { FakeProcessRunner, type FakeCall } from '../fakes/fake-process-runner.ts';
 import { fails } from '../fakes/expect-error.ts';
@@ -62,7 +63,7 @@ describe('buildDebianImage', () => {
 
   const build = (output: string, overrides: { keyring?: string } = {}) =>
     buildDebianImage({
-      runner, recipe: DEFAULT_IMAGES['debian-bookworm']!, mirror: 'http://deb.debian.org/debian', output, owner: OWNER, signal,
+      runner, recipe: DEFAULT_IMAGES.get('debian-bookworm')!, mirror: 'http://deb.debian.org/debian', output, owner: OWNER, signal,
       progress: () => undefined, workRoot, keyring: overrides.keyring ?? keyring,
     });
 

