@@ -11,6 +11,7 @@ import type { BangerPaths } from '../system/paths.ts';
 import type { BangerConfig } from '../system/config.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import { runChecked } from '../system/process.ts';
+import { systemClock, type Clock } from '../system/clock.ts';
 import { listenUnix } from '../system/socket-server.ts';
 import { HelperClient } from './helper-client.ts';
 import type { PrivilegedOps } from '../protocol/privileged-ops.ts';
@@ -26,6 +27,7 @@ export interface DaemonDeps {
   paths: BangerPaths;
   config: BangerConfig;
   runner: ProcessRunner;
+  clock?: Clock;
   ops?: PrivilegedOps;
   driver?: VmmDriver;
   log?: (message: string) => void;
@@ -45,15 +47,16 @@ export class Daemon {
   constructor(deps: DaemonDeps) {
     this.deps = deps;
     const { paths, config, runner } = deps;
-    const log = deps.log ?? ((m: string) => process.stderr.write(`${new Date().toISOString()} ${m}\n`));
+    const clock = deps.clock ?? systemClock;
+    const log = deps.log ?? ((m: string) => process.stderr.write(`${new Date(clock.now()).toISOString()} ${m}\n`));
     this.log = log;
-    this.store = new Store(paths.db);
+    this.store = new Store(paths.db, clock);
     this.ops = deps.ops ?? new HelperClient(paths.helperSocket, `start it: ${helperStartCommand(paths, process.getuid?.() ?? 0, process.getgid?.() ?? 0)}`);
-    const driver = deps.driver ?? new QemuDriver({ runner, ops: this.ops, qemu: config.vmm.qemu, accel: config.vmm.accel, cacheFile: path.join(paths.stateDir, 'accel-probe.json') });
+    const driver = deps.driver ?? new QemuDriver({ runner, ops: this.ops, clock, qemu: config.vmm.qemu, accel: config.vmm.accel, cacheFile: path.join(paths.stateDir, 'accel-decisions.json'), log });
     this.kernels = new KernelService({ store: this.store, runner, kernelsDir: paths.kernelsDir });
-    this.images = new ImageService({ store: this.store, ops: this.ops, imagesDir: paths.imagesDir, mirror: config.image.debianMirror });
+    this.images = new ImageService({ store: this.store, ops: this.ops, clock, imagesDir: paths.imagesDir, mirror: config.image.debianMirror });
     this.vms = new VmService({
-      store: this.store, driver, ops: this.ops, runner, config, kernels: this.kernels, images: this.images,
+      store: this.store, driver, ops: this.ops, runner, clock, config, kernels: this.kernels, images: this.images,
       vmsDir: paths.vmsDir, sshKey: path.join(paths.sshDir, 'id_ed25519'), log,
     });
   }

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { ImageInfo, KernelInfo, VmInfo, VmState } from '../protocol/methods.ts';
+import { isoNow, systemClock, type Clock } from '../system/clock.ts';
 import { MIGRATIONS } from './migrations.ts';
 
 interface VmRow {
@@ -30,8 +31,10 @@ function vmFromRow(r: VmRow): VmInfo {
 /** banger's state in SQLite. Pass ':memory:' in tests. */
 export class Store {
   readonly db: DatabaseSync;
+  private readonly clock: Clock;
 
-  constructor(file: string) {
+  constructor(file: string, clock: Clock = systemClock) {
+    this.clock = clock;
     if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
     this.db = new DatabaseSync(file);
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
@@ -79,7 +82,7 @@ export class Store {
       fields.state ?? current.state,
       fields.pid === undefined ? current.pid : fields.pid,
       fields.accel === undefined ? current.accel : fields.accel,
-      new Date().toISOString(),
+      isoNow(this.clock),
       id,
     );
   }

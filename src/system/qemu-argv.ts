@@ -37,8 +37,9 @@ export function buildQemuArgv(spec: QemuLaunchSpec): string[] {
 /** Kernel command line for a banger guest; tscKhz avoids a TSC calibration hang under TCG. */
 export function guestCmdline(options: { accel: 'kvm' | 'tcg'; tscKhz: number | null; probe?: boolean }): string {
   // loglevel=4: the kernel's info messages cost seconds on an emulated serial port; warnings still show.
-  const parts = ['console=ttyS0', 'loglevel=4', 'reboot=t', 'panic=-1', 'net.ifnames=0', 'i8042.noaux', 'i8042.nomux', 'i8042.dumbkbd'];
+  // The KVM probe wants the whole boot log instead: output that stops is how a hung guest shows.
+  const parts = ['console=ttyS0', options.probe ? 'loglevel=7' : 'loglevel=4', 'reboot=t', 'panic=-1', 'net.ifnames=0', 'i8042.noaux', 'i8042.nomux', 'i8042.dumbkbd'];
   if (options.accel === 'tcg' && options.tscKhz) parts.push(`tsc_early_khz=${options.tscKhz}`);
-  if (options.probe) parts.push('banger.probe=1');
+  if (options.probe) parts.push('earlyprintk=ttyS0', 'banger.probe=1');
   return parts.join(' ');
 }

@@ -46,8 +46,13 @@ export interface BootSpec {
 
 export interface VmmDriver {
   readonly name: string;
-  /** Picks KVM when a guest really runs with it here, else TCG. Cached per kernel. */
-  selectAccel(kernel: KernelInfo, signal: AbortSignal): Promise<AccelChoice>;
+  /** The accelerator decision when it needs no waiting (forced by config, no KVM, or remembered); null when it must be probed. */
+  knownAccel(kernel: KernelInfo): AccelChoice | null;
+  /**
+   * KVM when a guest really runs with it here, else TCG: decided at most once per host boot for a kernel and VMM
+   * binary, whatever the outcome, and shared by concurrent callers. `fresh` decides again.
+   */
+  selectAccel(kernel: KernelInfo, options: { signal: AbortSignal; fresh?: boolean }): Promise<AccelChoice>;
   /** Creates the VM's disks: a copy-on-write layer over the image and an empty work disk. */
   prepareDisks(files: VmFiles, options: { baseImage: string; workDiskGib: number; signal: AbortSignal }): Promise<void>;
   /** Starts the VMM; resolves once the VMM process runs, not when the guest has booted. */

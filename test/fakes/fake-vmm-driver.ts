@@ -20,8 +20,21 @@ export class FakeVmmDriver implements VmmDriver {
   private readonly alive = new Map<string, number>();
   private nextPid = 1000;
 
-  async selectAccel(_kernel: KernelInfo, _signal: AbortSignal): Promise<AccelChoice> {
-    return { accel: 'tcg', reason: 'fake driver' };
+  /** The decision selectAccel gives; knownAccel gives it too while `accelKnown` is true. */
+  accelChoice: AccelChoice = { accel: 'tcg', reason: 'fake driver' };
+  accelKnown = true;
+  /** When set, selectAccel waits for it (to show what runs alongside the decision). */
+  accelGate: Promise<void> | null = null;
+  readonly accelCalls: Array<{ kernel: string; fresh: boolean }> = [];
+
+  knownAccel(_kernel: KernelInfo): AccelChoice | null {
+    return this.accelKnown ? this.accelChoice : null;
+  }
+
+  async selectAccel(kernel: KernelInfo, options: { signal: AbortSignal; fresh?: boolean }): Promise<AccelChoice> {
+    this.accelCalls.push({ kernel: kernel.id, fresh: options.fresh === true });
+    if (this.accelGate) await this.accelGate;
+    return this.accelChoice;
   }
 
   async prepareDisks(files: VmFiles, options: { baseImage: string; workDiskGib: number; signal: AbortSignal }): Promise<void> {

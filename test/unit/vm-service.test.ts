@@ -15,6 +15,7 @@ import { FakePrivilegedOps } from '../fakes/fake-privileged-ops.ts';
 import { FakeProcessRunner, type FakeCall } from '../fakes/fake-process-runner.ts';
 import { FakeVmmDriver } from '../fakes/fake-vmm-driver.ts';
 import { fails } from '../fakes/expect-error.ts';
+import { FakeClock } from '../fakes/fake-clock.ts';
 
 const BASE_INITRD = Buffer.alloc(1024, 0x42);
 
@@ -71,7 +72,7 @@ function makeHarness(configure: (config: BangerConfig) => void = () => undefined
         return image;
       },
     },
-    vmsDir, sshKey, log: (m) => logs.push(m), sshPollMs: 1,
+    vmsDir, sshKey, log: (m) => logs.push(m), clock: new FakeClock(),
   });
   return { dir, vmsDir, store, driver, ops, runner, config, kernel, image, logs, service };
 }
@@ -149,6 +150,43 @@ describe('VmService', { timeout: 30_000 }, () => {
       assert.equal(events[0]!.stage, 'spec');
       assert.equal(events[0]!.message, 'web: 2 vCPU, 1024 MiB RAM, 4 GiB disk, image debian-bookworm, fake/tcg (fake driver)');
       assert.deepEqual(events.map((e) => e.stage), ['spec', 'disk', 'network', 'boot', 'ssh']);
+    });
+
+    it('decides KVM or TCG alongside the image, disks and network, once, and boots with the decision', async () => {
+      let open!: () => void;
+      h.driver.accelKnown = false;
+      h.driver.accelChoice = { accel: 'kvm', reason: 'KVM booted a test guest in 0.4s' };
+      h.driver.accelGate = new Promise((resolve) => {
+        open = resolve;
+      });
+      const { ctx, events } = makeCtx();
+      const creating = h.service.create({ name: 'web' }, ctx);
+      // The decision is still out, yet the disks and the network are made meanwhile.
+      for (let i = 0; i < 20 && !events.some((e) => e.stage === 'network'); i++) await flush();
+      assert.deepEqual(events.map((e) => e.stage), ['spec', 'disk', 'network']);
+      assert.match(events[0]!.message, /image debian-bookworm, fake \(KVM or TCG: probing KVM alongside the set-up, once per host boot\)$/);
+      assert.equal(h.driver.boots.length, 0, 'no boot before the decision');
+      open();
+      const vm = await creating;
+      assert.equal(vm.accel, 'kvm');
+      assert.equal(h.driver.boots[0]!.accel, 'kvm');
+      assert.deepEqual(h.driver.accelCalls, [{ kernel: h.kernel.id, fresh: false }], 'one decision per create');
+      assert.deepEqual(events.map((e) => e.stage), ['spec', 'disk', 'network', 'accel', 'boot', 'ssh']);
+      assert.equal(events[3]!.message, 'fake/kvm (KVM booted a test guest in 0.4s)');
+    });
+
+    it('asks for a fresh decision when told to, and uses a known one without asking', async () => {
+      await h.service.create({ name: 'known' }, makeCtx().ctx);
+      assert.deepEqual(h.driver.accelCalls, []);
+      await h.service.create({ name: 'fresh', freshAccel: true }, makeCtx().ctx);
+      assert.deepEqual(h.driver.accelCalls, [{ kernel: h.kernel.id, fresh: true }]);
+    });
+
+    it('undoes the create when the decision fails, and reports that failure', async () => {
+      h.driver.accelKnown = false;
+      h.driver.accelGate = Promise.reject(new BangerError('MISSING_TOOL', 'qemu-system-x86_64 is not installed'));
+      await assert.rejects(h.service.create({ name: 'web' }, makeCtx().ctx), fails('MISSING_TOOL'));
+      assertNothingLeft();
     });
 
     it('writes the disks, a pinned known_hosts, and an initrd of the base plus the VM configuration', async () => {

@@ -7,12 +7,21 @@ import type { Store } from '../../store/store.ts';
 import type { PrivilegedOps } from '../../protocol/privileged-ops.ts';
 import { DEFAULT_IMAGES, recipeId } from '../../protocol/image-recipes.ts';
 import { raceSignal } from '../../system/race-signal.ts';
+import { isoNow, type Clock } from '../../system/clock.ts';
+
+export interface ImageServiceDeps {
+  store: Store;
+  ops: PrivilegedOps;
+  clock: Clock;
+  imagesDir: string;
+  mirror: string;
+}
 
 export class ImageService {
   private readonly builds = new Map<string, Promise<ImageInfo>>();
-  private readonly deps: { store: Store; ops: PrivilegedOps; imagesDir: string; mirror: string };
+  private readonly deps: ImageServiceDeps;
 
-  constructor(deps: { store: Store; ops: PrivilegedOps; imagesDir: string; mirror: string }) {
+  constructor(deps: ImageServiceDeps) {
     this.deps = deps;
   }
 
@@ -56,7 +65,7 @@ export class ImageService {
     const output = path.join(dir, 'rootfs.ext4');
     ctx.progress({ stage: 'image', message: `building image ${name} from Debian's archive (first use only)` });
     const { sizeBytes } = await this.deps.ops.buildImage({ name, mirror: this.deps.mirror, output }, { progress: ctx.progress });
-    const image: ImageInfo = { name, path: output, sizeBytes, source: `recipe:${name} (${this.deps.mirror})`, createdAt: new Date().toISOString() };
+    const image: ImageInfo = { name, path: output, sizeBytes, source: `recipe:${name} (${this.deps.mirror})`, createdAt: isoNow(this.deps.clock) };
     this.deps.store.upsertImage(image);
     this.removeOldBuilds(name, dir);
     ctx.progress({ stage: 'image', message: `image ${name} ready` });

@@ -5,15 +5,13 @@ import type { KernelInfo } from '../../protocol/methods.ts';
 import type { PrivilegedOps } from '../../protocol/privileged-ops.ts';
 import type { ProcessRunner } from '../../system/process.ts';
 import { runChecked } from '../../system/process.ts';
-import { PROBE_MARKER, WORK_LABEL } from '../../system/guest-contract.ts';
+import { WORK_LABEL } from '../../system/guest-contract.ts';
 import type { AccelChoice, BootSpec, VmFiles, VmmDriver } from '../driver.ts';
 import type { Accel as ConfigAccel } from '../../system/config.ts';
 import { buildQemuArgv, guestCmdline, qemuProcessName } from '../../system/qemu-argv.ts';
-import { findExecutable } from '../../system/executable.ts';
 import { qmpCommand } from './qmp.ts';
-import { raceSignal } from '../../system/race-signal.ts';
-
-const PROBE_TIMEOUT_MS = 20_000;
+import { pollUntil, type Clock } from '../../system/clock.ts';
+import { AccelProbe } from './accel-probe.ts';
 
 /** Host TSC frequency in kHz, so a TCG guest need not calibrate it (that calibration can hang). */
 export function hostTscKhz(): number | null {
@@ -35,92 +33,41 @@ export function hostTscKhz(): number | null {
 export interface QemuDriverOptions {
   runner: ProcessRunner;
   ops: PrivilegedOps;
+  clock: Clock;
   qemu: string;
   accel: ConfigAccel;
-  /** Where probe results are cached. */
+  /** Where accelerator decisions are remembered. */
   cacheFile: string;
   kvmDevice?: string;
+  /** This host boot's id (tests pass their own). */
+  bootId?: () => string;
+  /** The /proc to read processes from (tests pass a fake tree). */
+  procRoot?: string;
+  log?: (message: string) => void;
 }
 
 export class QemuDriver implements VmmDriver {
   readonly name = 'qemu';
   private readonly options: QemuDriverOptions;
   private readonly tscKhz = hostTscKhz();
-  /** Probes under way, by cache key: callers share one, and it outlives any one caller's cancel. */
-  private readonly probing = new Map<string, Promise<AccelChoice>>();
+  private readonly accel: AccelProbe;
 
   constructor(options: QemuDriverOptions) {
     this.options = options;
+    this.accel = new AccelProbe({
+      runner: options.runner, clock: options.clock, qemu: options.qemu, accel: options.accel, cacheFile: options.cacheFile,
+      ...(options.kvmDevice === undefined ? {} : { kvmDevice: options.kvmDevice }),
+      ...(options.bootId === undefined ? {} : { bootId: options.bootId }),
+      ...(options.log === undefined ? {} : { log: options.log }),
+    });
   }
 
-  async selectAccel(kernel: KernelInfo, signal: AbortSignal): Promise<AccelChoice> {
-    // Checked first, so a missing QEMU is reported before minutes of image building.
-    findExecutable(this.options.qemu);
-    const kvmDevice = this.options.kvmDevice ?? '/dev/kvm';
-    const hasKvm = (): boolean => {
-      try {
-        fs.accessSync(kvmDevice, fs.constants.R_OK | fs.constants.W_OK);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    switch (this.options.accel) {
-      case 'tcg':
-        return { accel: 'tcg', reason: 'vmm.accel = "tcg" in config' };
-      case 'kvm':
-        if (!hasKvm()) throw new BangerError('VMM_FAILED', `vmm.accel = "kvm" but ${kvmDevice} is not usable`, { hint: 'set vmm.accel = "auto" or fix /dev/kvm permissions' });
-        return { accel: 'kvm', reason: 'vmm.accel = "kvm" in config' };
-      case 'auto':
-        if (!hasKvm()) return { accel: 'tcg', reason: `no usable ${kvmDevice}` };
-        return this.sharedProbe(kernel, signal);
-    }
+  knownAccel(kernel: KernelInfo): AccelChoice | null {
+    return this.accel.known(kernel);
   }
 
-  private sharedProbe(kernel: KernelInfo, signal: AbortSignal): Promise<AccelChoice> {
-    // Keyed by what decides the outcome; the version retires results recorded by an older probe.
-    const key = `${kernel.id} ${this.options.qemu} probe-v2`;
-    const cached = this.readProbeCache()[key];
-    if (cached) return Promise.resolve(cached);
-    let probe = this.probing.get(key);
-    if (!probe) {
-      probe = this.probeKvm(kernel, key).finally(() => this.probing.delete(key));
-      this.probing.set(key, probe);
-    }
-    return raceSignal(probe, signal, 'cancelled while probing KVM');
-  }
-
-  /** Boots the kernel under KVM into the probe mode of banger's initrd; some /dev/kvm (nested, paravirtual) cannot run it. */
-  private async probeKvm(kernel: KernelInfo, key: string): Promise<AccelChoice> {
-    const result = await this.options.runner.run(
-      this.options.qemu,
-      ['-M', 'microvm', '-accel', 'kvm', '-cpu', 'host', '-m', '256M', '-kernel', kernel.kernelPath, '-initrd', kernel.initrdPath,
-        '-append', guestCmdline({ accel: 'kvm', tscKhz: null, probe: true }), '-nodefaults', '-no-user-config', '-display', 'none',
-        '-serial', 'stdio', '-no-reboot'],
-      { timeoutMs: PROBE_TIMEOUT_MS },
-    );
-    const firstError = result.stderr.trim().split('\n')[0];
-    const choice: AccelChoice = result.stdout.includes(PROBE_MARKER)
-      ? { accel: 'kvm', reason: 'KVM booted a test guest' }
-      : result.timedOut
-        ? { accel: 'tcg', reason: `KVM did not boot a test guest within ${PROBE_TIMEOUT_MS / 1000}s; using software emulation` }
-        : { accel: 'tcg', reason: `KVM cannot run this guest here (${firstError?.replace(/^.*?error: /, '') || `qemu ${result.code ?? result.signal}`}); using software emulation` };
-    // A guest that did not finish in time may only have met a busy host; the next VM asks again.
-    if (!result.timedOut) {
-      const cache = this.readProbeCache();
-      cache[key] = choice;
-      fs.mkdirSync(path.dirname(this.options.cacheFile), { recursive: true });
-      fs.writeFileSync(this.options.cacheFile, JSON.stringify(cache, null, 2));
-    }
-    return choice;
-  }
-
-  private readProbeCache(): Record<string, AccelChoice> {
-    try {
-      return JSON.parse(fs.readFileSync(this.options.cacheFile, 'utf8')) as Record<string, AccelChoice>;
-    } catch {
-      return {};
-    }
+  selectAccel(kernel: KernelInfo, options: { signal: AbortSignal; fresh?: boolean }): Promise<AccelChoice> {
+    return this.accel.decide(kernel, options);
   }
 
   async prepareDisks(files: VmFiles, options: { baseImage: string; workDiskGib: number; signal: AbortSignal }): Promise<void> {
@@ -180,7 +127,7 @@ export class QemuDriver implements VmmDriver {
       await qmpCommand(vm.files.qmpSocket, 'quit');
     } catch (err) {
       // QMP may be wedged; a signal does the same job.
-      process.stderr.write(`qemu ${vm.vmId}: QMP quit failed (${messageOf(err)}); sending SIGTERM\n`);
+      this.options.log?.(`qemu ${vm.vmId}: QMP quit failed (${messageOf(err)}); sending SIGTERM`);
       this.signal(vm.pid!, 'SIGTERM');
     }
     if (await this.waitExit(vm.vmId, vm.pid, 3000)) return;
@@ -199,21 +146,25 @@ export class QemuDriver implements VmmDriver {
   }
 
   private async waitExit(vmId: string, pid: number | null, ms: number): Promise<boolean> {
-    const deadline = Date.now() + ms;
-    while (Date.now() < deadline) {
-      if (!this.isAlive(vmId, pid)) return true;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return !this.isAlive(vmId, pid);
+    const gone = await pollUntil(() => (this.isAlive(vmId, pid) ? undefined : true), { clock: this.options.clock, timeoutMs: ms, intervalMs: 50 });
+    return gone === true;
   }
 
+  /**
+   * Whether `pid` is this VM's QEMU: the process runs a qemu-system-* executable and was started with this VM's
+   * `-name`. A pid file the owner can write, or a reused pid, can name any process; this decides what gets signalled.
+   */
   isAlive(vmId: string, pid: number | null): boolean {
     if (!pid) return false;
+    const proc = this.options.procRoot ?? '/proc';
     try {
-      const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (!cmdline.includes(qemuProcessName(vmId))) return false;
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return !/^\d+ \(.*\) Z/.test(stat);
+      const stat = fs.readFileSync(`${proc}/${pid}/stat`, 'utf8');
+      if (/^\d+ \(.*\) [ZX]/.test(stat)) return false;
+      const exe = path.basename(fs.readlinkSync(`${proc}/${pid}/exe`)).replace(/ \(deleted\)$/, '');
+      if (!exe.startsWith('qemu-system-')) return false;
+      const argv = fs.readFileSync(`${proc}/${pid}/cmdline`, 'utf8').split('\0');
+      const i = argv.indexOf('-name');
+      return i >= 0 && argv[i + 1]?.split(',')[0] === qemuProcessName(vmId);
     } catch {
       return false;
     }

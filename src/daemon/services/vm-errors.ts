@@ -1,0 +1,46 @@
+// Errors of the VM lifecycle that say what was kept and how to finish the job.
+import { BangerError, messageOf } from '../../protocol/errors.ts';
+import type { VmInfo, VmState } from '../../protocol/methods.ts';
+
+/** Why a VM could not be deleted because its tap is still there, and how to finish the job. */
+export function tapKeptError(vm: VmInfo, err: unknown): BangerError {
+  const cause = err instanceof BangerError ? err : null;
+  const message = `tap ${vm.tap} of VM ${vm.name} could not be removed (${messageOf(err)}); the VM is kept, stopped, so the tap is not forgotten`;
+  if (cause?.code === 'HELPER_UNAVAILABLE') {
+    return new BangerError('HELPER_UNAVAILABLE', message, {
+      hint: `start bangerd-root, then rerun: banger vm delete ${vm.name}${cause.hint ? `; ${cause.hint}` : ''}`,
+      cause: err,
+    });
+  }
+  return new BangerError(cause?.code ?? 'NETWORK_FAILED', message, {
+    hint: `${cause?.hint ? `${cause.hint}; then ` : ''}rerun: banger vm delete ${vm.name}`,
+    cause: err,
+  });
+}
+
+/** A create that failed and whose undoing failed too: the first failure, and that the VM is still there. */
+export function keptAfterFailedCreate(vm: VmInfo, err: unknown, cleanupErr: unknown): BangerError {
+  const cleanup = cleanupErr instanceof BangerError ? cleanupErr : null;
+  return new BangerError(err instanceof BangerError ? err.code : 'INTERNAL', `${messageOf(err)}\nundoing the create failed: ${messageOf(cleanupErr)}`, {
+    hint: cleanup?.hint ?? `remove it: banger vm delete ${vm.name}`,
+    cause: err,
+  });
+}
+
+export function throwIfCancelled(signal: AbortSignal): void {
+  if (signal.aborted) throw new BangerError('CANCELLED', 'cancelled by the caller', { hint: 'run the command again when you want it' });
+}
+
+/**
+ * The end of every switch over a VM's state: a state added to VmState (paused, for snapshots) fails to compile
+ * until each operation says what it does in that state.
+ */
+export function unhandledState(state: never): never {
+  throw new Error(`VM state ${String(state)} is not handled`);
+}
+
+export function isSshTimeout(err: unknown): boolean {
+  return err instanceof BangerError && err.code === 'SSH_TIMEOUT';
+}
+
+export type { VmState };

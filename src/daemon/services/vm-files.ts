@@ -1,0 +1,45 @@
+// What a VM needs on disk before it boots: its host key (pinned in known_hosts), disks, and its own initrd.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { KernelInfo, VmInfo } from '../../protocol/methods.ts';
+import type { ProcessRunner } from '../../system/process.ts';
+import { runChecked } from '../../system/process.ts';
+import { buildVmConfigArchive } from '../../kernel/initrd.ts';
+import type { VmFiles, VmmDriver } from '../../vmm/driver.ts';
+import { hostKeyAlias } from './guest-ssh.ts';
+
+export interface PrepareVmFilesOptions {
+  vm: VmInfo;
+  files: VmFiles;
+  kernel: KernelInfo;
+  baseImage: string;
+  gateway: string;
+  /** banger's private key; its .pub goes into the guest's authorized_keys. */
+  sshKey: string;
+  runner: ProcessRunner;
+  driver: VmmDriver;
+  signal: AbortSignal;
+}
+
+export async function prepareVmFiles(o: PrepareVmFilesOptions): Promise<void> {
+  const { vm, files } = o;
+  fs.mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+  const hostKey = path.join(files.dir, 'ssh_host_ed25519_key');
+  await runChecked(o.runner, 'ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `banger-${vm.id}`, '-f', hostKey], { signal: o.signal });
+  const hostKeyPub = fs.readFileSync(`${hostKey}.pub`, 'utf8');
+  // Host key made here and pinned, so even the first connection is verified.
+  fs.writeFileSync(path.join(files.dir, 'known_hosts'), `${hostKeyAlias(vm)} ${hostKeyPub.split(' ').slice(0, 2).join(' ')}\n`);
+  await o.driver.prepareDisks(files, { baseImage: o.baseImage, workDiskGib: vm.diskGib, signal: o.signal });
+  const configArchive = buildVmConfigArchive({
+    hostname: vm.name,
+    ip: vm.ip,
+    prefix: 24,
+    gateway: o.gateway,
+    machineId: crypto.randomBytes(16).toString('hex'),
+    authorizedKeys: fs.readFileSync(`${o.sshKey}.pub`, 'utf8'),
+    hostKey: fs.readFileSync(hostKey, 'utf8'),
+    hostKeyPub,
+  });
+  fs.writeFileSync(files.initrd, Buffer.concat([fs.readFileSync(o.kernel.initrdPath), configArchive]), { mode: 0o600 });
+}
