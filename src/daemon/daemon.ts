@@ -2,10 +2,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type net from 'node:net';
-import { BangerError } from '../protocol/errors.ts';
 import { serve, type Handler } from '../protocol/jsonrpc.ts';
-import type { DaemonStatus, MethodName, ParamsOf, ResultOf, VmRef } from '../protocol/methods.ts';
-import type { CallContext } from '../protocol/jsonrpc.ts';
+import type { DaemonStatus } from '../protocol/methods.ts';
 import { Store } from '../store/store.ts';
 import type { BangerPaths } from '../system/paths.ts';
 import type { BangerConfig } from '../system/config.ts';
@@ -22,6 +20,7 @@ import { VERSION } from '../version.ts';
 import { ImageService } from './services/image-service.ts';
 import { KernelService } from './services/kernel-service.ts';
 import { VmService } from './services/vm-service.ts';
+import { createRpcHandlers } from './rpc-handlers.ts';
 
 export interface DaemonDeps {
   paths: BangerPaths;
@@ -31,6 +30,8 @@ export interface DaemonDeps {
   ops?: PrivilegedOps;
   driver?: VmmDriver;
   log?: (message: string) => void;
+  /** Called after daemon.shutdown is answered; bangerd's main closes the daemon and exits. Default: close. */
+  onShutdown?: () => void;
 }
 
 export class Daemon {
@@ -72,31 +73,14 @@ export class Daemon {
   }
 
   handlers(): Map<string, Handler> {
-    const h = new Map<string, Handler>();
-    const on = <M extends MethodName>(method: M, fn: (params: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>): void => {
-      h.set(method, async (params, ctx) => fn((params ?? {}) as ParamsOf<M>, ctx));
-    };
-    const ref = (p: VmRef): string => {
-      if (typeof p.ref !== 'string' || p.ref === '') throw new BangerError('INVALID_ARGUMENT', 'a VM name or id is required');
-      return p.ref;
-    };
-    on('vm.create', (p, ctx) => this.vms.create(p, ctx));
-    on('vm.start', (p, ctx) => this.vms.start(ref(p), p, ctx));
-    on('vm.stop', (p) => this.vms.stop(ref(p)));
-    on('vm.delete', (p) => this.vms.delete(ref(p)));
-    on('vm.list', () => this.vms.list());
-    on('vm.show', (p) => this.vms.show(ref(p)));
-    on('vm.ssh', (p) => this.vms.sshTarget(ref(p)));
-    on('vm.logs', (p) => this.vms.logs(ref(p), p.offset ?? 0));
-    on('image.list', () => this.images.list());
-    on('kernel.list', () => this.kernels.list());
-    on('daemon.version', () => ({ version: VERSION, node: process.version, pid: process.pid }));
-    on('daemon.status', () => this.status());
-    on('daemon.shutdown', () => {
-      setImmediate(() => void this.close().then(() => process.exit(0)));
-      return { ok: true as const };
+    return createRpcHandlers({
+      vms: this.vms,
+      images: this.images,
+      kernels: this.kernels,
+      version: () => ({ version: VERSION, node: process.version, pid: process.pid }),
+      status: () => this.status(),
+      shutdown: this.deps.onShutdown ?? (() => void this.close()),
     });
-    return h;
   }
 
   private async status(): Promise<DaemonStatus> {
@@ -125,6 +109,7 @@ export class Daemon {
     this.server = await listenUnix(this.deps.paths.daemonSocket, { mode: 0o600 });
     // The user sees only the message; the stack goes to the log that their hint points at.
     serve(this.server, this.handlers(), {
+      identity: { name: 'bangerd', unavailable: 'DAEMON_UNAVAILABLE' },
       onInternalError: (method, err) => this.log(`${method} failed unexpectedly: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
     });
     fs.writeFileSync(this.deps.paths.daemonPidFile, `${process.pid}\n`);

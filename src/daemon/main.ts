@@ -21,9 +21,9 @@ try {
       hint: 'run bangerd as root, or unset BANGER_NETNS / network.netns',
     });
   }
-  const daemon = new Daemon({ paths, config, runner: new NodeProcessRunner() });
-  await daemon.listen();
   const stop = (): void => void daemon.close().then(() => process.exit(0));
+  const daemon = new Daemon({ paths, config, runner: new NodeProcessRunner(), onShutdown: stop });
+  await daemon.listen();
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   process.stderr.write(`bangerd ${process.pid}: serving ${paths.daemonSocket}${config.network.netns ? ` (guests in netns ${config.network.netns})` : ''}\n`);

@@ -166,5 +166,21 @@ debian_mirror = "https://mirror.example/debian"
     assert.throws(() => loadConfig(write('[vmm]\nssh_timeout_sec = 0\n'), {}), invalid(/ssh_timeout_sec/));
     assert.throws(() => loadConfig(write('[network]\nbridge = "this-name-is-too-long"\n'), {}), invalid(/network\.bridge/));
     assert.throws(() => loadConfig(write('[image]\ndebian_mirror = "ftp://x/debian"\n'), {}), invalid(/debian_mirror/));
+    assert.throws(() => loadConfig(write('[vm_defaults]\nmemory_mib = 2097152\n'), {}), invalid(/memory_mib = 2097152 is too large/));
+    assert.throws(() => loadConfig(write('[vmm]\nssh_timeout_sec = 3601\n'), {}), invalid(/ssh_timeout_sec = 3601 is too large/));
+  });
+
+  it('refuses an empty image or qemu', () => {
+    assert.throws(() => loadConfig(write('[vm_defaults]\nimage = ""\n'), {}), invalid(/vm_defaults\.image must not be empty/));
+    assert.throws(() => loadConfig(write('[vmm]\nqemu = ""\n'), {}), invalid(/vmm\.qemu must not be empty/));
+  });
+
+  it('refuses a known section written as a plain key', () => {
+    assert.throws(() => loadConfig(write('vmm = 5\n'), {}), invalid(/\[vmm\] must be a section/));
+  });
+
+  it('refuses values TOML has but config.toml does not use, such as dates and lists', () => {
+    assert.throws(() => loadConfig(write('[vm_defaults]\nimage = 1979-05-27\n'), {}), invalid(/vm_defaults\.image must be a string/));
+    assert.throws(() => loadConfig(write('[vm_defaults]\nvcpus = [1, 2]\n'), {}), invalid(/vm_defaults\.vcpus must be a whole number/));
   });
 });

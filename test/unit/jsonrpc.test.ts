@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import type net from 'node:net';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { BangerError } from '../../src/protocol/errors.ts';
-import { connect, serve, type Handler, type ProgressEvent, type RpcConnection } from '../../src/protocol/jsonrpc.ts';
+import { connect, MAX_CONNECTIONS, MAX_REQUEST_BYTES, serve, type Handler, type ProgressEvent, type RpcConnection } from '../../src/protocol/jsonrpc.ts';
+import { LineSplitter } from '../../src/protocol/line-splitter.ts';
 import { listenUnix } from '../../src/system/socket-server.ts';
 import { runChecked } from '../../src/system/process.ts';
 import { FakeProcessRunner } from '../fakes/fake-process-runner.ts';
@@ -290,5 +291,287 @@ describe('listenUnix', { timeout: 10_000 }, () => {
     } finally {
       await closeServer(server);
     }
+  });
+});
+
+/** A client that writes raw bytes and reads the server's lines back, as a buggy or hostile peer would. */
+class RawClient {
+  private readonly socket: net.Socket;
+  private readonly splitter = new LineSplitter(64 * 1024 * 1024);
+  private readonly lines: string[] = [];
+  private waiter: (() => void) | null = null;
+  private ended = false;
+  readonly closed: Promise<void>;
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => {
+      this.lines.push(...this.splitter.push(chunk).lines);
+      this.wake();
+    });
+    // The server may reset the connection after its last line; what it sent before is already read.
+    socket.on('error', () => undefined);
+    this.closed = new Promise((resolve) => socket.on('close', () => {
+      this.ended = true;
+      this.wake();
+      resolve();
+    }));
+  }
+
+  static open(socketPath: string): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.createConnection(socketPath);
+      socket.once('connect', () => resolve(new RawClient(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  write(text: string): void {
+    this.socket.write(text);
+  }
+
+  /** The next line the server sent, parsed; null once the connection closed without one. */
+  async next(): Promise<Record<string, unknown> | null> {
+    while (this.lines.length === 0 && !this.ended) {
+      await new Promise<void>((resolve) => {
+        this.waiter = resolve;
+      });
+    }
+    const line = this.lines.shift();
+    return line === undefined ? null : JSON.parse(line) as Record<string, unknown>;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private wake(): void {
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.();
+  }
+}
+
+/** Asserts a JSON-RPC error answer and returns its error object. */
+function errorOf(reply: Record<string, unknown> | null, id: number | string | null, code: number): { code: number; message: string; data?: { code?: string; hint?: string } } {
+  assert.ok(reply !== null, 'an answer before the connection closed');
+  assert.equal(reply.jsonrpc, '2.0');
+  assert.equal(reply.id, id, JSON.stringify(reply));
+  const error = reply.error as { code: number; message: string; data?: { code?: string; hint?: string } };
+  assert.equal(error.code, code, JSON.stringify(reply));
+  return error;
+}
+
+describe('a JSON-RPC server no peer can crash', { timeout: 10_000 }, () => {
+  let dir: string;
+  let socketPath: string;
+  let server: net.Server;
+  let raw: RawClient;
+  let nextId = 1000;
+  const internalErrors: string[] = [];
+  const serverConnections: RpcConnection[] = [];
+  const handlers = new Map<string, Handler>([
+    ['echo', async (params) => ({ got: params })],
+    // Not async: it throws before any promise exists.
+    ['throw.sync', () => {
+      throw new Error('thrown before a promise');
+    }],
+    ['reject', () => Promise.reject(new Error('rejected promise'))],
+    ['throw.unprintable', async () => {
+      throw Object.create(null) as unknown;
+    }],
+    ['bigint', async () => 10n],
+  ]);
+
+  /** Sends a request on the raw connection and checks that its answer comes next: the server still serves. */
+  async function assertStillAnswers(): Promise<void> {
+    const id = nextId++;
+    raw.write(`${JSON.stringify({ jsonrpc: '2.0', id, method: 'echo', params: { n: id } })}\n`);
+    assert.deepEqual(await raw.next(), { jsonrpc: '2.0', id, result: { got: { n: id } } });
+  }
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-rpc-hostile-'));
+    socketPath = path.join(dir, 'hostile.sock');
+    server = await listenUnix(socketPath, { mode: 0o600 });
+    serve(server, handlers, {
+      identity: { name: 'bangerd', unavailable: 'DAEMON_UNAVAILABLE' },
+      onConnection: (c) => serverConnections.push(c),
+      onInternalError: (method) => internalErrors.push(method),
+    });
+  });
+
+  after(async () => {
+    for (const c of serverConnections) c.destroy();
+    await closeServer(server);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  beforeEach(async () => {
+    raw = await RawClient.open(socketPath);
+  });
+
+  afterEach(() => {
+    raw.destroy();
+  });
+
+  const notObjects: Array<[string, RegExp]> = [
+    ['null', /expected a JSON object, got null/],
+    ['42', /expected a JSON object, got number/],
+    ['"str"', /expected a JSON object, got string/],
+    ['true', /expected a JSON object, got boolean/],
+    ['[]', /batches \(JSON arrays\) are not supported/],
+    ['[{"jsonrpc":"2.0","id":1,"method":"echo"}]', /batches \(JSON arrays\) are not supported/],
+    ['{}', /a request needs a method/],
+    ['{"jsonrpc":"2.0","id":null,"method":"echo"}', /id must be a number or a string, got null/],
+    ['{"jsonrpc":"2.0","id":{"a":1},"method":"echo"}', /id must be a number or a string, got object/],
+    ['{"jsonrpc":"2.0","id":[1],"method":"echo"}', /id must be a number or a string, got an array/],
+    ['{"jsonrpc":"2.0","id":true,"method":"echo"}', /id must be a number or a string, got boolean/],
+  ];
+  for (const [line, message] of notObjects) {
+    it(`answers ${line} with Invalid Request and id null, and keeps serving`, async () => {
+      raw.write(`${line}\n`);
+      const error = errorOf(await raw.next(), null, -32600);
+      assert.match(error.message, message);
+      assert.ok(error.data?.hint, 'a hint');
+      await assertStillAnswers();
+    });
+  }
+
+  it('answers a request without a string method with Invalid Request and its id', async () => {
+    raw.write('{"jsonrpc":"2.0","id":7,"method":5}\n');
+    assert.match(errorOf(await raw.next(), 7, -32600).message, /method must be a string/);
+    await assertStillAnswers();
+  });
+
+  it('answers a line that is not JSON with a parse error', async () => {
+    raw.write('{not json\n');
+    assert.match(errorOf(await raw.next(), null, -32700).message, /parse error/);
+    await assertStillAnswers();
+  });
+
+  it('answers an unknown method with Method Not Found and its id', async () => {
+    raw.write('{"jsonrpc":"2.0","id":"abc","method":"no.such"}\n');
+    const error = errorOf(await raw.next(), 'abc', -32601);
+    assert.match(error.message, /unknown method no\.such/);
+    assert.ok(error.data?.hint, 'a hint');
+    await assertStillAnswers();
+  });
+
+  it('drops notifications, well formed or not, without an answer', async () => {
+    for (const line of [
+      '{"jsonrpc":"2.0","method":"no.such"}',
+      '{"jsonrpc":"2.0","method":"$/cancel","params":null}',
+      '{"jsonrpc":"2.0","method":"$/cancel","params":5}',
+      '{"jsonrpc":"2.0","method":"$/cancel","params":{"id":{"x":1}}}',
+      '{"jsonrpc":"2.0","method":"$/progress","params":{"id":"x","stage":{},"message":[1]}}',
+      '{"jsonrpc":"2.0","method":7}',
+      '{"jsonrpc":"2.0","id":99,"result":"an answer to a call nobody made"}',
+      '{"jsonrpc":"2.0","id":null,"error":5}',
+    ]) {
+      raw.write(`${line}\n`);
+    }
+    // Had any of them been answered, that answer would come first: the server handles lines in order.
+    await assertStillAnswers();
+  });
+
+  it('skips blank lines and reads several requests from one write', async () => {
+    raw.write('\n  \n{"jsonrpc":"2.0","id":1,"method":"echo","params":1}\n{"jsonrpc":"2.0","id":2,"method":"echo","params":2}\n');
+    assert.deepEqual([await raw.next(), await raw.next()], [
+      { jsonrpc: '2.0', id: 1, result: { got: 1 } },
+      { jsonrpc: '2.0', id: 2, result: { got: 2 } },
+    ]);
+  });
+
+  const failing: Array<[string, RegExp]> = [
+    ['throw.sync', /thrown before a promise/],
+    ['reject', /rejected promise/],
+    ['throw.unprintable', /cannot be shown/],
+    ['bigint', /BigInt/],
+  ];
+  for (const [method, message] of failing) {
+    it(`answers ${method} as an internal error and keeps serving`, async () => {
+      internalErrors.length = 0;
+      raw.write(`${JSON.stringify({ jsonrpc: '2.0', id: 5, method })}\n`);
+      const error = errorOf(await raw.next(), 5, -32603);
+      assert.match(error.message, message);
+      assert.equal(error.data?.code, 'INTERNAL');
+      assert.deepEqual(internalErrors, [method]);
+      await assertStillAnswers();
+    });
+  }
+
+  it(`refuses a line longer than ${MAX_REQUEST_BYTES} bytes, names the limit and closes; others are still served`, async () => {
+    // Just over the limit, so the whole write is read before the server closes (no write error here).
+    raw.write(`{"jsonrpc":"2.0","id":1,"method":"echo","params":"${'x'.repeat(MAX_REQUEST_BYTES)}`);
+    const error = errorOf(await raw.next(), null, -32600);
+    assert.match(error.message, /message too large: a line ran past 1 MiB without a newline; the limit is 1048576 bytes/);
+    assert.equal(error.data?.code, 'INVALID_ARGUMENT');
+    assert.ok(error.data?.hint);
+    await raw.closed;
+    assert.equal(await raw.next(), null);
+    const other = await RawClient.open(socketPath);
+    try {
+      other.write('{"jsonrpc":"2.0","id":1,"method":"echo","params":"ok"}\n');
+      assert.deepEqual(await other.next(), { jsonrpc: '2.0', id: 1, result: { got: 'ok' } });
+    } finally {
+      other.destroy();
+    }
+  });
+
+  it('accepts a line just under the limit, sent in many small pieces', async () => {
+    const params = 'y'.repeat(MAX_REQUEST_BYTES - 100);
+    const line = `{"jsonrpc":"2.0","id":3,"method":"echo","params":"${params}"}\n`;
+    for (let i = 0; i < line.length; i += 4096) raw.write(line.slice(i, i + 4096));
+    assert.deepEqual(await raw.next(), { jsonrpc: '2.0', id: 3, result: { got: params } });
+  });
+});
+
+describe('a JSON-RPC server with every connection taken', { timeout: 10_000 }, () => {
+  let dir: string;
+  let socketPath: string;
+  let server: net.Server;
+  const serverConnections: RpcConnection[] = [];
+  const clients: RpcConnection[] = [];
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-rpc-full-'));
+    socketPath = path.join(dir, 'full.sock');
+    server = await listenUnix(socketPath, { mode: 0o600 });
+    serve(server, new Map<string, Handler>([['ping', async () => 'pong']]), {
+      identity: { name: 'bangerd', unavailable: 'DAEMON_UNAVAILABLE' },
+      onConnection: (c) => serverConnections.push(c),
+    });
+  });
+
+  after(async () => {
+    for (const c of clients) c.destroy();
+    for (const c of serverConnections) c.destroy();
+    await closeServer(server);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it(`serves ${MAX_CONNECTIONS} connections, refuses the next with a reason, and serves again once one closes`, async () => {
+    for (let i = 0; i < MAX_CONNECTIONS; i++) clients.push(await connect(socketPath));
+    // Each answer means the server has taken that connection.
+    assert.deepEqual(new Set(await Promise.all(clients.map((c) => c.call('ping', {})))), new Set(['pong']));
+
+    const refused = await connect(socketPath, { peer: { name: 'bangerd', unavailable: 'DAEMON_UNAVAILABLE', hint: 'see the log' } });
+    await new Promise<void>((resolve) => refused.onClosed(resolve));
+    await assert.rejects(refused.call('ping', {}), (err: unknown) => {
+      assert.ok(err instanceof BangerError);
+      assert.equal(err.code, 'DAEMON_UNAVAILABLE');
+      assert.equal(err.message, `the connection to bangerd is closed: bangerd is already serving ${MAX_CONNECTIONS} connections; this one is refused`);
+      assert.match(err.hint ?? '', /close other banger clients/);
+      return true;
+    });
+    assert.equal(serverConnections.length, MAX_CONNECTIONS);
+
+    const serverEnd = new Promise<void>((resolve) => serverConnections[0]!.onClosed(resolve));
+    clients.shift()!.destroy();
+    await serverEnd;
+    const next = await connect(socketPath);
+    clients.push(next);
+    assert.equal(await next.call('ping', {}), 'pong');
   });
 });

@@ -1,0 +1,50 @@
+// bangerd's RPC methods: each parses its params with its schema (src/protocol/daemon-schemas.ts), so a wrong
+// type, an unknown field or an out-of-range number is refused with INVALID_ARGUMENT before any work runs, and
+// then hands them to the service that does the work.
+import type { CallContext, Handler } from '../protocol/jsonrpc.ts';
+import type { DaemonStatus, MethodName, ParamsOf, ResultOf, VersionInfo } from '../protocol/methods.ts';
+import { DAEMON_PARAMS } from '../protocol/daemon-schemas.ts';
+import { parseParams } from '../protocol/params.ts';
+import type { ImageService } from './services/image-service.ts';
+import type { KernelService } from './services/kernel-service.ts';
+import type { VmService } from './services/vm-service.ts';
+
+/** What the methods call; plain objects in tests. */
+export interface RpcServices {
+  vms: Pick<VmService, 'create' | 'start' | 'stop' | 'delete' | 'list' | 'show' | 'sshTarget' | 'logs'>;
+  images: Pick<ImageService, 'list'>;
+  kernels: Pick<KernelService, 'list'>;
+  version(): VersionInfo;
+  status(): Promise<DaemonStatus>;
+  /** Called once daemon.shutdown has been answered; the daemon closes and exits. */
+  shutdown(): void;
+}
+
+/** The handler of every method in methods.ts. */
+export function createRpcHandlers(services: RpcServices): Map<string, Handler> {
+  const h = new Map<string, Handler>();
+  const on = <M extends MethodName>(method: M, fn: (params: ParamsOf<M>, ctx: CallContext) => Promise<ResultOf<M>> | ResultOf<M>): void => {
+    const schema = DAEMON_PARAMS[method];
+    // The schema's output is ParamsOf<M> (daemon-schemas.ts checks it); TypeScript cannot follow that through M.
+    h.set(method, async (raw, ctx) => fn(parseParams(schema, method, raw) as ParamsOf<M>, ctx));
+  };
+  const { vms } = services;
+  on('vm.create', (p, ctx) => vms.create(p, ctx));
+  on('vm.start', (p, ctx) => vms.start(p.ref, p, ctx));
+  on('vm.stop', (p) => vms.stop(p.ref));
+  on('vm.delete', (p) => vms.delete(p.ref));
+  on('vm.list', () => vms.list());
+  on('vm.show', (p) => vms.show(p.ref));
+  on('vm.ssh', (p) => vms.sshTarget(p.ref));
+  on('vm.logs', (p) => vms.logs(p.ref, p.offset ?? 0));
+  on('image.list', () => services.images.list());
+  on('kernel.list', () => services.kernels.list());
+  on('daemon.version', () => services.version());
+  on('daemon.status', () => services.status());
+  on('daemon.shutdown', () => {
+    // After this turn, so the answer is written before the daemon closes.
+    setImmediate(() => services.shutdown());
+    return { ok: true as const };
+  });
+  return h;
+}

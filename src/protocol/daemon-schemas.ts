@@ -1,0 +1,41 @@
+// The params of every bangerd RPC as zod schemas, checked before any handler runs (src/daemon/rpc-handlers.ts).
+// Objects are strict, so a misspelt field is an error rather than a default silently used. The `satisfies`
+// below ties each schema to its method's params type in methods.ts: no schema lets through a value that type
+// does not allow.
+import { z } from 'zod';
+import type { MethodName, ParamsOf } from './methods.ts';
+
+/** A VM name: what the guest's hostname and the CLI accept. */
+export const VM_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** A VM's name (at most 63 characters) or id (32 hex digits) or a prefix of either. */
+const ref = z.string().min(1).max(64);
+const sshTimeoutSec = z.int().min(1).max(3600);
+const noParams = z.strictObject({});
+
+export const DAEMON_PARAMS = {
+  'vm.create': z.strictObject({
+    name: z.string().regex(VM_NAME_PATTERN, {
+      error: 'must be lowercase letters, digits and "-", starting with a letter or digit (at most 63)',
+    }).optional(),
+    image: z.string().min(1).max(64).optional(),
+    vcpus: z.int().min(1).max(64).optional(),
+    memoryMib: z.int().min(128).max(1024 * 1024).optional(),
+    diskGib: z.int().min(1).max(16 * 1024).optional(),
+    start: z.boolean().optional(),
+    waitSsh: z.boolean().optional(),
+    sshTimeoutSec: sshTimeoutSec.optional(),
+  }),
+  'vm.start': z.strictObject({ ref, waitSsh: z.boolean().optional(), sshTimeoutSec: sshTimeoutSec.optional() }),
+  'vm.stop': z.strictObject({ ref }),
+  'vm.delete': z.strictObject({ ref }),
+  'vm.list': noParams,
+  'vm.show': z.strictObject({ ref }),
+  'vm.ssh': z.strictObject({ ref }),
+  'vm.logs': z.strictObject({ ref, offset: z.int().min(0).optional() }),
+  'image.list': noParams,
+  'kernel.list': noParams,
+  'daemon.version': noParams,
+  'daemon.status': noParams,
+  'daemon.shutdown': noParams,
+} satisfies { [M in MethodName]: z.ZodType<ParamsOf<M>> };

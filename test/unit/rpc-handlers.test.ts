@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { beforeEach, describe, it } from 'node:test';
+import { createRpcHandlers, type RpcServices } from '../../src/daemon/rpc-handlers.ts';
+import { BangerError } from '../../src/protocol/errors.ts';
+import type { CallContext } from '../../src/protocol/jsonrpc.ts';
+import type { DaemonStatus, VmInfo } from '../../src/protocol/methods.ts';
+import { fails } from '../fakes/expect-error.ts';
+
+const VM: VmInfo = {
+  id: '0123456789abcdef0123456789abcdef', name: 'calm-otter', state: 'running', image: 'debian-bookworm', kernel: 'k1',
+  vcpus: 1, memoryMib: 512, diskGib: 8, ip: '172.30.0.2', mac: '52:54:00:00:00:02', tap: 'bgt2', accel: 'tcg', pid: 1000,
+  createdAt: '2026-11-23T12:00:00.000Z',
+};
+
+/** Services that record what reached them: a refused call must reach none. */
+function fakeServices(calls: Array<[string, unknown[]]>, shutdowns: { count: number }): RpcServices {
+  const record = <T>(name: string, result: T) => (...args: unknown[]): T => {
+    calls.push([name, args.filter((a) => !(typeof a === 'object' && a !== null && 'signal' in a))]);
+    return result;
+  };
+  return {
+    vms: {
+      create: record('vms.create', Promise.resolve(VM)),
+      start: record('vms.start', Promise.resolve(VM)),
+      stop: record('vms.stop', Promise.resolve(VM)),
+      delete: record('vms.delete', Promise.resolve({ id: VM.id, name: VM.name })),
+      list: record('vms.list', [VM]),
+      show: record('vms.show', VM),
+      sshTarget: record('vms.sshTarget', { vmId: VM.id, name: VM.name, ip: VM.ip, user: 'root', keyPath: 'k', knownHostsPath: 'h', hostKeyAlias: 'a', netns: null }),
+      logs: record('vms.logs', { data: '', offset: 0 }),
+    },
+    images: { list: record('images.list', []) },
+    kernels: { list: record('kernels.list', []) },
+    version: record('version', { version: '0.1.0', node: 'v24', pid: 1 }),
+    status: record('status', Promise.resolve({} as DaemonStatus)),
+    shutdown: () => {
+      shutdowns.count++;
+    },
+  };
+}
+
+describe('bangerd RPC handlers', () => {
+  let calls: Array<[string, unknown[]]>;
+  let shutdowns: { count: number };
+  let handlers: ReturnType<typeof createRpcHandlers>;
+  const ctx: CallContext = { signal: new AbortController().signal, progress: () => undefined };
+
+  beforeEach(() => {
+    calls = [];
+    shutdowns = { count: 0 };
+    handlers = createRpcHandlers(fakeServices(calls, shutdowns));
+  });
+
+  const call = (method: string, params: unknown): Promise<unknown> => handlers.get(method)!(params, ctx);
+
+  /** The call is refused with INVALID_ARGUMENT matching `pattern`, with a hint, and no service saw it. */
+  async function refused(method: string, params: unknown, pattern: RegExp): Promise<void> {
+    await assert.rejects(call(method, params), fails('INVALID_ARGUMENT', pattern, { hint: true }));
+    assert.deepEqual(calls, [], 'no service was called');
+  }
+
+  it('has a handler for every method in the protocol, and only those', () => {
+    assert.deepEqual([...handlers.keys()].sort(), [
+      'daemon.shutdown', 'daemon.status', 'daemon.version', 'image.list', 'kernel.list',
+      'vm.create', 'vm.delete', 'vm.list', 'vm.logs', 'vm.show', 'vm.ssh', 'vm.start', 'vm.stop',
+    ]);
+  });
+
+  it('passes parsed params to the service', async () => {
+    await call('vm.create', { name: 'calm-otter', vcpus: 2, memoryMib: 1024, diskGib: 4, start: false, sshTimeoutSec: 30 });
+    await call('vm.start', { ref: 'calm', waitSsh: true });
+    await call('vm.logs', { ref: 'calm', offset: 10 });
+    await call('vm.logs', { ref: 'calm' });
+    await call('vm.stop', { ref: 'calm' });
+    assert.deepEqual(calls, [
+      ['vms.create', [{ name: 'calm-otter', vcpus: 2, memoryMib: 1024, diskGib: 4, start: false, sshTimeoutSec: 30 }]],
+      ['vms.start', ['calm', { ref: 'calm', waitSsh: true }]],
+      ['vms.logs', ['calm', 10]],
+      ['vms.logs', ['calm', 0]],
+      ['vms.stop', ['calm']],
+    ]);
+  });
+
+  it('refuses vm.create with a name that is not a string', async () => {
+    await refused('vm.create', { name: 123 }, /^vm\.create: name must be a string \(got number\)$/);
+    await refused('vm.create', { name: ['a'] }, /^vm\.create: name must be a string \(got a list\)$/);
+  });
+
+  it('refuses vm.create with an image that is not a string', async () => {
+    await refused('vm.create', { image: { a: 1 } }, /^vm\.create: image must be a string \(got an object\)$/);
+  });
+
+  it('refuses vm.create with a name that is not a VM name', async () => {
+    await refused('vm.create', { name: 'Bad_Name' }, /^vm\.create: name must be lowercase letters, digits and "-"/);
+    await refused('vm.create', { name: 'a'.repeat(64) }, /name must be lowercase/);
+  });
+
+  for (const [field, bad, pattern] of [
+    ['vcpus', 0, /vcpus must be at least 1 \(got 0\)/],
+    ['vcpus', 65, /vcpus must be at most 64 \(got 65\)/],
+    ['vcpus', 1.5, /vcpus must be a whole number \(got 1\.5\)/],
+    ['memoryMib', 127, /memoryMib must be at least 128/],
+    ['memoryMib', 1024 * 1024 + 1, /memoryMib must be at most 1048576/],
+    ['diskGib', 0, /diskGib must be at least 1/],
+    ['diskGib', 16385, /diskGib must be at most 16384/],
+    ['sshTimeoutSec', 3601, /sshTimeoutSec must be at most 3600/],
+    ['sshTimeoutSec', '10', /sshTimeoutSec must be a number \(got string\)/],
+    ['start', 'yes', /start must be true or false \(got string\)/],
+  ] as const) {
+    it(`refuses vm.create with ${field}: ${JSON.stringify(bad)}`, async () => {
+      await refused('vm.create', { [field]: bad }, pattern);
+    });
+  }
+
+  it('refuses an unknown field, naming the known ones in the hint', async () => {
+    await assert.rejects(call('vm.create', { name: 'ok', cpus: 2 }), (err: unknown) => {
+      fails('INVALID_ARGUMENT', /^vm\.create: unknown field "cpus"$/)(err);
+      assert.match((err as BangerError).hint!, /vcpus/);
+      return true;
+    });
+    assert.deepEqual(calls, []);
+  });
+
+  it('refuses vm.logs with an offset that is not a whole number of at least 0', async () => {
+    await refused('vm.logs', { ref: 'calm', offset: 'abc' }, /^vm\.logs: offset must be a number \(got string\)$/);
+    await refused('vm.logs', { ref: 'calm', offset: 1.5 }, /^vm\.logs: offset must be a whole number \(got 1\.5\)$/);
+    await refused('vm.logs', { ref: 'calm', offset: -1 }, /^vm\.logs: offset must be at least 0 \(got -1\)$/);
+  });
+
+  for (const method of ['vm.start', 'vm.stop', 'vm.delete', 'vm.show', 'vm.ssh', 'vm.logs']) {
+    it(`${method} refuses a missing, empty, non-string or 1 MB ref`, async () => {
+      await refused(method, {}, new RegExp(`^${method.replace('.', '\\.')}: ref is required$`));
+      await refused(method, undefined, /ref is required/);
+      await refused(method, { ref: '' }, /ref must not be empty/);
+      await refused(method, { ref: 5 }, /ref must be a string \(got number\)/);
+      await refused(method, { ref: 'x'.repeat(1024 * 1024) }, /ref must be at most 64 characters \(got 1048576\)/);
+    });
+  }
+
+  for (const method of ['vm.list', 'image.list', 'kernel.list', 'daemon.version', 'daemon.status', 'daemon.shutdown']) {
+    it(`${method} takes {} or no params, and refuses null or fields`, async () => {
+      await call(method, {});
+      await call(method, undefined);
+      const reached = calls.length;
+      await assert.rejects(call(method, null), fails('INVALID_ARGUMENT', /params must be an object \(got null\)/, { hint: true }));
+      await assert.rejects(call(method, { verbose: true }), fails('INVALID_ARGUMENT', /unknown field "verbose"/, { hint: true }));
+      await assert.rejects(call(method, [1]), fails('INVALID_ARGUMENT', /params must be an object \(got a list\)/, { hint: true }));
+      assert.equal(calls.length, reached, 'refused calls reach no service');
+    });
+  }
+
+  it('answers daemon.shutdown first and then asks the daemon to shut down, without exiting', async () => {
+    assert.deepEqual(await call('daemon.shutdown', {}), { ok: true });
+    assert.equal(shutdowns.count, 0, 'not before the answer is written');
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(shutdowns.count, 1);
+  });
+});
