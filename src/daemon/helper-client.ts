@@ -1,35 +1,75 @@
 // bangerd's side of bangerd-root's socket.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { connect, type RpcConnection } from '../protocol/jsonrpc.ts';
 import { BangerError } from '../protocol/errors.ts';
 import { HELPER_METHODS, type BridgeParams, type BuildImageParams, type DeleteTapParams, type HelperPong, type LaunchQemuParams, type OpOptions, type PrivilegedOps, type TapParams } from '../protocol/privileged-ops.ts';
+import { pollUntil, SingleFlight, systemClock, type Clock } from '../system/clock.ts';
+import { BIN_DIR, helperArgs, helperStartCommand } from '../system/helper-command.ts';
+import type { BangerPaths } from '../system/paths.ts';
+import { isSocketAlive } from '../system/socket-server.ts';
+
+export interface HelperClientOptions {
+  /** The command that starts the helper, shown when it is not running and this client cannot start it. */
+  startHint?: string;
+  /**
+   * Starts bangerd-root again when nothing answers on its socket; the call is then retried once. Only given
+   * when bangerd runs as root (see helperClientFor): otherwise it lacks the rights, and says what to run.
+   */
+  restart?: () => Promise<void>;
+}
 
 /** Talks to a running bangerd-root over its socket; reconnects when the helper restarts. */
 export class HelperClient implements PrivilegedOps {
   private readonly socketPath: string;
   private readonly startHint: string;
+  private readonly restart: (() => Promise<void>) | undefined;
+  /** Calls that find no connection share one connect (and one restart of the helper). */
+  private readonly connecting = new SingleFlight<'connect', RpcConnection>();
   private connection: RpcConnection | null = null;
 
-  /** `startHint` is the command that starts the helper, shown when it is not running. */
-  constructor(socketPath: string, startHint = 'start it as root: banger daemon start') {
+  /** `options` as a string is the start hint alone (no restart). */
+  constructor(socketPath: string, options: string | HelperClientOptions = {}) {
+    const opts = typeof options === 'string' ? { startHint: options } : options;
     this.socketPath = socketPath;
-    this.startHint = startHint;
+    this.startHint = opts.startHint ?? 'start it as root: banger daemon start';
+    this.restart = opts.restart;
+  }
+
+  private async open(): Promise<RpcConnection> {
+    const c = await connect(this.socketPath, { peer: { name: 'bangerd-root', unavailable: 'HELPER_UNAVAILABLE', hint: this.startHint } });
+    c.onClosed(() => {
+      if (this.connection === c) this.connection = null;
+    });
+    this.connection = c;
+    return c;
+  }
+
+  private unavailable(cause: unknown): BangerError {
+    return new BangerError('HELPER_UNAVAILABLE', `the privileged helper bangerd-root is not running (no answer on ${this.socketPath})`, { hint: this.startHint, cause });
+  }
+
+  /**
+   * A connection, starting the helper again (once) when it is gone. Only a failed connect leads to a restart:
+   * a request the helper died in the middle of may have done part of its work, so it is not sent again.
+   */
+  private async connectOrRestart(): Promise<RpcConnection> {
+    try {
+      return await this.open();
+    } catch (err) {
+      if (!this.restart) throw this.unavailable(err);
+    }
+    await this.restart();
+    try {
+      return await this.open();
+    } catch (err) {
+      throw this.unavailable(err);
+    }
   }
 
   private async conn(): Promise<RpcConnection> {
-    if (this.connection) return this.connection;
-    try {
-      const c = await connect(this.socketPath, { peer: { name: 'bangerd-root', unavailable: 'HELPER_UNAVAILABLE', hint: this.startHint } });
-      c.onClosed(() => {
-        if (this.connection === c) this.connection = null;
-      });
-      this.connection = c;
-      return c;
-    } catch (err) {
-      throw new BangerError('HELPER_UNAVAILABLE', `the privileged helper bangerd-root is not running (no answer on ${this.socketPath})`, {
-        hint: this.startHint,
-        cause: err,
-      });
-    }
+    return this.connection ?? this.connecting.run('connect', () => this.connectOrRestart());
   }
 
   private async call<T>(method: (typeof HELPER_METHODS)[number], params: unknown, options: OpOptions = {}): Promise<T> {
@@ -49,4 +89,74 @@ export class HelperClient implements PrivilegedOps {
     this.connection?.close();
     this.connection = null;
   }
+}
+
+/** How long a restarted bangerd-root may take to answer on its socket. */
+export const HELPER_START_TIMEOUT_MS = 10_000;
+
+function tail(file: string, lines = 6): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+export interface HelperStartWait {
+  socketPath: string;
+  /** The started helper; `exited` turns true when it ends (it failed to start). */
+  child: { exited: boolean };
+  logFile: string;
+  /** The command that starts it by hand, for the hint. */
+  startCommand: string;
+  clock: Clock;
+}
+
+/** Waits until a just-started bangerd-root answers on its socket; HELPER_UNAVAILABLE with its log's tail when it does not. */
+export async function waitForHelperSocket(wait: HelperStartWait): Promise<void> {
+  const up = await pollUntil(async () => ((await isSocketAlive(wait.socketPath)) ? true : wait.child.exited ? false : undefined), {
+    clock: wait.clock,
+    timeoutMs: HELPER_START_TIMEOUT_MS,
+    intervalMs: 50,
+  });
+  if (up !== true) {
+    const log = tail(wait.logFile);
+    throw new BangerError('HELPER_UNAVAILABLE', `bangerd-root stopped answering and did not start again${log ? `:\n${log}` : ''}`, {
+      hint: `see ${wait.logFile}, then start it by hand: ${wait.startCommand}`,
+    });
+  }
+}
+
+/**
+ * Starts bangerd-root as autostart does (bin/bangerd-root with helperArgs, detached, logging to the log
+ * directory) and waits for its socket. bangerd must be root: the helper's owner is bangerd's own uid.
+ */
+export function helperRestart(paths: BangerPaths, clock: Clock = systemClock): () => Promise<void> {
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  return async () => {
+    const logFile = path.join(paths.logDir, 'bangerd-root.log');
+    fs.mkdirSync(paths.logDir, { recursive: true });
+    const out = fs.openSync(logFile, 'a');
+    const state = { exited: false };
+    try {
+      const child = spawn(path.join(BIN_DIR, 'bangerd-root'), helperArgs(paths, uid, gid), { detached: true, stdio: ['ignore', out, out], env: process.env });
+      child.on('exit', () => (state.exited = true));
+      child.on('error', () => (state.exited = true));
+      child.unref();
+    } finally {
+      fs.closeSync(out);
+    }
+    await waitForHelperSocket({ socketPath: paths.helperSocket, child: state, logFile, startCommand: helperStartCommand(paths, uid, gid), clock });
+  };
+}
+
+/**
+ * The client bangerd uses: when bangerd runs as root it starts a helper that died again by itself; otherwise a
+ * missing helper is HELPER_UNAVAILABLE at once, with the exact sudo command that starts it.
+ */
+export function helperClientFor(paths: BangerPaths, clock: Clock = systemClock): HelperClient {
+  const uid = process.getuid?.() ?? 0;
+  const startHint = `start it: ${helperStartCommand(paths, uid, process.getgid?.() ?? 0)}`;
+  return new HelperClient(paths.helperSocket, uid === 0 ? { startHint, restart: helperRestart(paths, clock) } : { startHint });
 }

@@ -11,8 +11,14 @@ import { asOwner, ownerArgv, type Owner } from '../system/as-owner.ts';
 import { buildQemuArgv } from '../system/qemu-argv.ts';
 import { findExecutable } from '../system/executable.ts';
 import { readPidFile } from '../system/pid-file.ts';
+import { findTapUsers } from '../system/tap-users.ts';
 import { DEFAULT_IMAGES } from '../protocol/image-recipes.ts';
+import {
+  bridgeParamsSchema, buildImageParamsSchema, deleteTapParamsSchema, emptyParamsSchema, launchQemuParamsSchema, tapParamsSchema,
+} from '../protocol/helper-schemas.ts';
 import { buildDebianImage } from './debian-image-build.ts';
+import { DiesWithHelperRunner } from './dies-with-helper.ts';
+import { refuse, refuseInvalid } from './refusal.ts';
 import type { BridgeParams, BuildImageParams, DeleteTapParams, HelperNetwork, LaunchQemuParams, QemuLaunchSpec, TapParams } from '../protocol/privileged-ops.ts';
 import { VERSION } from '../version.ts';
 
@@ -23,6 +29,8 @@ export interface HelperScope {
   cacheDir: string;
   runDir: string;
   netnsDir: string;
+  /** Where the process table is read (/proc), to find the process a tap is attached to. */
+  procDir: string;
   /** The one bridge, subnet and namespace this helper manages, fixed by whoever started it as root. */
   network: HelperNetwork;
 }
@@ -40,10 +48,6 @@ const VM_ID_PATTERN = /^[0-9a-f]{8,32}$/;
 const MAC_PATTERN = /^52:54:00(:[0-9a-f]{2}){3}$/;
 const CIDR_PATTERN = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
 
-function refuse(message: string): never {
-  throw new BangerError('HELPER_REFUSED', `bangerd-root refused: ${message}`);
-}
-
 function str(value: unknown, what: string): string {
   if (typeof value !== 'string') refuse(`${what} must be a string`);
   return value;
@@ -60,30 +64,84 @@ function int(value: unknown, min: number, max: number, what: string): number {
   return value;
 }
 
+function lstatOrNull(file: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+/** Removes what a previous boot left at `file` (a pid file, a socket); unlinking only ever removes the name. */
+function removeStale(file: string): void {
+  fs.rmSync(file, { force: true });
+}
+
+/**
+ * Replaces `file` with a new, empty regular file: the last boot's file is removed, and O_EXCL|O_NOFOLLOW fail
+ * on anything put back in its place meanwhile, so QEMU opens the file made here rather than a symlink's target.
+ */
+function createFresh(file: string, what: string): void {
+  if (lstatOrNull(file)?.isFile()) fs.unlinkSync(file);
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') refuse(`${what} ${file} was replaced while it was being checked`);
+    throw err;
+  }
+  fs.closeSync(fd);
+}
+
 export class HelperService {
+  /** Runs the helper's short-lived children (ip, debootstrap, mkfs, cp); they die with the helper. */
   private readonly runner: ProcessRunner;
+  /** Runs QEMU only: it daemonizes and must outlive a helper restart, so it gets no death signal. */
+  private readonly qemuRunner: ProcessRunner;
   private readonly scope: HelperScope;
 
+  /** `runner` starts processes as they are; the service adds the death signal where it belongs. */
   constructor(runner: ProcessRunner, scope: HelperScope) {
-    this.runner = runner;
+    this.runner = new DiesWithHelperRunner(runner);
+    this.qemuRunner = runner;
     this.scope = scope;
   }
 
-  /** A path that must resolve (through symlinks of its parent) to somewhere under one of `roots`. */
+  /**
+   * A path that must resolve to somewhere under one of `roots`. An existing file is resolved through every
+   * symlink. A file still to be written (mustExist false) is its parent's real path plus a last component that
+   * must not be a symlink, dangling or not: whoever opens it by name would follow it, and create its target.
+   */
   insidePath(value: unknown, roots: readonly string[], what: string, mustExist: boolean): string {
     const p = str(value, what);
     if (!path.isAbsolute(p) || p.includes('\0') || p.includes(',') || /\s/.test(p)) refuse(`${what} must be an absolute path without commas or spaces`);
+    const name = path.basename(p);
+    if (!mustExist && (name === '' || name === '.' || name === '..')) refuse(`${what} ${p} must name a file`);
     let real: string;
     try {
-      real = mustExist ? fs.realpathSync(p) : path.join(fs.realpathSync(path.dirname(p)), path.basename(p));
+      real = mustExist ? fs.realpathSync(p) : path.join(fs.realpathSync(path.dirname(p)), name);
     } catch {
-      refuse(`${what} ${p} does not exist`);
+      refuse(mustExist ? `${what} ${p} does not exist` : `the directory of ${what} ${p} does not exist`);
     }
     // The roots are real paths fixed at start; resolving them again would follow a symlink swapped in since.
     const ok = roots.some((root) => real.startsWith(`${root}${path.sep}`));
     if (!ok) refuse(`${what} ${p} is outside banger's directories`);
-    if (!mustExist && fs.existsSync(real) && fs.lstatSync(real).isSymbolicLink()) refuse(`${what} ${p} is a symlink`);
+    if (!mustExist) {
+      const st = lstatOrNull(real);
+      if (st?.isSymbolicLink()) refuse(`${what} ${p} is a symlink`);
+      if (st?.isDirectory()) refuse(`${what} ${p} is a directory`);
+    }
     return real;
+  }
+
+  /** Refuses to remove a tap a live process (a VM's QEMU) has attached: the VM would lose its network. */
+  private refuseIfTapInUse(tap: string): void {
+    const users = findTapUsers(tap, this.scope.procDir);
+    if (users.length === 0) return;
+    throw new BangerError('HELPER_REFUSED', `bangerd-root refused: tap ${tap} is attached to running process ${users.join(', ')}; deleting it would cut a running VM off the network`, {
+      hint: 'stop its VM first (banger vm stop)',
+    });
   }
 
   /** Refuses any bridge, gateway or namespace other than the ones this helper was started for. */
@@ -162,7 +220,10 @@ export class HelperService {
     const tap = matching(raw.tap, TAP_PATTERN, 'tap name');
     const bridge = this.bridge(raw.bridge);
     const netns = this.netns(raw.netns);
-    if (await this.linkExists(netns, tap)) await this.runner.run('ip', this.ip(netns, ['link', 'del', 'dev', tap]));
+    if (await this.linkExists(netns, tap)) {
+      this.refuseIfTapInUse(tap);
+      await this.runner.run('ip', this.ip(netns, ['link', 'del', 'dev', tap]));
+    }
     const { uid, gid } = this.scope.owner;
     const add = await this.runner.run('ip', this.ip(netns, ['tuntap', 'add', 'dev', tap, 'mode', 'tap', 'user', String(uid), 'group', String(gid)]));
     if (add.code !== 0) throw new BangerError('NETWORK_FAILED', `cannot create tap ${tap}: ${add.stderr.trim()}`);
@@ -180,6 +241,7 @@ export class HelperService {
     const netns = this.netnsName(raw.netns);
     if (netns !== null && !fs.existsSync(path.join(this.scope.netnsDir, netns))) return;
     if (!(await this.linkExists(netns, tap))) return;
+    this.refuseIfTapInUse(tap);
     await runChecked(this.runner, 'ip', this.ip(netns, ['link', 'del', 'dev', tap]));
   }
 
@@ -224,10 +286,16 @@ export class HelperService {
     // QEMU runs as the owner, never as root; only entering the namespace needs root.
     let argv = [...ownerArgv(this.scope.owner), qemu, ...buildQemuArgv(spec)];
     if (netns) argv = ['ip', 'netns', 'exec', netns, ...argv];
-    // The VM directory is the owner's: root touches nothing there itself.
-    asOwner(this.scope.owner, () => fs.rmSync(spec.pidFile, { force: true }));
-    // -daemonize: the first process exits once the VM is set up, so errors in the set-up come back here.
-    const result = await this.runner.run(argv[0]!, argv.slice(1), { signal: ctx.signal, timeoutMs: 60_000 });
+    // The VM directory is the owner's: root touches nothing there itself. QEMU opens these files by name and
+    // follows symlinks, so it must find a fresh serial log, and no pid file or socket left from the last boot.
+    asOwner(this.scope.owner, () => {
+      removeStale(spec.pidFile);
+      removeStale(spec.qmpSocket);
+      createFresh(spec.serialLog, 'serial log');
+    });
+    // -daemonize: the first process exits once the VM is set up, so errors in the set-up come back here. The
+    // VM itself is a grandchild that no death signal reaches, so it survives a restart of the helper.
+    const result = await this.qemuRunner.run(argv[0]!, argv.slice(1), { signal: ctx.signal, timeoutMs: 60_000 });
     if (result.code !== 0) {
       throw new BangerError('VMM_FAILED', `QEMU did not start: ${result.stderr.trim().split('\n').slice(-3).join(' ') || `exit ${result.code}`}`, {
         hint: 'check that qemu-system-x86 is installed (apt-get install qemu-system-x86 qemu-utils)',
@@ -247,13 +315,18 @@ export class HelperService {
 
   handlers(onShutdown: () => void): Map<string, Handler> {
     const h = new Map<string, Handler>();
-    h.set('helper.ping', async () => ({ pid: process.pid, version: VERSION, network: this.scope.network }));
-    h.set('net.ensureBridge', async (p) => this.ensureBridge(p as BridgeParams));
-    h.set('net.createTap', async (p) => this.createTap(p as TapParams));
-    h.set('net.deleteTap', async (p) => this.deleteTap(p as DeleteTapParams));
-    h.set('vmm.launchQemu', async (p, ctx) => this.launchQemu(p as LaunchQemuParams, ctx));
-    h.set('image.build', async (p, ctx) => this.buildImage(p as BuildImageParams, ctx));
-    h.set('helper.shutdown', async () => {
+    // Every request's params are parsed with its strict schema before any work (see refuseInvalid).
+    h.set('helper.ping', async (p) => {
+      refuseInvalid(emptyParamsSchema, 'helper.ping', p);
+      return { pid: process.pid, version: VERSION, network: this.scope.network };
+    });
+    h.set('net.ensureBridge', async (p) => this.ensureBridge(refuseInvalid(bridgeParamsSchema, 'net.ensureBridge', p)));
+    h.set('net.createTap', async (p) => this.createTap(refuseInvalid(tapParamsSchema, 'net.createTap', p)));
+    h.set('net.deleteTap', async (p) => this.deleteTap(refuseInvalid(deleteTapParamsSchema, 'net.deleteTap', p)));
+    h.set('vmm.launchQemu', async (p, ctx) => this.launchQemu(refuseInvalid(launchQemuParamsSchema, 'vmm.launchQemu', p), ctx));
+    h.set('image.build', async (p, ctx) => this.buildImage(refuseInvalid(buildImageParamsSchema, 'image.build', p), ctx));
+    h.set('helper.shutdown', async (p) => {
+      refuseInvalid(emptyParamsSchema, 'helper.shutdown', p);
       setImmediate(onShutdown);
       return { ok: true };
     });

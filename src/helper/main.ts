@@ -64,6 +64,7 @@ const scope = {
   cacheDir: ownersDir(path.resolve(values['cache-dir'])),
   runDir: ownersDir(path.dirname(socketPath)),
   netnsDir: '/run/netns',
+  procDir: '/proc',
   network,
 };
 const service = new HelperService(new NodeProcessRunner(), scope);

@@ -1,14 +1,19 @@
 // The typed surface of bangerd-root. bangerd only ever reaches root through these calls.
+import type { z } from 'zod';
 import type { ProgressEvent } from './jsonrpc.ts';
+import type {
+  bridgeParamsSchema, buildImageParamsSchema, deleteTapParamsSchema, launchQemuParamsSchema, qemuDiskSchema, qemuLaunchSpecSchema, tapParamsSchema,
+} from './helper-schemas.ts';
 
 /** The bridge, subnet and namespace a bangerd-root was started for. */
 export interface HelperNetwork { bridge: string; subnet: string; netns: string | null }
 export interface HelperPong { pid: number; version: string; network: HelperNetwork }
-export interface BridgeParams { bridge: string; gatewayCidr: string; netns: string | null }
-export interface TapParams { tap: string; bridge: string; netns: string | null }
-export interface DeleteTapParams { tap: string; netns: string | null }
-export interface LaunchQemuParams { qemu: string; spec: QemuLaunchSpec; netns: string | null }
-export interface BuildImageParams { name: string; mirror: string; output: string }
+// Request types come from the schemas bangerd-root parses them with (helper-schemas.ts), so the two cannot drift.
+export type BridgeParams = z.infer<typeof bridgeParamsSchema>;
+export type TapParams = z.infer<typeof tapParamsSchema>;
+export type DeleteTapParams = z.infer<typeof deleteTapParamsSchema>;
+export type LaunchQemuParams = z.infer<typeof launchQemuParamsSchema>;
+export type BuildImageParams = z.infer<typeof buildImageParamsSchema>;
 export interface OpOptions { signal?: AbortSignal; progress?: (e: ProgressEvent) => void }
 
 export interface PrivilegedOps {
@@ -23,23 +28,5 @@ export interface PrivilegedOps {
 export const HELPER_METHODS = ['helper.ping', 'net.ensureBridge', 'net.createTap', 'net.deleteTap', 'vmm.launchQemu', 'image.build', 'helper.shutdown'] as const;
 
 /** What bangerd-root turns into QEMU's command line (system/qemu-argv.ts), after checking every field. */
-export interface QemuDisk {
-  id: string;
-  path: string;
-  format: 'raw' | 'qcow2';
-}
-
-export interface QemuLaunchSpec {
-  vmId: string;
-  accel: 'kvm' | 'tcg';
-  vcpus: number;
-  memoryMib: number;
-  kernelPath: string;
-  initrdPath: string;
-  cmdline: string;
-  disks: QemuDisk[];
-  net: { tap: string; mac: string } | null;
-  qmpSocket: string;
-  serialLog: string;
-  pidFile: string;
-}
+export type QemuDisk = z.infer<typeof qemuDiskSchema>;
+export type QemuLaunchSpec = z.infer<typeof qemuLaunchSpecSchema>;

@@ -19,13 +19,22 @@ const TAP = 'bgt0123456789ab';
 
 const refused = (pattern?: RegExp) => fails('HELPER_REFUSED', pattern);
 
-/** Stands in for `ip`: keeps a set of links (and bridge addresses) per namespace, records argv. */
+/** The prefix that gives the helper's short-lived children SIGKILL when it dies. */
+const DEATH_SIGNAL = ['setpriv', '--pdeathsig', 'KILL', '--'];
+
+/** argv without the death-signal prefix (which `every ip command dies with the helper` checks). */
+const withoutDeathSignal = (argv: string[]): string[] => (DEATH_SIGNAL.every((a, i) => argv[i] === a) ? argv.slice(DEATH_SIGNAL.length) : argv);
+
+/** Stands in for `ip` (run through the death-signal setpriv): keeps a set of links (and bridge addresses) per namespace, records argv. */
 function fakeIp(runner: FakeProcessRunner, initial: { links?: string[]; addrs?: Record<string, string[]>; kinds?: Record<string, string> } = {}) {
   const links = new Set(initial.links ?? []);
   const kinds = new Map(Object.entries(initial.kinds ?? {}));
   const addrs = new Map(Object.entries(initial.addrs ?? {}));
   const failing = new Set<string>();
-  runner.on('ip', ({ args }) => {
+  runner.on('setpriv', (call) => {
+    const argv = withoutDeathSignal([call.command, ...call.args]);
+    if (argv[0] !== 'ip' || argv.length === call.args.length + 1) return { code: 99, stderr: `fake: not ip under setpriv --pdeathsig: ${argv.join(' ')}` };
+    const args = argv.slice(1);
     const a = args[0] === '-n' ? args.slice(2) : args;
     const key = a.join(' ');
     if ([...failing].some((f) => key.startsWith(f))) return { code: 2, stderr: `RTNETLINK answers: fake failure of ${key}` };
@@ -47,7 +56,7 @@ function fakeIp(runner: FakeProcessRunner, initial: { links?: string[]; addrs?: 
   return { links, fail: (prefix: string) => failing.add(prefix) };
 }
 
-const argvOf = (calls: FakeCall[]): string[][] => calls.map((c) => [c.command, ...c.args]);
+const argvOf = (calls: FakeCall[]): string[][] => calls.map((c) => withoutDeathSignal([c.command, ...c.args]));
 
 describe('HelperService', () => {
   let root: string;
@@ -87,9 +96,10 @@ describe('HelperService', () => {
       cacheDir: path.join(root, 'cache'),
       runDir: path.join(root, 'run'),
       netnsDir: path.join(root, 'netns'),
+      procDir: path.join(root, 'proc'),
       network: { bridge: 'banger0', subnet: '172.30.0.0/24', netns: null },
     };
-    for (const d of [scope.stateDir, scope.cacheDir, scope.runDir, scope.netnsDir, path.join(root, 'outside'), path.join(root, 'bin')]) {
+    for (const d of [scope.stateDir, scope.cacheDir, scope.runDir, scope.netnsDir, scope.procDir, path.join(root, 'outside'), path.join(root, 'bin')]) {
       fs.mkdirSync(d, { recursive: true });
     }
     fs.writeFileSync(path.join(scope.netnsDir, 'testns'), '');
@@ -529,6 +539,211 @@ describe('HelperService', () => {
       await assert.rejects(inNetns('ghost').launchQemu({ qemu: qemuBin, spec: spec(), netns: 'ghost' }, { signal }), fails('NETWORK_FAILED'));
       await assert.rejects(helper.launchQemu({ qemu: qemuBin, spec: spec(), netns: 'testns' }, { signal }), refused(/manages network namespace/));
       assert.equal(runner.calls.length, 0);
+    });
+  });
+
+  describe('request params', () => {
+    const ctx = { signal: new AbortController().signal, progress: () => undefined };
+    let shutdowns: number;
+    const call = (method: string, params: unknown): Promise<unknown> => {
+      shutdowns = 0;
+      return helper.handlers(() => shutdowns++).get(method)!(params, ctx);
+    };
+    /** HELPER_REFUSED naming the method and the field, with a hint, and nothing run. */
+    const refusedField = (method: string, field: RegExp) => (err: unknown) => {
+      fails('HELPER_REFUSED', new RegExp(`^bangerd-root refused: ${method.replace('.', '\\.')}: .*${field.source}`), { hint: true })(err);
+      return true;
+    };
+    const valid = (): Record<string, Record<string, unknown>> => ({
+      'helper.ping': {},
+      'net.ensureBridge': { bridge: 'banger0', gatewayCidr: '172.30.0.1/24', netns: null },
+      'net.createTap': { tap: TAP, bridge: 'banger0', netns: null },
+      'net.deleteTap': { tap: TAP, netns: null },
+      'vmm.launchQemu': { qemu: qemuBin, spec: spec(), netns: null },
+      'image.build': { name: 'debian-bookworm', mirror: 'http://deb.debian.org/debian', output: path.join(scope.cacheDir, 'x.ext4') },
+      'helper.shutdown': {},
+    });
+    // A field of each method given the wrong type (thunks: paths exist only once before() has run).
+    const wrongTypes: Record<string, [() => unknown, RegExp]> = {
+      'helper.ping': [() => 'ping', /params must be an object, got a string/],
+      'net.ensureBridge': [() => ({ ...valid()['net.ensureBridge'], bridge: 7 }), /params\.bridge must be a string, got a number/],
+      'net.createTap': [() => ({ ...valid()['net.createTap'], netns: ['testns'] }), /params\.netns must be a string, got a list/],
+      'net.deleteTap': [() => ({ netns: null }), /params\.tap is missing/],
+      'vmm.launchQemu': [() => ({ ...valid()['vmm.launchQemu'], spec: { ...spec(), vcpus: '2' } }), /params\.spec\.vcpus must be a number, got a string/],
+      'image.build': [() => ({ ...valid()['image.build'], output: { path: '/x' } }), /params\.output must be a string, got an object/],
+      'helper.shutdown': [() => [], /params must be an object, got a list/],
+    };
+
+    for (const method of ['helper.ping', 'net.ensureBridge', 'net.createTap', 'net.deleteTap', 'vmm.launchQemu', 'image.build', 'helper.shutdown']) {
+      it(`${method}: refuses null params, a field of the wrong type and an unknown field, before doing anything`, async () => {
+        fakeIp(runner);
+        await assert.rejects(call(method, null), refusedField(method, /params must be an object, got null/));
+        await assert.rejects(call(method, undefined), refusedField(method, /params must be an object, it is missing/));
+        const [wrong, pattern] = wrongTypes[method]!;
+        await assert.rejects(call(method, wrong()), refusedField(method, pattern));
+        await assert.rejects(call(method, { ...valid()[method], extra: 1 }), refusedField(method, /params\.extra is not a known field/));
+        assert.equal(runner.calls.length, 0);
+        assert.equal(shutdowns, 0);
+      });
+    }
+
+    it('names a nested unknown field and a value outside a fixed set', async () => {
+      const disks = [{ id: 'root', path: initrd, format: 'raw', cache: 'unsafe' }];
+      await assert.rejects(call('vmm.launchQemu', { ...valid()['vmm.launchQemu'], spec: { ...spec(), disks } }), refusedField('vmm.launchQemu', /params\.spec\.disks\[0\]\.cache is not a known field/));
+      await assert.rejects(call('vmm.launchQemu', { ...valid()['vmm.launchQemu'], spec: { ...spec(), accel: 'hvf' } }), refusedField('vmm.launchQemu', /params\.spec\.accel must be one of "kvm", "tcg", got "hvf"/));
+      await assert.rejects(call('vmm.launchQemu', { qemu: qemuBin, spec: spec() }), refusedField('vmm.launchQemu', /params\.netns is missing/));
+      assert.equal(runner.calls.length, 0);
+    });
+
+    it('passes valid params on to the work', async () => {
+      fakeIp(runner);
+      const pong = (await call('helper.ping', {})) as { pid: number; network: unknown };
+      assert.equal(pong.pid, process.pid);
+      assert.deepEqual(pong.network, scope.network);
+      await call('net.ensureBridge', valid()['net.ensureBridge']);
+      assert.ok(runner.calls.length > 0);
+      assert.deepEqual(await call('helper.shutdown', {}), { ok: true });
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(shutdowns, 1);
+    });
+  });
+
+  describe('files that do not exist yet', () => {
+    const ctx = { signal: new AbortController().signal, progress: () => undefined };
+    /** Makes `link` a symlink to `target` for the test, as the owner could. */
+    const withSymlink = async (link: string, target: string, fn: () => Promise<void> | void): Promise<void> => {
+      fs.rmSync(link, { force: true });
+      fs.symlinkSync(target, link);
+      try {
+        await fn();
+      } finally {
+        fs.rmSync(link, { force: true });
+      }
+    };
+
+    for (const field of ['serialLog', 'pidFile', 'qmpSocket'] as const) {
+      it(`refuses a ${field} that is a dangling symlink, and creates nothing at its target`, async () => {
+        const target = path.join(root, 'outside', `created-by-qemu-${field}`);
+        await withSymlink(path.join(vmDir, `${field}-link`), target, async () => {
+          const link = path.join(vmDir, `${field}-link`);
+          assert.throws(() => helper.validateLaunchSpec(spec({ [field]: link })), refused(/is a symlink/));
+          await assert.rejects(helper.launchQemu({ qemu: qemuBin, spec: spec({ [field]: link }), netns: null }, ctx), refused(/is a symlink/));
+        });
+        assert.equal(fs.existsSync(target), false);
+        assert.equal(runner.calls.length, 0);
+      });
+
+      it(`refuses a ${field} that is a symlink to an existing file, inside banger's directories or not`, async () => {
+        for (const target of [outsideFile, initrd]) {
+          await withSymlink(path.join(vmDir, `${field}-link`), target, () => {
+            assert.throws(() => helper.validateLaunchSpec(spec({ [field]: path.join(vmDir, `${field}-link`) })), refused(/is a symlink/));
+          });
+        }
+        assert.equal(fs.readFileSync(outsideFile, 'utf8'), 'secret');
+      });
+    }
+
+    it('refuses a file path that names a directory, or whose directory does not exist', () => {
+      assert.throws(() => helper.validateLaunchSpec(spec({ serialLog: `${vmDir}/sub/..` })), refused(/must name a file/));
+      assert.throws(() => helper.validateLaunchSpec(spec({ serialLog: vmDir })), refused(/is a directory/));
+      assert.throws(() => helper.validateLaunchSpec(spec({ pidFile: path.join(vmDir, 'missing-dir', 'qemu.pid') })), refused(/directory of pid file .* does not exist/));
+    });
+
+    it('refuses an image output that is a symlink, dangling or to an existing file, before building', async () => {
+      const images = path.join(scope.cacheDir, 'images');
+      fs.mkdirSync(images, { recursive: true });
+      const link = path.join(images, 'debian.ext4');
+      for (const target of [path.join(root, 'outside', 'image-by-cp'), outsideFile, kernel]) {
+        await withSymlink(link, target, async () => {
+          await assert.rejects(helper.buildImage({ name: 'debian-bookworm', mirror: 'http://deb.debian.org/debian', output: link }, ctx), refused(/image output .* is a symlink/));
+        });
+      }
+      assert.equal(fs.existsSync(path.join(root, 'outside', 'image-by-cp')), false);
+      assert.equal(runner.calls.length, 0);
+    });
+
+    it('gives QEMU a fresh, empty serial log of the owner and no pid file or socket from the last boot', async () => {
+      fs.writeFileSync(spec().serialLog, 'the last boot\n');
+      fs.writeFileSync(spec().qmpSocket, 'stale socket');
+      fs.writeFileSync(spec().pidFile, '999\n');
+      let seen: { log: fs.Stats; socket: boolean; pid: boolean } | null = null;
+      runner.on('setpriv', (c) => {
+        seen = { log: fs.lstatSync(spec().serialLog), socket: fs.existsSync(spec().qmpSocket), pid: fs.existsSync(spec().pidFile) };
+        fs.writeFileSync(c.args[c.args.indexOf('-pidfile') + 1]!, '81\n');
+        return { code: 0 };
+      });
+      await helper.launchQemu({ qemu: qemuBin, spec: spec(), netns: null }, ctx);
+      assert.ok(seen);
+      const { log, socket, pid } = seen as { log: fs.Stats; socket: boolean; pid: boolean };
+      assert.ok(log.isFile());
+      assert.equal(log.size, 0);
+      assert.equal(log.uid, OWNER.uid);
+      assert.equal(log.mode & 0o777, 0o600);
+      assert.equal(socket, false);
+      assert.equal(pid, false);
+    });
+  });
+
+  describe('taps in use', () => {
+    /** A process in the fake /proc with `tap` attached, as the kernel shows a tun descriptor. */
+    const attach = (pid: string, tap: string): void => {
+      fs.rmSync(path.join(scope.procDir, pid), { recursive: true, force: true });
+      fs.mkdirSync(path.join(scope.procDir, pid, 'fd'), { recursive: true });
+      fs.mkdirSync(path.join(scope.procDir, pid, 'fdinfo'), { recursive: true });
+      fs.symlinkSync('/dev/net/tun', path.join(scope.procDir, pid, 'fd', '12'));
+      fs.writeFileSync(path.join(scope.procDir, pid, 'fdinfo', '12'), `pos:\t0\nflags:\t0102002\niff:\t${tap}\n`);
+    };
+    const inUse = (err: unknown): boolean => {
+      fails('HELPER_REFUSED', new RegExp(`tap ${TAP} is attached to running process 7777`))(err);
+      assert.equal((err as BangerError).hint, 'stop its VM first (banger vm stop)');
+      return true;
+    };
+
+    beforeEach(() => attach('7777', TAP));
+    after(() => fs.rmSync(path.join(scope.procDir, '7777'), { recursive: true, force: true }));
+
+    it('refuses to delete a tap a live process has attached, and deletes nothing', async () => {
+      const ip = fakeIp(runner, { links: [TAP] });
+      await assert.rejects(helper.deleteTap({ tap: TAP, netns: null }), inUse);
+      await assert.rejects(inNetns('testns').deleteTap({ tap: TAP, netns: 'testns' }), inUse);
+      assert.ok(ip.links.has(TAP));
+      assert.ok(!argvOf(runner.calls).some((a) => a.includes('del')));
+    });
+
+    it('refuses to replace a same-named tap a live process has attached', async () => {
+      const ip = fakeIp(runner, { links: ['banger0', TAP] });
+      await assert.rejects(helper.createTap({ tap: TAP, bridge: 'banger0', netns: null }), inUse);
+      assert.ok(ip.links.has(TAP));
+      assert.deepEqual(argvOf(runner.calls), [['ip', 'link', 'show', 'dev', TAP]]);
+    });
+
+    it('deletes the tap once that process is gone', async () => {
+      fs.rmSync(path.join(scope.procDir, '7777'), { recursive: true, force: true });
+      const ip = fakeIp(runner, { links: [TAP] });
+      await helper.deleteTap({ tap: TAP, netns: null });
+      assert.equal(ip.links.has(TAP), false);
+    });
+  });
+
+  describe('children and the helper’s death', () => {
+    it('runs every ip command under setpriv --pdeathsig KILL', async () => {
+      fakeIp(runner);
+      await helper.ensureBridge({ bridge: 'banger0', gatewayCidr: '172.30.0.1/24', netns: null });
+      await helper.createTap({ tap: TAP, bridge: 'banger0', netns: null });
+      await helper.deleteTap({ tap: TAP, netns: null });
+      assert.ok(runner.calls.length >= 6);
+      for (const c of runner.calls) assert.deepEqual([c.command, ...c.args].slice(0, 5), [...DEATH_SIGNAL, 'ip']);
+    });
+
+    it('launches QEMU, which daemonizes and must outlive the helper, with no death signal', async () => {
+      runner.on('setpriv', ({ args }) => {
+        fs.writeFileSync(args[args.indexOf('-pidfile') + 1]!, '82\n');
+        return { code: 0 };
+      });
+      await helper.launchQemu({ qemu: qemuBin, spec: spec(), netns: null }, { signal: new AbortController().signal });
+      const argv = [runner.calls[0]!.command, ...runner.calls[0]!.args];
+      assert.ok(!argv.includes('--pdeathsig'), argv.join(' '));
+      assert.ok(argv.includes('-daemonize'));
     });
   });
 

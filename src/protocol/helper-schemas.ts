@@ -1,0 +1,58 @@
+// The shape of every bangerd-root request, written once: bangerd-root parses each request's params with these
+// before it does any work, and privileged-ops.ts takes its types from them. They check shape only (types,
+// required fields, no unknown fields); what a value may be (patterns, paths inside banger's directories, the
+// helper's own bridge and namespace) is bangerd-root's to check, against the host it runs on.
+import { z } from 'zod';
+
+/** No params: `{}`. */
+export const emptyParamsSchema = z.strictObject({});
+
+export const bridgeParamsSchema = z.strictObject({
+  bridge: z.string(),
+  gatewayCidr: z.string(),
+  netns: z.string().nullable(),
+});
+
+export const tapParamsSchema = z.strictObject({
+  tap: z.string(),
+  bridge: z.string(),
+  netns: z.string().nullable(),
+});
+
+export const deleteTapParamsSchema = z.strictObject({
+  tap: z.string(),
+  netns: z.string().nullable(),
+});
+
+export const qemuDiskSchema = z.strictObject({
+  id: z.string(),
+  path: z.string(),
+  format: z.enum(['raw', 'qcow2']),
+});
+
+export const qemuLaunchSpecSchema = z.strictObject({
+  vmId: z.string(),
+  accel: z.enum(['kvm', 'tcg']),
+  vcpus: z.number(),
+  memoryMib: z.number(),
+  kernelPath: z.string(),
+  initrdPath: z.string(),
+  cmdline: z.string(),
+  disks: z.array(qemuDiskSchema),
+  net: z.strictObject({ tap: z.string(), mac: z.string() }).nullable(),
+  qmpSocket: z.string(),
+  serialLog: z.string(),
+  pidFile: z.string(),
+});
+
+export const launchQemuParamsSchema = z.strictObject({
+  qemu: z.string(),
+  spec: qemuLaunchSpecSchema,
+  netns: z.string().nullable(),
+});
+
+export const buildImageParamsSchema = z.strictObject({
+  name: z.string(),
+  mirror: z.string(),
+  output: z.string(),
+});

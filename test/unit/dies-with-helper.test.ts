@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DiesWithHelperRunner, withDeathSignal } from '../../src/helper/dies-with-helper.ts';
+import { ownerArgv } from '../../src/system/as-owner.ts';
+import { FakeProcessRunner } from '../fakes/fake-process-runner.ts';
+import { fails } from '../fakes/expect-error.ts';
+
+describe('DiesWithHelperRunner', () => {
+  it('runs a program under setpriv --pdeathsig KILL, with its arguments untouched', async () => {
+    const runner = new FakeProcessRunner();
+    const signal = new AbortController().signal;
+    await new DiesWithHelperRunner(runner).run('debootstrap', ['--variant=minbase', 'bookworm', '/tmp/x'], { signal });
+    assert.deepEqual([runner.calls[0]!.command, ...runner.calls[0]!.args], ['setpriv', '--pdeathsig', 'KILL', '--', 'debootstrap', '--variant=minbase', 'bookworm', '/tmp/x']);
+    assert.equal(runner.calls[0]!.options.signal, signal);
+  });
+
+  it('gives the option to a setpriv that drops to the owner, since changing uids after it would clear it', () => {
+    const argv = [...ownerArgv({ uid: 1000, gid: 1000 }), 'cp', '--sparse=always', '/dev/stdin', '/c/x.partial'];
+    assert.deepEqual(withDeathSignal(argv[0]!, argv.slice(1)), [
+      'setpriv', '--pdeathsig', 'KILL', '--reuid=1000', '--regid=1000', '--init-groups', '--', 'cp', '--sparse=always', '/dev/stdin', '/c/x.partial',
+    ]);
+    assert.equal(withDeathSignal(argv[0]!, argv.slice(1)).filter((a) => a === 'setpriv').length, 1);
+  });
+
+  it('reports a program setpriv cannot find as MISSING_TOOL, and passes other failures through', async () => {
+    const runner = new FakeProcessRunner().on('setpriv', ({ args }) =>
+      args.includes('mkfs.ext4') ? { code: 127, stderr: 'setpriv: failed to execute mkfs.ext4: No such file or directory\n' } : { code: 1, stderr: 'RTNETLINK answers: File exists\n' });
+    const dies = new DiesWithHelperRunner(runner);
+    await assert.rejects(dies.run('mkfs.ext4', ['-q']), fails('MISSING_TOOL', /mkfs\.ext4 is not installed/, { hint: true }));
+    assert.deepEqual(await dies.run('ip', ['link', 'add']), { code: 1, signal: null, stdout: '', stderr: 'RTNETLINK answers: File exists\n' });
+  });
+});
