@@ -11,9 +11,8 @@ import type { ProcessRunner } from '../system/process.ts';
 import { runChecked } from '../system/process.ts';
 import { systemClock, type Clock } from '../system/clock.ts';
 import { listenUnix } from '../system/socket-server.ts';
-import { HelperClient } from './helper-client.ts';
+import { HelperClient, helperClientFor } from './helper-client.ts';
 import type { PrivilegedOps } from '../protocol/privileged-ops.ts';
-import { helperStartCommand } from '../system/helper-command.ts';
 import type { VmmDriver } from '../vmm/driver.ts';
 import { QemuDriver } from '../vmm/qemu/qemu-driver.ts';
 import { VERSION } from '../version.ts';
@@ -52,7 +51,8 @@ export class Daemon {
     const log = deps.log ?? ((m: string) => process.stderr.write(`${new Date(clock.now()).toISOString()} ${m}\n`));
     this.log = log;
     this.store = new Store(paths.db, clock);
-    this.ops = deps.ops ?? new HelperClient(paths.helperSocket, `start it: ${helperStartCommand(paths, process.getuid?.() ?? 0, process.getgid?.() ?? 0)}`);
+    // As root, bangerd starts a bangerd-root that died again; otherwise its errors say what to run.
+    this.ops = deps.ops ?? helperClientFor(paths, clock);
     const driver = deps.driver ?? new QemuDriver({ runner, ops: this.ops, clock, qemu: config.vmm.qemu, accel: config.vmm.accel, cacheFile: path.join(paths.stateDir, 'accel-decisions.json'), log });
     this.kernels = new KernelService({ store: this.store, runner, kernelsDir: paths.kernelsDir });
     this.images = new ImageService({ store: this.store, ops: this.ops, clock, imagesDir: paths.imagesDir, mirror: config.image.debianMirror });

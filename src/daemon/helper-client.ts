@@ -1,14 +1,12 @@
 // bangerd's side of bangerd-root's socket.
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { connect, type RpcConnection } from '../protocol/jsonrpc.ts';
 import { BangerError } from '../protocol/errors.ts';
 import { HELPER_METHODS, type BridgeParams, type BuildImageParams, type DeleteTapParams, type HelperPong, type LaunchQemuParams, type OpOptions, type PrivilegedOps, type TapParams } from '../protocol/privileged-ops.ts';
-import { pollUntil, SingleFlight, systemClock, type Clock } from '../system/clock.ts';
-import { BIN_DIR, helperArgs, helperStartCommand } from '../system/helper-command.ts';
+import { SingleFlight, systemClock, type Clock } from '../system/clock.ts';
+import { logTail, spawnDetached, waitForSocket } from '../system/detached-start.ts';
+import { helperArgs, helperStartCommand } from '../system/helper-command.ts';
 import type { BangerPaths } from '../system/paths.ts';
-import { isSocketAlive } from '../system/socket-server.ts';
 
 export interface HelperClientOptions {
   /** The command that starts the helper, shown when it is not running and this client cannot start it. */
@@ -94,14 +92,6 @@ export class HelperClient implements PrivilegedOps {
 /** How long a restarted bangerd-root may take to answer on its socket. */
 export const HELPER_START_TIMEOUT_MS = 10_000;
 
-function tail(file: string, lines = 6): string {
-  try {
-    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
-
 export interface HelperStartWait {
   socketPath: string;
   /** The started helper; `exited` turns true when it ends (it failed to start). */
@@ -114,13 +104,8 @@ export interface HelperStartWait {
 
 /** Waits until a just-started bangerd-root answers on its socket; HELPER_UNAVAILABLE with its log's tail when it does not. */
 export async function waitForHelperSocket(wait: HelperStartWait): Promise<void> {
-  const up = await pollUntil(async () => ((await isSocketAlive(wait.socketPath)) ? true : wait.child.exited ? false : undefined), {
-    clock: wait.clock,
-    timeoutMs: HELPER_START_TIMEOUT_MS,
-    intervalMs: 50,
-  });
-  if (up !== true) {
-    const log = tail(wait.logFile);
+  if (!(await waitForSocket({ socketPath: wait.socketPath, child: wait.child, timeoutMs: HELPER_START_TIMEOUT_MS, clock: wait.clock }))) {
+    const log = logTail(wait.logFile);
     throw new BangerError('HELPER_UNAVAILABLE', `bangerd-root stopped answering and did not start again${log ? `:\n${log}` : ''}`, {
       hint: `see ${wait.logFile}, then start it by hand: ${wait.startCommand}`,
     });
@@ -136,17 +121,7 @@ export function helperRestart(paths: BangerPaths, clock: Clock = systemClock): (
   const gid = process.getgid?.() ?? 0;
   return async () => {
     const logFile = path.join(paths.logDir, 'bangerd-root.log');
-    fs.mkdirSync(paths.logDir, { recursive: true });
-    const out = fs.openSync(logFile, 'a');
-    const state = { exited: false };
-    try {
-      const child = spawn(path.join(BIN_DIR, 'bangerd-root'), helperArgs(paths, uid, gid), { detached: true, stdio: ['ignore', out, out], env: process.env });
-      child.on('exit', () => (state.exited = true));
-      child.on('error', () => (state.exited = true));
-      child.unref();
-    } finally {
-      fs.closeSync(out);
-    }
+    const state = spawnDetached('bangerd-root', helperArgs(paths, uid, gid), logFile);
     await waitForHelperSocket({ socketPath: paths.helperSocket, child: state, logFile, startCommand: helperStartCommand(paths, uid, gid), clock });
   };
 }

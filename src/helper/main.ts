@@ -76,7 +76,7 @@ const shutdown = (): void => {
   if (pidFile) asTheOwner(() => fs.rmSync(pidFile, { force: true }));
   process.exit(0);
 };
-serve(server, service.handlers(shutdown));
+serve(server, service.handlers(shutdown), { identity: { name: 'bangerd-root', unavailable: 'HELPER_UNAVAILABLE' } });
 if (pidFile) {
   asTheOwner(() => {
     fs.rmSync(pidFile, { force: true });

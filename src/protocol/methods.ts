@@ -46,6 +46,8 @@ export interface VmCreateParams {
   waitSsh?: boolean;
   /** Seconds to wait for ssh; defaults to the config value. */
   sshTimeoutSec?: number;
+  /** Decide KVM or TCG afresh instead of using the decision remembered for this host boot. */
+  freshAccel?: boolean;
 }
 
 export interface VmSpecLine {
@@ -103,7 +105,7 @@ export interface VmLogsResult {
 /** Method name → [params, result]. */
 export interface Methods {
   'vm.create': [VmCreateParams, VmInfo];
-  'vm.start': [VmRef & { waitSsh?: boolean; sshTimeoutSec?: number }, VmInfo];
+  'vm.start': [VmRef & { waitSsh?: boolean; sshTimeoutSec?: number; freshAccel?: boolean }, VmInfo];
   'vm.stop': [VmRef, VmInfo];
   'vm.delete': [VmRef, { id: string; name: string }];
   'vm.list': [Record<string, never>, VmInfo[]];

@@ -36,7 +36,7 @@ export class BangerClient {
   /** Creates a VM and, unless `start: false`, boots it and waits for ssh. */
   createVm(params: VmCreateParams, options?: CallOptions): Promise<VmInfo> { return this.call('vm.create', params, options); }
   /** Boots a stopped VM. */
-  startVm(ref: string, params: { waitSsh?: boolean; sshTimeoutSec?: number } = {}, options?: CallOptions): Promise<VmInfo> { return this.call('vm.start', { ref, ...params }, options); }
+  startVm(ref: string, params: { waitSsh?: boolean; sshTimeoutSec?: number; freshAccel?: boolean } = {}, options?: CallOptions): Promise<VmInfo> { return this.call('vm.start', { ref, ...params }, options); }
   /** Syncs the guest's disks and stops its VMM. */
   stopVm(ref: string, options?: CallOptions): Promise<VmInfo> { return this.call('vm.stop', { ref }, options); }
   /** Stops a VM if needed and removes everything it had. */

@@ -3,7 +3,7 @@ import crypto from 'node:crypto';
 import { BangerError } from '../../protocol/errors.ts';
 import type { Store } from '../../store/store.ts';
 
-export const VM_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+export { VM_NAME_PATTERN } from '../../protocol/daemon-schemas.ts';
 const ADJECTIVES = ['brisk', 'calm', 'eager', 'fuzzy', 'gentle', 'jolly', 'keen', 'lucky', 'mellow', 'nimble', 'plucky', 'quiet', 'rapid', 'sunny', 'tidy', 'witty'];
 const NOUNS = ['badger', 'crane', 'dingo', 'ferret', 'gecko', 'heron', 'ibis', 'koala', 'lemur', 'marten', 'newt', 'otter', 'panda', 'quail', 'raven', 'stoat'];
 

@@ -94,7 +94,7 @@ export class VmService {
    * Creates a VM and, unless `start: false`, boots it. The accelerator decision (a KVM probe on the first VM of a
    * host boot) runs alongside the image, disks and network; the boot waits for it.
    */
-  async create(params: VmCreateParams & { freshAccel?: boolean }, ctx: Ctx): Promise<VmInfo> {
+  async create(params: VmCreateParams, ctx: Ctx): Promise<VmInfo> {
     const { store, driver, config } = this.deps;
     const spec = vmSpecOf(params, config.vmDefaults, () => pickName(store));
     checkNameFree(store, spec.name);

@@ -3,7 +3,7 @@ import { BangerError } from '../../protocol/errors.ts';
 import type { VmCreateParams } from '../../protocol/methods.ts';
 import type { BangerConfig } from '../../system/config.ts';
 import type { AccelChoice } from '../../vmm/driver.ts';
-import { VM_NAME_PATTERN } from './vm-allocation.ts';
+import { VM_NAME_PATTERN } from '../../protocol/daemon-schemas.ts';
 
 export interface VmSpec {
   name: string;
