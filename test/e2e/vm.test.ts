@@ -82,7 +82,9 @@ describe('banger on a real guest', { timeout: 40 * 60_000 }, () => {
     assert.match(r.stdout, /VERSION_CODENAME=bookworm/);
     const specLine = r.stderr.split('\n').find((l) => l.includes('vCPU'));
     assert.ok(specLine, `no spec line in:\n${r.stderr}`);
-    assert.match(specLine, /\d+ vCPU, \d+ MiB RAM, \d+ GiB disk, image debian-bookworm, qemu\/(kvm|tcg)/);
+    assert.match(specLine, /\d+ vCPU, \d+ MiB RAM, \d+ GiB disk, image debian-bookworm, qemu(\/(kvm|tcg) \(.+\)| \(KVM or TCG: probing)/);
+    // The decision is in the spec line, or (a slow probe) on a line of its own before the boot.
+    if (!/qemu\/(kvm|tcg)/.test(specLine)) assert.match(r.stderr, /^\s+[\d.]+s accel\s+qemu\/(kvm|tcg) \(.+\)$/m);
     const firstStage = r.stderr.split('\n').findIndex((l) => /^\s+[\d.]+s (disk|network|boot|ssh)/.test(l));
     assert.ok(r.stderr.split('\n').indexOf(specLine) < firstStage, 'the spec line comes before the boot stages');
     assert.deepEqual(vms(), []);

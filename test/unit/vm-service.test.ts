@@ -175,6 +175,16 @@ describe('VmService', { timeout: 30_000 }, () => {
       assert.equal(events[3]!.message, 'fake/kvm (KVM booted a test guest in 0.4s)');
     });
 
+    it('puts a decision that comes quickly into the spec line, with no separate accel line', async () => {
+      h.driver.accelKnown = false;
+      h.driver.accelChoice = { accel: 'tcg', reason: 'KVM cannot run this guest here (failed to set MSR 0x10a)' };
+      h.driver.accelGate = Promise.resolve();
+      const { ctx, events } = makeCtx();
+      await h.service.create({ name: 'quick' }, ctx);
+      assert.match(events[0]!.message, /image debian-bookworm, fake\/tcg \(KVM cannot run this guest here \(failed to set MSR 0x10a\)\)$/);
+      assert.deepEqual(events.map((e) => e.stage), ['spec', 'disk', 'network', 'boot', 'ssh']);
+    });
+
     it('asks for a fresh decision when told to, and uses a known one without asking', async () => {
       await h.service.create({ name: 'known' }, makeCtx().ctx);
       assert.deepEqual(h.driver.accelCalls, []);

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BangerError, messageOf } from '../../protocol/errors.ts';
-import type { CallContext } from '../../protocol/jsonrpc.ts';
+import type { CallContext, ProgressEvent } from '../../protocol/jsonrpc.ts';
 import type { KernelInfo, SshTarget, VmCreateParams, VmInfo, VmLogsResult } from '../../protocol/methods.ts';
 import type { PrivilegedOps } from '../../protocol/privileged-ops.ts';
 import type { Store } from '../../store/store.ts';
@@ -46,6 +46,16 @@ export interface StartOptions {
 }
 
 type Ctx = CallContext;
+
+/** The accelerator decision of one create or start: known at once, or under way; `shown` once the user saw it. */
+interface Accel {
+  known: AccelChoice | null;
+  decided: Promise<AccelChoice>;
+  shown: boolean;
+}
+
+/** How long the spec line waits for an accelerator decision under way before it goes out without one. */
+const SPEC_GRACE_MS = 1_500;
 
 export class VmService {
   private readonly deps: VmServiceDeps;
@@ -100,7 +110,8 @@ export class VmService {
     checkNameFree(store, spec.name);
     const kernel = await this.deps.kernels.ensureDefault(ctx);
     const accel = this.accelFor(kernel, params.freshAccel === true, ctx);
-    ctx.progress({ stage: 'spec', message: specLine({ ...spec, accel: accelText(driver.name, accel.known) }) });
+    const announced = this.announceSpec(ctx, accel, (text) => specLine({ ...spec, accel: text }));
+    ctx = announced.ctx;
     const image = await this.deps.images.ensure(spec.image, ctx);
     throwIfCancelled(ctx.signal);
     // Checked again: another create may have taken the name while the image was built.
@@ -139,11 +150,43 @@ export class VmService {
    * The accelerator decision: known at once (and then in the spec line), or started now and awaited at boot. A
    * decision that fails before anyone awaits it is still reported by whoever awaits it.
    */
-  private accelFor(kernel: KernelInfo, fresh: boolean, ctx: Ctx): { known: AccelChoice | null; decided: Promise<AccelChoice> } {
+  private accelFor(kernel: KernelInfo, fresh: boolean, ctx: Ctx): Accel {
     const known = fresh ? null : this.deps.driver.knownAccel(kernel);
     const decided = known ? Promise.resolve(known) : this.deps.driver.selectAccel(kernel, { signal: ctx.signal, fresh });
     decided.catch(() => undefined);
-    return { known, decided };
+    return { known, decided, shown: known !== null };
+  }
+
+  /**
+   * Prints the spec line first, with the accelerator when it is decided within SPEC_GRACE_MS (a probe that fails
+   * at once, or a fast KVM boot); the work goes on meanwhile and its progress is held back until the line is out.
+   * Returns the context the rest of the operation reports through.
+   */
+  private announceSpec(ctx: Ctx, accel: Accel, line: (accelText: string) => string): { ctx: Ctx } {
+    const held: ProgressEvent[] = [];
+    let released = false;
+    const release = (choice: AccelChoice | null): void => {
+      if (released) return;
+      released = true;
+      accel.shown = choice !== null;
+      ctx.progress({ stage: 'spec', message: line(accelText(this.deps.driver.name, choice)) });
+      for (const event of held.splice(0)) ctx.progress(event);
+    };
+    if (accel.known) release(accel.known);
+    else {
+      const grace = new AbortController();
+      void this.deps.clock.sleep(SPEC_GRACE_MS, grace.signal).then(() => release(null));
+      accel.decided.then((choice) => release(choice), () => release(null)).finally(() => grace.abort());
+    }
+    return {
+      ctx: {
+        signal: ctx.signal,
+        progress: (event) => {
+          if (released) ctx.progress(event);
+          else held.push(event);
+        },
+      },
+    };
   }
 
   private kernelOf(vm: VmInfo): KernelInfo {
@@ -169,8 +212,8 @@ export class VmService {
           try {
             const kernel = this.kernelOf(vm);
             const accel = this.accelFor(kernel, options.freshAccel === true, ctx);
-            ctx.progress({ stage: 'spec', message: specLine({ ...vm, accel: accelText(this.deps.driver.name, accel.known) }) });
-            return await this.startLocked(vm, kernel, accel, options, ctx);
+            const announced = this.announceSpec(ctx, accel, (text) => specLine({ ...vm, accel: text }));
+            return await this.startLocked(vm, kernel, accel, options, announced.ctx);
           } catch (err) {
             if (isSshTimeout(err)) throw err;
             await this.stopLocked(this.deps.store.getVm(vm.id) ?? vm).catch(() => undefined);
@@ -182,7 +225,7 @@ export class VmService {
     });
   }
 
-  private async startLocked(vm: VmInfo, kernel: KernelInfo, accel: { known: AccelChoice | null; decided: Promise<AccelChoice> }, options: StartOptions, ctx: Ctx): Promise<VmInfo> {
+  private async startLocked(vm: VmInfo, kernel: KernelInfo, accel: Accel, options: StartOptions, ctx: Ctx): Promise<VmInfo> {
     const { config, ops, driver } = this.deps;
     const netns = config.network.netns;
     throwIfCancelled(ctx.signal);
@@ -196,7 +239,7 @@ export class VmService {
     let choice: AccelChoice;
     try {
       choice = await accel.decided;
-      if (!accel.known) ctx.progress({ stage: 'accel', message: `${driver.name}/${choice.accel} (${choice.reason})` });
+      if (!accel.shown) ctx.progress({ stage: 'accel', message: `${driver.name}/${choice.accel} (${choice.reason})` });
       ctx.progress({ stage: 'boot', message: `starting ${driver.name}/${choice.accel}` });
       ({ pid } = await driver.boot(
         { vmId: vm.id, vcpus: vm.vcpus, memoryMib: vm.memoryMib, kernel, files: this.files(vm.id), net: { tap: vm.tap, mac: vm.mac }, netns, accel: choice.accel },
