@@ -1,18 +1,31 @@
 import os from 'node:os';
 
-/** Runs `fn` with a signal that Ctrl-C aborts; the daemon then undoes the operation. A second Ctrl-C exits. */
-export async function withCtrlC<T>(onFirst: () => void, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+/** What withCtrlC needs from the CLI context: where signals arrive, and how to end the process at once. */
+export interface CtrlCContext {
+  signals?: SignalSource;
+  exit(status: number): void;
+}
+
+/**
+ * Runs `fn` with a signal that Ctrl-C aborts; the daemon then undoes the operation. A second Ctrl-C exits 130
+ * at once through `ctx.exit`, for a user who will not wait for the undo.
+ */
+export async function withCtrlC<T>(ctx: CtrlCContext, onFirst: () => void, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const source = ctx.signals ?? process;
   const controller = new AbortController();
   const handler = (): void => {
-    if (controller.signal.aborted) process.exit(130);
+    if (controller.signal.aborted) {
+      ctx.exit(signalExitStatus('SIGINT'));
+      return;
+    }
     onFirst();
     controller.abort();
   };
-  process.on('SIGINT', handler);
+  source.on('SIGINT', handler);
   try {
     return await fn(controller.signal);
   } finally {
-    process.removeListener('SIGINT', handler);
+    source.removeListener('SIGINT', handler);
   }
 }
 

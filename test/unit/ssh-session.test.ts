@@ -102,20 +102,30 @@ interface Session {
   signals: EventEmitter;
   events: string[];
   errLines: string[];
+  /** Statuses ctx.exit was called with. */
+  exits: number[];
 }
 
 /**
  * vm run's collaborators as fakes. `on` scripts what happens at each step; each step records whether all three
  * signals had a listener then (a signal with none would end the process).
  */
-function fakeSession(on: { target?: () => void; ssh?: (signal: AbortSignal) => Promise<number>; delete?: () => Promise<void> }): Session {
+function fakeSession(on: {
+  create?: (signal: AbortSignal) => Promise<void>;
+  target?: () => void;
+  ssh?: (signal: AbortSignal) => Promise<number>;
+  delete?: () => Promise<void>;
+}): Session {
   const signals = new EventEmitter();
   const events: string[] = [];
   const errLines: string[] = [];
+  const exits: number[] = [];
   const held = (): string => (SIGNALS.every((s) => signals.listenerCount(s) > 0) ? 'held' : 'NOT held');
   const client: Partial<BangerClient> = {
-    createVm: async () => {
+    createVm: async (_params, options) => {
       events.push('create');
+      assert.ok(options?.signal, 'the create gets a signal that Ctrl-C aborts');
+      await on.create?.(options.signal);
       return vm;
     },
     sshTarget: async () => {
@@ -139,8 +149,11 @@ function fakeSession(on: { target?: () => void; ssh?: (signal: AbortSignal) => P
     return status;
   };
   const output: Output = { out: () => undefined, err: (t) => errLines.push(t) };
-  const ctx: CliContext = { output, client: async () => client as BangerClient, guestCommand: ['make', 'test'], signals, runSsh: fakeRunSsh };
-  return { ctx, signals, events, errLines };
+  const exit = (status: number): void => {
+    exits.push(status);
+  };
+  const ctx: CliContext = { output, client: async () => client as BangerClient, guestCommand: ['make', 'test'], exit, signals, runSsh: fakeRunSsh };
+  return { ctx, signals, events, errLines, exits };
 }
 
 function assertReleased(signals: EventEmitter): void {
@@ -238,5 +251,22 @@ describe('vm run and vm ssh under signals', { timeout: 10_000 }, () => {
     const plain = fakeSession({ ssh: async () => 3 });
     assert.equal(await vmSsh(plain.ctx, 'web'), 3);
     assert.deepEqual(plain.events, ['target (NOT held)', 'ssh make test (held)', 'ssh ended']);
+  });
+
+  it('Ctrl-C during the create cancels it; a second one exits 130 through ctx.exit, not process.exit', async () => {
+    const s = fakeSession({
+      create: async (signal) => {
+        s.signals.emit('SIGINT');
+        assert.equal(signal.aborted, true, 'the first Ctrl-C aborts the create');
+        assert.deepEqual(s.exits, []);
+        s.signals.emit('SIGINT');
+        assert.deepEqual(s.exits, [130], 'the second one exits');
+        throw new BangerError('CANCELLED', 'create cancelled');
+      },
+    });
+    await assert.rejects(vmRun(s.ctx, [], { rm: true }), fails('CANCELLED'));
+    assert.deepEqual(s.events, ['create']);
+    assert.match(s.errLines.join('\n'), /cancelling; the VM being created is removed/);
+    assertReleased(s.signals);
   });
 });

@@ -4,8 +4,7 @@ import type { CliContext } from '../context.ts';
 import { progressPrinter } from '../output.ts';
 import { runSsh } from '../ssh-session.ts';
 import { holdSignals, signalExitStatus, withCtrlC } from '../cancel.ts';
-import type { CreateFlags } from './vm-create.ts';
-import { createParams } from './vm-create.ts';
+import { createParams, type CreateFlags } from '../create-flags.ts';
 
 export interface RunFlags extends CreateFlags {
   rm?: boolean;
@@ -17,10 +16,13 @@ export async function vmRun(ctx: CliContext, paths: string[], flags: RunFlags): 
       hint: 'run without a path: banger vm run [--rm] -- CMD',
     });
   }
+  // Before connecting: a mistyped flag must not start the daemon.
+  const params = createParams(flags);
   const client = await ctx.client();
   const vm = await withCtrlC(
+    ctx,
     () => ctx.output.err('banger: cancelling; the VM being created is removed'),
-    (signal) => client.createVm(createParams(flags), { signal, onProgress: progressPrinter(ctx.output) }),
+    (signal) => client.createVm(params, { signal, onProgress: progressPrinter(ctx.output) }),
   );
   // Installed before any other event can run, and held until the VM is deleted: no signal may end the CLI in
   // between, or --rm would leave the VM behind. SIGTERM and SIGHUP end the session instead.
