@@ -1,6 +1,9 @@
 // runChecked: how a failing external program reaches the user (TOOL_FAILED with its command line, how it
 // ended, its output's tail and a hint), against FakeProcessRunner; a missing program against the real runner.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { BangerError } from '../../src/protocol/errors.ts';
 import { NodeProcessRunner, runChecked, toolFailureHint } from '../../src/system/process.ts';
@@ -77,6 +80,13 @@ describe('runChecked', () => {
   });
 
   it('reports a program that is not installed as MISSING_TOOL', async () => {
-    await assert.rejects(runChecked(new NodeProcessRunner(), 'banger-no-such-program', []), fails('MISSING_TOOL', /banger-no-such-program is not installed/, { hint: true }));
+    // A PATH of one empty directory: a PATH entry this user may not search would make the lookup fail with EACCES.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-path-'));
+    try {
+      const run = runChecked(new NodeProcessRunner(), 'banger-no-such-program', [], { env: { PATH: dir } });
+      await assert.rejects(run, fails('MISSING_TOOL', /banger-no-such-program is not installed/, { hint: true }));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
