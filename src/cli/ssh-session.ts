@@ -13,7 +13,9 @@ export interface SshSessionOptions {
 /** Exit status of the remote command (255 when ssh itself failed). SIGINT is left to ssh while it runs. */
 export function runSsh(target: SshTarget, command: string[] | null, options: SshSessionOptions = {}): Promise<number> {
   const { signal } = options;
-  if (signal?.aborted) return Promise.reject(new BangerError('CANCELLED', 'the ssh session was not started: cancelled'));
+  if (signal?.aborted) {
+    return Promise.reject(new BangerError('CANCELLED', 'the ssh session was not started: cancelled', { hint: 'see whether the VM is still there: banger vm list' }));
+  }
   const interactive = command === null || command.length === 0;
   const tty = interactive ? Boolean(process.stdin.isTTY) : Boolean(process.stdin.isTTY && process.stdout.isTTY);
   const { command: program, args } = sshCommand(target, { tty, connectTimeoutSec: 10, control: 'reuse', ...(interactive ? {} : { command }) });

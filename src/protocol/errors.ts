@@ -14,6 +14,10 @@ export const ERROR_CODES = {
   HELPER_UNAVAILABLE: 13,
   HELPER_REFUSED: 14,
   DAEMON_UNAVAILABLE: 15,
+  /** An external program (mkfs.ext4, qemu-img, ip, ...) ran and failed; a missing one is MISSING_TOOL. */
+  TOOL_FAILED: 16,
+  /** The database was written by a newer banger, whose schema this one does not know. */
+  STORE_TOO_NEW: 17,
   CANCELLED: 130,
   INTERNAL: 70,
 } as const;

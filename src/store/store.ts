@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import type { ImageInfo, KernelInfo, VmInfo, VmState } from '../protocol/methods.ts';
+import { BangerError } from '../protocol/errors.ts';
 import { isoNow, systemClock, type Clock } from '../system/clock.ts';
 import { MIGRATIONS } from './migrations.ts';
 
@@ -45,7 +46,10 @@ export class Store {
   private migrate(): void {
     const current = (this.db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
     if (current > MIGRATIONS.length) {
-      throw new Error(`database schema version ${current} is newer than this banger (${MIGRATIONS.length}); upgrade banger`);
+      this.db.close();
+      throw new BangerError('STORE_TOO_NEW', `the database has schema version ${current}, newer than this banger knows (${MIGRATIONS.length}): a newer banger wrote it`, {
+        hint: 'upgrade banger to the version that wrote it, or point BANGER_HOME at another directory to keep this one\'s state apart',
+      });
     }
     for (let v = current; v < MIGRATIONS.length; v++) {
       this.db.exec('BEGIN');

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { BangerError } from '../protocol/errors.ts';
+import { shellQuote } from '../protocol/ssh-command.ts';
 
 export interface RunOptions {
   signal?: AbortSignal;
@@ -81,13 +83,56 @@ export class NodeProcessRunner implements ProcessRunner {
   }
 }
 
-/** Run and require exit status 0; the error names the command and carries its stderr. */
-export async function runChecked(runner: ProcessRunner, command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-  const result = await runner.run(command, args, options);
-  if (options.signal?.aborted) throw new BangerError('CANCELLED', `${command} was cancelled`);
-  if (result.code !== 0) {
-    const detail = result.stderr.trim().split('\n').slice(-5).join('\n') || result.stdout.trim().split('\n').slice(-5).join('\n');
-    throw new Error(`${command} ${args.join(' ')} failed (${result.code ?? result.signal}): ${detail}`);
+export interface CheckedRunOptions extends RunOptions {
+  /** What to tell the user when the program fails; a hint for the program (or a generic one) when not given. */
+  hint?: string;
+}
+
+/** Install and usage hints for the programs banger runs, by program name. */
+const TOOL_HINTS: ReadonlyArray<[RegExp, string]> = [
+  [/^qemu-(img|system-.*)$/, 'QEMU comes from apt-get install qemu-utils qemu-system-x86'],
+  [/^mkfs\.ext4$/, 'mkfs.ext4 comes from apt-get install e2fsprogs; check the free disk space where banger keeps its files (df -h)'],
+  [/^ip$/, 'ip comes from apt-get install iproute2'],
+  [/^debootstrap$/, 'check that the Debian mirror (image.debian_mirror in config.toml) is reachable; debootstrap comes from apt-get install debootstrap'],
+  [/^ssh-keygen$/, 'ssh-keygen comes from apt-get install openssh-client'],
+];
+
+/** The hint for a failed `command`: what is known about the program, and to run it by hand to see why. */
+export function toolFailureHint(command: string): string {
+  const tool = path.basename(command);
+  const known = TOOL_HINTS.find(([pattern]) => pattern.test(tool))?.[1];
+  return `${known ? `${known}; ` : ''}check that ${tool} works: run the command above by hand`;
+}
+
+/** How a process ended, for messages: "exit status 2", "killed by SIGKILL", "timed out after 30s". */
+function describeEnd(result: RunResult, options: RunOptions): string {
+  if (result.timedOut) {
+    const ms = options.timeoutMs ?? 0;
+    return `timed out after ${ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`}`;
+  }
+  if (result.code !== null) return `exit status ${result.code}`;
+  return `killed by ${result.signal ?? 'a signal'}`;
+}
+
+/** The last `n` lines of `text`, trimmed. */
+function lastLines(text: string, n: number): string {
+  return text.trim().split('\n').slice(-n).join('\n');
+}
+
+/**
+ * Run and require exit status 0. A failure is TOOL_FAILED naming the command line, how it ended and the last
+ * lines of its stderr (of stdout when stderr is empty); a missing program is MISSING_TOOL (from the runner).
+ */
+export async function runChecked(runner: ProcessRunner, command: string, args: readonly string[], options: CheckedRunOptions = {}): Promise<RunResult> {
+  const { hint, ...runOptions } = options;
+  const result = await runner.run(command, args, runOptions);
+  if (options.signal?.aborted) throw new BangerError('CANCELLED', `${command} was cancelled`, { hint: 'run the command again when you want it' });
+  if (result.code !== 0 || result.timedOut) {
+    const commandLine = [command, ...args].map(shellQuote).join(' ');
+    const detail = lastLines(result.stderr, 5) || lastLines(result.stdout, 5);
+    throw new BangerError('TOOL_FAILED', `${commandLine} failed (${describeEnd(result, options)})${detail ? `: ${detail}` : ''}`, {
+      hint: hint ?? toolFailureHint(command),
+    });
   }
   return result;
 }

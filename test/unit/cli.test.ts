@@ -1,10 +1,11 @@
-// splitGuestCommand lives in src/cli/main.ts, which runs main() when imported, so it is not tested here.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createParams, vmDelete, vmStop } from '../../src/cli/commands/vm-create.ts';
+import { vmDelete } from '../../src/cli/commands/vm-delete.ts';
+import { vmStop } from '../../src/cli/commands/vm-stop.ts';
 import type { CliContext } from '../../src/cli/context.ts';
+import { createParams } from '../../src/cli/create-flags.ts';
 import type { BangerClient } from '../../src/sdk/client.ts';
-import { describeVm } from '../../src/cli/commands/vm-list.ts';
+import { describeVm } from '../../src/cli/describe-vm.ts';
 import { formatBytes, progressPrinter, reportError, table, type Output } from '../../src/cli/output.ts';
 import { BangerError, ERROR_CODES, exitCodeFor, isErrorCode, type ErrorCode } from '../../src/protocol/errors.ts';
 import type { VmInfo } from '../../src/protocol/methods.ts';
@@ -91,10 +92,52 @@ describe('reportError', () => {
     assert.deepEqual(out.outLines, []);
   });
 
-  it('prints no hint line when there is none', () => {
+  it('gives an error without a hint of its own one for its code, naming the command when known', () => {
     const out = captureOutput();
-    assert.equal(reportError(out, new BangerError('INVALID_ARGUMENT', 'bad')), 2);
-    assert.deepEqual(out.errLines, ['banger: bad']);
+    assert.equal(reportError(out, new BangerError('INVALID_ARGUMENT', 'vcpus must be a whole number from 1 to 64 (got 0)'), { command: 'banger vm run' }), 2);
+    assert.deepEqual(out.errLines, ['banger: vcpus must be a whole number from 1 to 64 (got 0)', 'hint: see banger vm run --help']);
+    const unknown = captureOutput();
+    reportError(unknown, new BangerError('INVALID_ARGUMENT', 'bad'));
+    assert.equal(unknown.errLines[1], 'hint: see banger --help');
+  });
+
+  for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
+    it(`prints a hint line for a ${code} error that has none, as text and as JSON`, () => {
+      const text = captureOutput();
+      assert.equal(reportError(text, new BangerError(code, 'it failed'), { logDir: '/st/logs', command: 'banger vm create' }), ERROR_CODES[code]);
+      assert.equal(text.errLines.length, 2);
+      assert.match(text.errLines[1]!, /^hint: \S.{10,}/);
+      const json = captureOutput();
+      reportError(json, new BangerError(code, 'it failed'), { logDir: '/st/logs', command: 'banger vm create', json: true });
+      assert.equal(json.errLines.length, 1);
+      const { error } = JSON.parse(json.errLines[0]!) as { error: { code: string; message: string; hint: string } };
+      assert.equal(error.code, code);
+      assert.equal(error.message, 'it failed');
+      assert.equal(error.hint, text.errLines[1]!.slice('hint: '.length));
+    });
+  }
+
+  it('takes the hint of a wrapped error before the one for the code', () => {
+    const out = captureOutput();
+    const tool = new BangerError('TOOL_FAILED', 'ip link set dev bgt1 up failed (exit status 1): Cannot find device', { hint: 'ip comes from apt-get install iproute2' });
+    reportError(out, new BangerError('NETWORK_FAILED', 'cannot attach tap bgt1', { cause: tool }));
+    assert.deepEqual(out.errLines, ['banger: cannot attach tap bgt1: ip link set dev bgt1 up failed (exit status 1): Cannot find device', 'hint: ip comes from apt-get install iproute2']);
+  });
+
+  it('with json prints one JSON object on stderr and nothing on stdout, with the same exit status', () => {
+    const out = captureOutput();
+    const status = reportError(out, new BangerError('VM_NOT_FOUND', 'no VM named "x"', { hint: 'see banger vm list' }), { json: true, subject: 'x' });
+    assert.equal(status, 3);
+    assert.deepEqual(out.outLines, []);
+    assert.deepEqual(out.errLines.map((l) => JSON.parse(l)), [{ error: { code: 'VM_NOT_FOUND', message: 'x: no VM named "x"', hint: 'see banger vm list' } }]);
+  });
+
+  it('with json reports an unexpected error as INTERNAL, without a stack', () => {
+    withEnv({ BANGER_DEBUG: '1' }, () => {
+      const out = captureOutput();
+      assert.equal(reportError(out, new Error('kaput'), { json: true, logDir: '/st/logs' }), 70);
+      assert.deepEqual(JSON.parse(out.errLines[0]!), { error: { code: 'INTERNAL', message: 'unexpected error: kaput', hint: 'see the daemon log at /st/logs/bangerd.log' } });
+    });
   });
 
   it('maps each code to its own exit status', () => {
@@ -152,8 +195,9 @@ describe('reportError', () => {
   it('prints what an error wraps, and the subject when given', () => {
     const out = captureOutput();
     const err = new BangerError('NETWORK_FAILED', 'cannot create tap bgt1', { cause: new Error('ip tuntap add failed (1): Operation not permitted') });
-    reportError(out, err, { subject: 'web' });
-    assert.deepEqual(out.errLines, ['banger: web: cannot create tap bgt1: ip tuntap add failed (1): Operation not permitted']);
+    reportError(out, err, { subject: 'web', logDir: '/st/logs' });
+    assert.equal(out.errLines[0], 'banger: web: cannot create tap bgt1: ip tuntap add failed (1): Operation not permitted');
+    assert.match(out.errLines[1]!, /^hint: see \/st\/logs\/bangerd-root\.log; restarting both daemons/);
   });
 });
 
@@ -176,7 +220,7 @@ function withEnv(vars: Record<string, string | undefined>, fn: () => void): void
 
 /** A CliContext whose client is `client`, printing into `output`. */
 function cliContext(client: Partial<BangerClient>, output: Output): CliContext {
-  return { output, client: async () => client as BangerClient, guestCommand: null };
+  return { output, client: async () => client as BangerClient, guestCommand: null, exit: (status) => assert.fail(`exit(${status}) called`) };
 }
 
 /** A promise with its resolve and reject at hand. */
@@ -216,7 +260,7 @@ describe('vm stop and vm delete with several VMs', () => {
     assert.deepEqual(out.errLines, ['banger: b: no VM named "b"', 'hint: see banger vm list', 'banger: c: bangerd-root is not running', 'hint: start it']);
   });
 
-  it('prints the VMs it deleted as JSON and the failures on stderr', async () => {
+  it('prints the VMs it deleted as JSON on stdout and the failures as JSON on stderr', async () => {
     const out = captureOutput();
     const client: Partial<BangerClient> = {
       deleteVm: async (ref: string) => {
@@ -226,14 +270,16 @@ describe('vm stop and vm delete with several VMs', () => {
     };
     assert.equal(await vmDelete(cliContext(client, out), ['ok', 'bad'], { json: true }), 13);
     assert.deepEqual(JSON.parse(out.outLines.join('\n')), [{ id: 'ok-id', name: 'ok' }]);
-    assert.deepEqual(out.errLines, ['banger: bad: tap bgt1 of VM bad could not be removed', 'hint: start bangerd-root, then rerun: banger vm delete bad']);
+    assert.deepEqual(out.errLines.map((l) => JSON.parse(l)), [
+      { error: { code: 'HELPER_UNAVAILABLE', message: 'bad: tap bgt1 of VM bad could not be removed', hint: 'start bangerd-root, then rerun: banger vm delete bad' } },
+    ]);
   });
 
   it('with one VM, reports its failure without naming it again and exits with its status', async () => {
     const out = captureOutput();
     const client: Partial<BangerClient> = { deleteVm: async () => { throw new BangerError('VM_NOT_FOUND', 'no VM named "x"'); } };
     assert.equal(await vmDelete(cliContext(client, out), ['x'], {}), 3);
-    assert.deepEqual(out.errLines, ['banger: no VM named "x"']);
+    assert.deepEqual(out.errLines, ['banger: no VM named "x"', 'hint: see the VMs there are: banger vm list']);
     assert.deepEqual(out.outLines, []);
   });
 });

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { daemonStatus } from '../../src/cli/commands/daemon.ts';
+import { daemonStatus } from '../../src/cli/commands/daemon-status.ts';
 import type { CliContext } from '../../src/cli/context.ts';
 import { helperArgs } from '../../src/system/helper-command.ts';
 import { resolvePaths } from '../../src/system/paths.ts';
@@ -26,6 +26,7 @@ describe('banger daemon status without a daemon', () => {
     output: { out: (t) => out.push(t), err: (t) => out.push(t) },
     guestCommand: null,
     client: () => Promise.reject(new Error('status must not start or connect to a daemon')),
+    exit: (status) => assert.fail(`exit(${status}) called`),
   });
 
   it('says how to start it and exits with the daemon-unavailable status, in text and JSON', async () => {

@@ -136,14 +136,15 @@ describe('JSON-RPC over a Unix socket', { timeout: 10_000 }, () => {
   it('carries the name and stderr tail of a program that failed, also when an error wraps it', async () => {
     await assert.rejects(client.call('fail.program', {}), (err: unknown) => {
       assert.ok(err instanceof BangerError);
-      assert.equal(err.code, 'INTERNAL');
-      assert.equal(err.message, 'ip link add dev bgt1 failed (2): first line\nRTNETLINK answers: File exists');
+      assert.equal(err.code, 'TOOL_FAILED');
+      assert.equal(err.message, 'ip link add dev bgt1 failed (exit status 2): first line\nRTNETLINK answers: File exists');
+      assert.match(err.hint ?? '', /iproute2/);
       return true;
     });
     await assert.rejects(client.call('fail.wrapped', {}), (err: unknown) => {
       assert.ok(err instanceof BangerError);
       assert.equal(err.code, 'NETWORK_FAILED');
-      assert.equal(err.message, 'cannot create tap bgt1: ip link add dev bgt1 failed (2): first line\nRTNETLINK answers: File exists');
+      assert.equal(err.message, 'cannot create tap bgt1: ip link add dev bgt1 failed (exit status 2): first line\nRTNETLINK answers: File exists');
       return true;
     });
   });

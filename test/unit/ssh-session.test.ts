@@ -102,20 +102,30 @@ interface Session {
   signals: EventEmitter;
   events: string[];
   errLines: string[];
+  /** Statuses ctx.exit was called with. */
+  exits: number[];
 }
 
 /**
  * vm run's collaborators as fakes. `on` scripts what happens at each step; each step records whether all three
  * signals had a listener then (a signal with none would end the process).
  */
-function fakeSession(on: { target?: () => void; ssh?: (signal: AbortSignal) => Promise<number>; delete?: () => Promise<void> }): Session {
+function fakeSession(on: {
+  create?: (signal: AbortSignal) => Promise<void>;
+  target?: () => void;
+  ssh?: (signal: AbortSignal) => Promise<number>;
+  delete?: () => Promise<void>;
+}): Session {
   const signals = new EventEmitter();
   const events: string[] = [];
   const errLines: string[] = [];
+  const exits: number[] = [];
   const held = (): string => (SIGNALS.every((s) => signals.listenerCount(s) > 0) ? 'held' : 'NOT held');
   const client: Partial<BangerClient> = {
-    createVm: async () => {
+    createVm: async (_params, options) => {
       events.push('create');
+      assert.ok(options?.signal, 'the create gets a signal that Ctrl-C aborts');
+      await on.create?.(options.signal);
       return vm;
     },
     sshTarget: async () => {
@@ -139,8 +149,11 @@ function fakeSession(on: { target?: () => void; ssh?: (signal: AbortSignal) => P
     return status;
   };
   const output: Output = { out: () => undefined, err: (t) => errLines.push(t) };
-  const ctx: CliContext = { output, client: async () => client as BangerClient, guestCommand: ['make', 'test'], signals, runSsh: fakeRunSsh };
-  return { ctx, signals, events, errLines };
+  const exit = (status: number): void => {
+    exits.push(status);
+  };
+  const ctx: CliContext = { output, client: async () => client as BangerClient, guestCommand: ['make', 'test'], exit, signals, runSsh: fakeRunSsh };
+  return { ctx, signals, events, errLines, exits };
 }
 
 function assertReleased(signals: EventEmitter): void {
@@ -238,5 +251,100 @@ describe('vm run and vm ssh under signals', { timeout: 10_000 }, () => {
     const plain = fakeSession({ ssh: async () => 3 });
     assert.equal(await vmSsh(plain.ctx, 'web'), 3);
     assert.deepEqual(plain.events, ['target (NOT held)', 'ssh make test (held)', 'ssh ended']);
+  });
+
+  it('--rm: Ctrl-C that makes ssh exit 255 exits 130, and the VM is still deleted', async () => {
+    const s = fakeSession({
+      ssh: async () => {
+        // A terminal's Ctrl-C reaches ssh and the CLI alike; ssh, killed waiting for the guest, exits 255.
+        s.signals.emit('SIGINT');
+        return 255;
+      },
+    });
+    assert.equal(await vmRun(s.ctx, [], { rm: true }), 130);
+    assert.deepEqual(s.events, ['create', 'target (held)', 'ssh make test (held)', 'ssh ended', 'delete (held)', 'deleted']);
+    assert.deepEqual(s.exits, []);
+    assertReleased(s.signals);
+  });
+
+  it("after Ctrl-C the guest command's own status wins when ssh returned it", async () => {
+    const s = fakeSession({
+      ssh: async () => {
+        s.signals.emit('SIGINT');
+        return 7;
+      },
+    });
+    assert.equal(await vmRun(s.ctx, [], { rm: true }), 7);
+    assert.deepEqual(s.events.slice(-2), ['delete (held)', 'deleted']);
+  });
+
+  it('without Ctrl-C, ssh failing (255) stays 255, and the kept VM is not advertised', async () => {
+    const s = fakeSession({ ssh: async () => 255 });
+    assert.equal(await vmRun(s.ctx, [], {}), 255);
+    assert.equal(s.errLines.some((l) => /still running/.test(l)), false);
+  });
+
+  it('a Ctrl-C during the delete does not turn a failed ssh into 130', async () => {
+    const s = fakeSession({
+      ssh: async () => 255,
+      delete: async () => {
+        s.signals.emit('SIGINT');
+      },
+    });
+    assert.equal(await vmRun(s.ctx, [], { rm: true }), 255);
+  });
+
+  it('--rm: Ctrl-C after the VM is created but before ssh starts skips the session, deletes the VM and exits 130', async () => {
+    const s = fakeSession({ target: () => s.signals.emit('SIGINT') });
+    assert.equal(await vmRun(s.ctx, [], { rm: true }), 130);
+    assert.deepEqual(s.events, ['create', 'target (held)', 'delete (held)', 'deleted']);
+    assertReleased(s.signals);
+  });
+
+  it('without --rm, Ctrl-C exits 130 and says the VM is still running', async () => {
+    const s = fakeSession({
+      ssh: async () => {
+        s.signals.emit('SIGINT');
+        return 255;
+      },
+    });
+    assert.equal(await vmRun(s.ctx, [], {}), 130);
+    assert.match(s.errLines.at(-1)!, /VM web is still running/);
+  });
+
+  it('Ctrl-C during the create cancels it; a second one exits 130 through ctx.exit, not process.exit', async () => {
+    const s = fakeSession({
+      create: async (signal) => {
+        s.signals.emit('SIGINT');
+        assert.equal(signal.aborted, true, 'the first Ctrl-C aborts the create');
+        assert.deepEqual(s.exits, []);
+        s.signals.emit('SIGINT');
+        assert.deepEqual(s.exits, [130], 'the second one exits');
+        throw new BangerError('CANCELLED', 'create cancelled');
+      },
+    });
+    await assert.rejects(vmRun(s.ctx, [], { rm: true }), fails('CANCELLED'));
+    assert.deepEqual(s.events, ['create']);
+    assert.match(s.errLines.join('\n'), /cancelling; the VM being created is removed/);
+    assertReleased(s.signals);
+  });
+
+  it('vm ssh: Ctrl-C that makes ssh exit 255 exits 130; a remote status after Ctrl-C is kept', async () => {
+    const killed = fakeSession({
+      ssh: async () => {
+        killed.signals.emit('SIGINT');
+        return 255;
+      },
+    });
+    assert.equal(await vmSsh(killed.ctx, 'web'), 130);
+    assertReleased(killed.signals);
+
+    const remote = fakeSession({
+      ssh: async () => {
+        remote.signals.emit('SIGINT');
+        return 7;
+      },
+    });
+    assert.equal(await vmSsh(remote.ctx, 'web'), 7);
   });
 });

@@ -7,6 +7,7 @@ import { after, before, beforeEach, afterEach, describe, it } from 'node:test';
 import type { ImageInfo, KernelInfo, VmInfo } from '../../src/protocol/methods.ts';
 import { MIGRATIONS } from '../../src/store/migrations.ts';
 import { Store } from '../../src/store/store.ts';
+import { fails } from '../fakes/expect-error.ts';
 
 function vm(overrides: Partial<VmInfo> = {}): VmInfo {
   return {
@@ -55,7 +56,7 @@ describe('Store migrations', () => {
     const db = new DatabaseSync(file);
     db.exec(`PRAGMA user_version = ${MIGRATIONS.length + 1}`);
     db.close();
-    assert.throws(() => new Store(file), /newer than this banger/);
+    assert.throws(() => new Store(file), fails('STORE_TOO_NEW', /newer than this banger/, { hint: true }));
   });
 });
 

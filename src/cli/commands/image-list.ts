@@ -1,3 +1,4 @@
+// banger image list: the images VMs boot from.
 import type { CliContext } from '../context.ts';
 import { formatBytes, printJson, table } from '../output.ts';
 
@@ -6,13 +7,5 @@ export async function imageList(ctx: CliContext, flags: { json?: boolean }): Pro
   if (flags.json) printJson(ctx.output, images);
   else if (images.length === 0) ctx.output.out('no images yet (the default image debian-bookworm is built on first use: banger vm run)');
   else ctx.output.out(table(['NAME', 'SIZE', 'SOURCE', 'CREATED'], images.map((i) => [i.name, formatBytes(i.sizeBytes), i.source, i.createdAt.slice(0, 19)])));
-  return 0;
-}
-
-export async function kernelList(ctx: CliContext, flags: { json?: boolean }): Promise<number> {
-  const kernels = await (await ctx.client()).listKernels();
-  if (flags.json) printJson(ctx.output, kernels);
-  else if (kernels.length === 0) ctx.output.out('no kernels yet (the host kernel is imported on first use: banger vm run)');
-  else ctx.output.out(table(['ID', 'VERSION', 'SOURCE', 'CREATED'], kernels.map((k) => [k.id, k.version, k.source, k.createdAt.slice(0, 19)])));
   return 0;
 }

@@ -1,0 +1,11 @@
+// banger daemon start: bangerd, and bangerd-root when run as root, in the background.
+import { ensureDaemons } from '../../sdk/autostart.ts';
+import { resolvePaths } from '../../system/paths.ts';
+import type { CliContext } from '../context.ts';
+
+export async function daemonStart(ctx: CliContext): Promise<number> {
+  const report = await ensureDaemons(resolvePaths());
+  for (const w of report.warnings) ctx.output.err(`banger: ${w}`);
+  ctx.output.out(report.started.length > 0 ? `started ${report.started.join(' and ')}` : 'bangerd is already running');
+  return 0;
+}

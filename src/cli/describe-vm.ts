@@ -1,0 +1,16 @@
+import type { VmInfo } from '../protocol/methods.ts';
+
+/** One VM as `key: value` lines, for vm show and vm create. */
+export function describeVm(vm: VmInfo): string {
+  return [
+    `name:    ${vm.name}`,
+    `id:      ${vm.id}`,
+    `state:   ${vm.state}${vm.pid ? ` (pid ${vm.pid})` : ''}`,
+    `spec:    ${vm.vcpus} vCPU, ${vm.memoryMib} MiB RAM, ${vm.diskGib} GiB disk`,
+    `image:   ${vm.image}`,
+    `kernel:  ${vm.kernel}`,
+    `address: ${vm.ip} (tap ${vm.tap}, mac ${vm.mac})`,
+    `accel:   ${vm.accel ?? '-'}`,
+    `created: ${vm.createdAt}`,
+  ].join('\n');
+}

@@ -1,0 +1,145 @@
+// banger CLI: parse → SDK call → print. This file declares the commands and runs them; each command lives in
+// its own file under commands/, imported only when it runs, so `banger vm list` loads no ssh or daemon code.
+// Importing this file has no side effects: main.ts is the entry that runs main().
+import { Command, CommanderError } from 'commander';
+import { BangerError } from '../protocol/errors.ts';
+import type { BangerClient } from '../sdk/client.ts';
+import { VERSION } from '../version.ts';
+import type { SignalSource } from './cancel.ts';
+import type { CliContext } from './context.ts';
+import { splitGuestCommand } from './guest-command.ts';
+import { reportError, stdio, type Output } from './output.ts';
+
+/**
+ * The command tree. Actions hand their exit status to `setStatus`; help goes to ctx.output; parse errors are not
+ * printed but thrown (a CommanderError), so main reports them like every other error.
+ */
+export function buildProgram(ctx: CliContext, setStatus: (code: number) => void): Command {
+  const program = new Command('banger')
+    .description('disposable development sandboxes as microVMs')
+    .version(VERSION, '--version', 'print the version')
+    .exitOverride()
+    // Set before the subcommands are declared, which inherit it: help goes to ctx.output, and errors are not
+    // printed here but thrown (exitOverride) for main to report.
+    .configureOutput({ writeOut: (text) => ctx.output.out(text), writeErr: (text) => ctx.output.err(text), outputError: () => undefined });
+  const act = <A extends unknown[]>(fn: (...args: A) => Promise<number>) => async (...args: A) => setStatus(await fn(...args));
+  const json = ['--json', 'print machine-readable JSON on stdout (and errors as JSON on stderr)'] as const;
+  const sizeOptions = (cmd: Command): Command =>
+    cmd
+      .option('--name <name>', 'VM name (default: a generated one)')
+      .option('--image <image>', 'image to boot (default from config: debian-bookworm)')
+      .option('--cpus <n>', 'virtual CPUs')
+      .option('--memory <size>', 'memory, e.g. 2048, 2048M or 2G')
+      .option('--disk <size>', 'work disk (/root) size in GiB, e.g. 8 or 8G')
+      .option('--ssh-timeout <seconds>', 'how long to wait for sshd in the guest');
+
+  const vm = program.command('vm').description('create, run and manage VMs');
+  sizeOptions(vm.command('run').description('boot a fresh VM and open a shell, or run `-- CMD ARGS` in it and exit with its status'))
+    .argument('[path...]', 'reserved: a directory to ship into the VM')
+    .option('--rm', 'delete the VM afterwards (kept if sshd never comes up, for inspection)')
+    .action(act(async (paths: string[], flags) => (await import('./commands/vm-run.ts')).vmRun(ctx, paths, flags)));
+  sizeOptions(vm.command('create').description('create a VM and boot it'))
+    .option('--no-start', 'only create it; boot later with vm start')
+    .option(...json)
+    .action(act(async (flags) => (await import('./commands/vm-create.ts')).vmCreate(ctx, flags)));
+  vm.command('start').description('boot stopped VMs and wait for ssh').argument('<vm...>').option('--ssh-timeout <seconds>').option(...json)
+    .action(act(async (refs: string[], flags) => (await import('./commands/vm-start.ts')).vmStart(ctx, refs, flags)));
+  vm.command('stop').description('sync and stop VMs (fast: no guest shutdown)').argument('<vm...>').option(...json)
+    .action(act(async (refs: string[], flags) => (await import('./commands/vm-stop.ts')).vmStop(ctx, refs, flags)));
+  vm.command('delete').alias('rm').description('stop VMs and remove everything they had').argument('<vm...>').option(...json)
+    .action(act(async (refs: string[], flags) => (await import('./commands/vm-delete.ts')).vmDelete(ctx, refs, flags)));
+  vm.command('list').alias('ls').description('list VMs').option(...json)
+    .action(act(async (flags) => (await import('./commands/vm-list.ts')).vmList(ctx, flags)));
+  vm.command('show').description('show one VM').argument('<vm>').option(...json)
+    .action(act(async (ref: string, flags) => (await import('./commands/vm-show.ts')).vmShow(ctx, ref, flags)));
+  vm.command('ssh').description('open a shell in a running VM, or run `-- CMD ARGS` there').argument('<vm>')
+    .action(act(async (ref: string) => (await import('./commands/vm-ssh.ts')).vmSsh(ctx, ref)));
+  vm.command('logs').description("print the guest's serial console").argument('<vm>').option('-f, --follow', 'keep printing new output')
+    .action(act(async (ref: string, flags) => (await import('./commands/vm-logs.ts')).vmLogs(ctx, ref, flags)));
+
+  const image = program.command('image').description('images VMs boot from');
+  image.command('list').alias('ls').description('list images').option(...json)
+    .action(act(async (flags) => (await import('./commands/image-list.ts')).imageList(ctx, flags)));
+  const kernel = program.command('kernel').description('guest kernels');
+  kernel.command('list').alias('ls').description('list kernels').option(...json)
+    .action(act(async (flags) => (await import('./commands/kernel-list.ts')).kernelList(ctx, flags)));
+
+  const daemon = program.command('daemon').description('manage bangerd and bangerd-root');
+  daemon.command('start').description('start both in the background')
+    .action(act(async () => (await import('./commands/daemon-start.ts')).daemonStart(ctx)));
+  daemon.command('stop').description('stop both (running VMs keep running)')
+    .action(act(async () => (await import('./commands/daemon-stop.ts')).daemonStop(ctx)));
+  daemon.command('status').description('show whether they run').option(...json)
+    .action(act(async (flags) => (await import('./commands/daemon-status.ts')).daemonStatus(ctx, flags)));
+  program.command('version').description('print versions').option(...json)
+    .action(act(async (flags) => (await import('./commands/version.ts')).version(ctx, flags)));
+  return program;
+}
+
+/** "banger vm create" for `vm create --cpus x`: the deepest command the arguments name (by name or alias). */
+export function commandPath(program: Command, args: readonly string[]): string {
+  const names = [program.name()];
+  let current = program;
+  for (const arg of args) {
+    const next = current.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
+    if (!next) break;
+    names.push(next.name());
+    current = next;
+  }
+  return names.join(' ');
+}
+
+/** What main runs against; each defaults to the real thing (tests pass fakes). */
+export interface MainDeps {
+  output?: Output;
+  /** Connects to bangerd (starting it when needed). */
+  connect?: () => Promise<BangerClient>;
+  exit?: (status: number) => void;
+  signals?: SignalSource;
+  runSsh?: CliContext['runSsh'];
+}
+
+/** Runs the CLI on `argv` (without node and script) and returns its exit status; prints every error itself. */
+export async function main(argv: string[], deps: MainDeps = {}): Promise<number> {
+  const { own, guest } = splitGuestCommand(argv);
+  const output = deps.output ?? stdio;
+  const json = own.includes('--json');
+  let client: BangerClient | null = null;
+  let status = 0;
+  const ctx: CliContext = {
+    output,
+    guestCommand: guest,
+    exit: deps.exit ?? ((code) => process.exit(code)),
+    client: async () => {
+      client ??= await (deps.connect ?? (async () => (await import('../sdk/client.ts')).connect({ onNotice: (m) => output.err(`banger: ${m}`) })))();
+      return client;
+    },
+    ...(deps.signals ? { signals: deps.signals } : {}),
+    ...(deps.runSsh ? { runSsh: deps.runSsh } : {}),
+  };
+  const program = buildProgram(ctx, (code) => {
+    status = code;
+  });
+  const command = commandPath(program, own);
+  try {
+    if (guest !== null && !['run', 'ssh'].includes(own[1] ?? '')) {
+      throw new BangerError('INVALID_ARGUMENT', '`-- CMD` is only accepted by vm run and vm ssh', {
+        hint: 'run a command in a VM with: banger vm run -- CMD, or banger vm ssh NAME -- CMD',
+      });
+    }
+    await program.parseAsync(own, { from: 'user' });
+  } catch (err) {
+    // --help and --version end the parse this way too.
+    if (err instanceof CommanderError && err.exitCode === 0) return 0;
+    status = reportError(output, err instanceof CommanderError ? parseError(err, command) : err, { json, command });
+  } finally {
+    (client as BangerClient | null)?.close();
+  }
+  return status;
+}
+
+/** A parse error as INVALID_ARGUMENT with commander's message; the hint (from the code) names the command's --help. */
+function parseError(err: CommanderError, command: string): BangerError {
+  const message = err.code === 'commander.help' ? `${command} needs a command` : err.message.replace(/^error: /, '');
+  return new BangerError('INVALID_ARGUMENT', message);
+}
