@@ -9,6 +9,7 @@ export interface CreateFlags {
   memory?: string;
   disk?: string;
   sshTimeout?: string;
+  freshAccel?: boolean;
   json?: boolean;
 }
 
@@ -25,5 +26,6 @@ export function createParams(flags: CreateFlags): VmCreateParams {
   if (disk !== undefined) params.diskGib = disk;
   const timeout = wholeNumber(flags.sshTimeout, '--ssh-timeout');
   if (timeout !== undefined) params.sshTimeoutSec = timeout;
+  if (flags.freshAccel) params.freshAccel = true;
   return params;
 }

@@ -23,6 +23,7 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
     // printed here but thrown (exitOverride) for main to report.
     .configureOutput({ writeOut: (text) => ctx.output.out(text), writeErr: (text) => ctx.output.err(text), outputError: () => undefined });
   const act = <A extends unknown[]>(fn: (...args: A) => Promise<number>) => async (...args: A) => setStatus(await fn(...args));
+  const freshAccel = ['--fresh-accel', 'decide KVM or TCG afresh (a KVM probe) instead of using the decision remembered for this host boot'] as const;
   const json = ['--json', 'print machine-readable JSON on stdout (and errors as JSON on stderr)'] as const;
   const sizeOptions = (cmd: Command): Command =>
     cmd
@@ -31,7 +32,8 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
       .option('--cpus <n>', 'virtual CPUs')
       .option('--memory <size>', 'memory, e.g. 2048, 2048M or 2G')
       .option('--disk <size>', 'work disk (/root) size in GiB, e.g. 8 or 8G')
-      .option('--ssh-timeout <seconds>', 'how long to wait for sshd in the guest');
+      .option('--ssh-timeout <seconds>', 'how long to wait for sshd in the guest')
+      .option(...freshAccel);
 
   const vm = program.command('vm').description('create, run and manage VMs');
   sizeOptions(vm.command('run').description('boot a fresh VM and open a shell, or run `-- CMD ARGS` in it and exit with its status'))
@@ -42,7 +44,7 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
     .option('--no-start', 'only create it; boot later with vm start')
     .option(...json)
     .action(act(async (flags) => (await import('./commands/vm-create.ts')).vmCreate(ctx, flags)));
-  vm.command('start').description('boot stopped VMs and wait for ssh').argument('<vm...>').option('--ssh-timeout <seconds>').option(...json)
+  vm.command('start').description('boot stopped VMs and wait for ssh').argument('<vm...>').option('--ssh-timeout <seconds>').option(...freshAccel).option(...json)
     .action(act(async (refs: string[], flags) => (await import('./commands/vm-start.ts')).vmStart(ctx, refs, flags)));
   vm.command('stop').description('sync and stop VMs (fast: no guest shutdown)').argument('<vm...>').option(...json)
     .action(act(async (refs: string[], flags) => (await import('./commands/vm-stop.ts')).vmStop(ctx, refs, flags)));

@@ -42,6 +42,11 @@ describe('createParams', () => {
     assert.equal(createParams({ disk: '16GiB' }).diskGib, 16);
   });
 
+  it('asks for a fresh accelerator decision only with --fresh-accel', () => {
+    assert.equal(createParams({ freshAccel: true }).freshAccel, true);
+    assert.equal('freshAccel' in createParams({ freshAccel: false }), false);
+  });
+
   it('passes name, image, cpus and ssh timeout through', () => {
     assert.deepEqual(createParams({ name: 'web', image: 'debian-bookworm', cpus: '4', sshTimeout: '30', memory: '1G', disk: '4' }), {
       name: 'web', image: 'debian-bookworm', vcpus: 4, memoryMib: 1024, diskGib: 4, sshTimeoutSec: 30,

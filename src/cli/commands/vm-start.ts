@@ -4,7 +4,7 @@ import { printJson, progressPrinter } from '../output.ts';
 import { withCtrlC } from '../cancel.ts';
 import { wholeNumber } from '../size-flags.ts';
 
-export async function vmStart(ctx: CliContext, refs: string[], flags: { sshTimeout?: string; json?: boolean }): Promise<number> {
+export async function vmStart(ctx: CliContext, refs: string[], flags: { sshTimeout?: string; freshAccel?: boolean; json?: boolean }): Promise<number> {
   const timeout = wholeNumber(flags.sshTimeout, '--ssh-timeout');
   const client = await ctx.client();
   const results = [];
@@ -12,7 +12,7 @@ export async function vmStart(ctx: CliContext, refs: string[], flags: { sshTimeo
     const vm = await withCtrlC(
       ctx,
       () => ctx.output.err(`banger: cancelling; ${ref} is stopped again`),
-      (signal) => client.startVm(ref, { waitSsh: true, ...(timeout === undefined ? {} : { sshTimeoutSec: timeout }) }, { signal, onProgress: progressPrinter(ctx.output) }),
+      (signal) => client.startVm(ref, { waitSsh: true, ...(timeout === undefined ? {} : { sshTimeoutSec: timeout }), ...(flags.freshAccel ? { freshAccel: true } : {}) }, { signal, onProgress: progressPrinter(ctx.output) }),
     );
     results.push(vm);
     if (!flags.json) ctx.output.out(`${vm.name} running (${vm.ip})`);
