@@ -410,8 +410,8 @@ let daemonsTouched = false;
 function isOurDaemon(pid: number): boolean {
   const argv = cmdlineOf(pid);
   if (!argv) return false;
-  if (argv.some((a) => a.endsWith('src/helper/main.ts'))) return argv.some((a) => a.includes(HOME_PREFIX));
-  if (!argv.some((a) => a.endsWith('src/daemon/main.ts'))) return false;
+  if (argv.some((a) => a.endsWith('src/helper/main.ts') || a === 'helper/main')) return argv.some((a) => a.includes(HOME_PREFIX));
+  if (!argv.some((a) => a.endsWith('src/daemon/main.ts') || a === 'daemon/main')) return false;
   try {
     return fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`BANGER_HOME=${HOME}`);
   } catch {

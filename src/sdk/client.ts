@@ -4,7 +4,6 @@ import { BangerError } from '../protocol/errors.ts';
 import { connect as connectSocket, type ProgressEvent, type RpcConnection } from '../protocol/jsonrpc.ts';
 import type { DaemonStatus, ImageInfo, KernelInfo, MethodName, ParamsOf, ResultOf, SshTarget, VersionInfo, VmCreateParams, VmInfo, VmLogsResult } from '../protocol/methods.ts';
 import { resolvePaths } from '../system/paths.ts';
-import { ensureDaemons } from './autostart.ts';
 
 export interface CallOptions {
   signal?: AbortSignal;
@@ -77,6 +76,8 @@ export async function connect(options: ConnectOptions = {}): Promise<BangerClien
       throw new BangerError('DAEMON_UNAVAILABLE', `bangerd is not running (no answer on ${socketPath})`, { hint: 'start it: banger daemon start', cause: err });
     }
   }
+  // Loaded only when nothing answers: starting the daemons reads config.toml, which a running daemon already did.
+  const { ensureDaemons } = await import('./autostart.ts');
   const report = await ensureDaemons(paths);
   for (const name of report.started) options.onNotice?.(`started ${name}`);
   for (const warning of report.warnings) options.onNotice?.(warning);
