@@ -9,8 +9,14 @@
 // BANGER_NETNS). On exit, error or Ctrl-C it deletes its VMs, kills its own QEMU processes (found by the
 // BANGER_HOME path in their command line), stops the daemons of its BANGER_HOME and deletes the namespace.
 //
-// Environment: BANGER_BENCH_HOME (default /var/tmp/banger-bench; kept so the image and kernel are built once),
-// BENCH_ITERATIONS (default 3), BENCH_VERBOSE=1 (print banger's progress lines for every sample).
+// A sample is split the same way on both sides: prep (start → the VM's QEMU process started, from its start time
+// in /proc), boot to ssh (→ the command's ssh starts), command (that ssh's run) and teardown (→ the end). The
+// command's ssh is timed by an ssh shim on PATH (bash, $EPOCHREALTIME) that both sides go through; readiness polls
+// (BatchMode) pass straight through it.
+//
+// Environment: BANGER_BENCH_HOME (default: a fresh directory under /var/tmp, removed at the end, so the run meets
+// banger as a new user does: the warm-up builds the image and kernel and makes the KVM decision), BENCH_ITERATIONS
+// (default 3), BENCH_VERBOSE=1 (print banger's progress lines for every sample).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -32,17 +38,24 @@ import { isSocketAlive } from '../src/system/socket-server.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const BANGER = path.join(REPO, 'bin', 'banger');
-const HOME = path.resolve(process.env.BANGER_BENCH_HOME || '/var/tmp/banger-bench');
+const KEEP_HOME = Boolean(process.env.BANGER_BENCH_HOME);
+const HOME = KEEP_HOME ? path.resolve(process.env.BANGER_BENCH_HOME!) : fs.mkdtempSync('/var/tmp/banger-bench-');
 /** Every file of ours (banger's VMs and the by-hand ones) lives under this prefix; so do our QEMU command lines. */
 const HOME_PREFIX = `${HOME}/`;
 const HAND_DIR = path.join(HOME, 'bench');
 const NETNS = `banger-bench-${process.pid}`;
+const SHIM_DIR = path.join(HOME, 'bench-shim');
+const SSH_LOG = path.join(SHIM_DIR, 'ssh.log');
+const REAL_SSH = findOnPath('ssh');
+installSshShim();
+// Everything below (banger's CLI and daemons, the by-hand steps) finds the shim first.
+process.env.PATH = `${SHIM_DIR}:${process.env.PATH ?? '/usr/bin:/bin'}`;
 const ENV: NodeJS.ProcessEnv = { ...process.env, BANGER_HOME: HOME, BANGER_NETNS: NETNS };
 const PATHS = resolvePaths(ENV);
 const VERBOSE = process.env.BENCH_VERBOSE === '1';
 const SSH_POLL_MS = 250;
 const SSH_TIMEOUT_MS = 180_000;
-const GOAL = 1.1;
+const GOAL = 1.05;
 
 const runner = new NodeProcessRunner();
 const controller = new AbortController();
@@ -60,6 +73,54 @@ function note(text: string): void {
 
 function now(): number {
   return performance.now();
+}
+
+/** Epoch milliseconds: the clock the shim's and /proc's marks are on. */
+function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+function findOnPath(name: string): string {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
+    const candidate = path.join(dir, name);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      // Not here.
+    }
+  }
+  throw new Error(`${name} is not on PATH`);
+}
+
+/** An ssh that records when each interactive (non-BatchMode) ssh starts and ends, then runs the real one. */
+function installSshShim(): void {
+  fs.mkdirSync(SHIM_DIR, { recursive: true });
+  fs.writeFileSync(path.join(SHIM_DIR, 'ssh'), `#!/bin/bash
+case " $* " in *" BatchMode=yes "*|*" -O "*) exec ${REAL_SSH} "$@";; esac
+echo "$EPOCHREALTIME start" >> ${SSH_LOG}
+${REAL_SSH} "$@"
+rc=$?
+echo "$EPOCHREALTIME end" >> ${SSH_LOG}
+exit $rc
+`, { mode: 0o755 });
+}
+
+/** The command ssh of the sample that just ran: when it started and ended (epoch ms), or null when the shim saw none. */
+function commandSshMarks(): { start: number; end: number } | null {
+  let lines: string[] = [];
+  try {
+    lines = fs.readFileSync(SSH_LOG, 'utf8').trim().split('\n');
+  } catch {
+    return null;
+  }
+  const at = (what: string): number | null => {
+    const line = lines.find((l) => l.endsWith(` ${what}`));
+    return line ? Number(line.split(' ')[0]) * 1000 : null;
+  };
+  const start = at('start');
+  const end = at('end');
+  return start !== null && end !== null ? { start, end } : null;
 }
 
 function secs(ms: number | null): string {
@@ -157,46 +218,48 @@ async function killOurQemu(): Promise<number> {
   return pids.length;
 }
 
-interface Marks {
-  /** First time a QEMU process of ours was seen. */
-  qemuUp: number | null;
-  /** First interactive (non-BatchMode) ssh into one of our guests: the command after the readiness wait. */
-  commandSsh: number | null;
-  /** First time no QEMU process of ours was left after qemuUp. */
-  qemuDown: number | null;
+/** Seconds since the epoch at which the host booted, and the clock tick, to turn /proc start times into epoch ms. */
+const BOOT_TIME_S = Number(/^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'))![1]);
+const CLOCK_TICKS = 100;
+
+/** When a process started (epoch ms, to a clock tick), from /proc/PID/stat. */
+function processStartMs(pid: number): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (BOOT_TIME_S + Number(fields[19]) / CLOCK_TICKS) * 1000;
+  } catch {
+    return null;
+  }
 }
 
 /**
- * Samples /proc every 100 ms during one sample, for both kinds alike, to split a run into phases:
- * prep (start → QEMU up), boot (QEMU up → command ssh), run+stop (→ QEMU gone), teardown (→ end).
+ * Watches /proc during one sample for the VM's QEMU: a qemu-system process with a `-name` (the KVM probe has
+ * none) and a file under our BANGER_HOME. Its start time comes from /proc, so the 100 ms polling costs no precision.
  */
-class ProcWatcher {
-  readonly marks: Marks = { qemuUp: null, commandSsh: null, qemuDown: null };
+class QemuWatcher {
+  qemuStart: number | null = null;
   private timer: NodeJS.Timeout | null = null;
 
   start(): void {
     this.timer = setInterval(() => this.scan(), 100);
   }
 
-  stop(): Marks {
+  stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.scan();
-    return this.marks;
   }
 
   private scan(): void {
-    const t = now();
-    let qemu = false;
+    if (this.qemuStart !== null) return;
     for (const entry of fs.readdirSync('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
       const argv = cmdlineOf(entry);
-      if (!argv || !argv.some((a) => a.includes(HOME_PREFIX))) continue;
-      const name = path.basename(argv[0]!);
-      if (name.startsWith('qemu-system')) qemu = true;
-      else if (name === 'ssh' && !argv.includes('BatchMode=yes') && this.marks.commandSsh === null) this.marks.commandSsh = t;
+      if (!argv || !path.basename(argv[0]!).startsWith('qemu-system') || !argv.includes('-name')) continue;
+      if (!argv.some((a) => a.includes(HOME_PREFIX))) continue;
+      this.qemuStart = processStartMs(Number(entry));
+      return;
     }
-    if (qemu && this.marks.qemuUp === null) this.marks.qemuUp = t;
-    if (!qemu && this.marks.qemuUp !== null && this.marks.qemuDown === null) this.marks.qemuDown = t;
   }
 }
 
@@ -206,35 +269,40 @@ class ProcWatcher {
 interface Sample {
   kind: 'banger' | 'by-hand';
   totalMs: number;
-  prepMs: number | null;
-  bootMs: number | null;
-  runStopMs: number | null;
-  teardownMs: number | null;
+  prepMs: number;
+  bootMs: number;
+  commandMs: number;
+  teardownMs: number;
   /** banger only: from the CLI's start to its spec line (CLI start, daemon RPC, kernel/image/accel checks). */
   specMs?: number | null;
-  /** by-hand only: ssh readiness attempts, how long the successful one took, and the command's ssh. */
+  /** by-hand only: ssh readiness attempts. */
   polls?: number;
-  readySshMs?: number;
-  commandSshMs?: number;
 }
 
-function phases(kind: Sample['kind'], t0: number, t1: number, m: Marks): Sample {
-  const diff = (a: number | null, b: number | null): number | null => (a === null || b === null ? null : b - a);
-  return {
-    kind,
-    totalMs: t1 - t0,
-    prepMs: diff(t0, m.qemuUp),
-    bootMs: diff(m.qemuUp, m.commandSsh),
-    runStopMs: diff(m.commandSsh, m.qemuDown),
-    teardownMs: diff(m.qemuDown, t1),
-  };
+type Phase = 'prepMs' | 'bootMs' | 'commandMs' | 'teardownMs';
+const PHASES: ReadonlyArray<[Phase, string]> = [['prepMs', 'prep'], ['bootMs', 'boot to ssh'], ['commandMs', 'command'], ['teardownMs', 'teardown']];
+
+/** Splits a sample at the QEMU start and the command ssh's start and end; every mark must be there, in order. */
+function phases(kind: Sample['kind'], t0: number, t1: number, qemuStart: number | null): Sample {
+  const ssh = commandSshMarks();
+  if (qemuStart === null) throw new Error(`${kind} sample: no QEMU process of the VM was seen`);
+  if (ssh === null) throw new Error(`${kind} sample: the ssh shim saw no command ssh (log ${SSH_LOG})`);
+  const marks = [t0, qemuStart, ssh.start, ssh.end, t1];
+  // A process start time is known to a clock tick (10 ms); allow that much disorder at the first mark.
+  for (let i = 1; i < marks.length; i++) {
+    if (marks[i]! < marks[i - 1]! - (i === 1 ? 10 : 0)) throw new Error(`${kind} sample: phase marks out of order: ${marks.map((m) => (m - t0).toFixed(0)).join(', ')} ms`);
+  }
+  const prepMs = Math.max(0, qemuStart - t0);
+  return { kind, totalMs: t1 - t0, prepMs, bootMs: ssh.start - t0 - prepMs, commandMs: ssh.end - ssh.start, teardownMs: t1 - ssh.end };
 }
 
 async function bangerSample(): Promise<Sample> {
-  const watcher = new ProcWatcher();
+  const watcher = new QemuWatcher();
   const lines: string[] = [];
   let specAt: number | null = null;
+  fs.writeFileSync(SSH_LOG, '');
   const t0 = now();
+  const e0 = epochMs();
   watcher.start();
   let result: RunResult;
   try {
@@ -250,11 +318,12 @@ async function bangerSample(): Promise<Sample> {
     watcher.stop();
   }
   const t1 = now();
+  const e1 = epochMs();
   if (result.code !== 0) {
     throw new Error(`banger vm run --rm -- true exited ${result.code ?? result.signal}:\n${lines.join('\n')}`);
   }
   if (VERBOSE) for (const line of lines) log(`      | ${line}`);
-  return { ...phases('banger', t0, t1, watcher.marks), specMs: specAt === null ? null : specAt - t0 };
+  return { ...phases('banger', e0, e1, watcher.qemuStart), specMs: specAt === null ? null : specAt - t0 };
 }
 
 interface HandSetup {
@@ -320,13 +389,12 @@ async function byHandSample(s: HandSetup): Promise<Sample> {
     vmId: id, name: 'bench-hand', ip: s.ip, user: 'root', keyPath: s.sshKey, knownHostsPath: files.knownHosts,
     hostKeyAlias: vmName, netns: NETNS,
   };
-  const watcher = new ProcWatcher();
+  const watcher = new QemuWatcher();
   handInFlight = { dir, pidFile: files.pidFile, tap, vmName };
 
   let polls = 0;
-  let readySshMs = 0;
-  let commandSshMs = 0;
-  const t0 = now();
+  fs.writeFileSync(SSH_LOG, '');
+  const e0 = epochMs();
   watcher.start();
   try {
     // Files: host key (pinned in known_hosts), copy-on-write root disk, sparse work disk, per-VM initrd.
@@ -360,25 +428,19 @@ async function byHandSample(s: HandSetup): Promise<Sample> {
     const deadline = Date.now() + SSH_TIMEOUT_MS;
     for (;;) {
       polls++;
-      const tp = now();
       if (!qemuAlive(pid, vmName)) {
         const tail = fs.readFileSync(files.serialLog, 'utf8').trimEnd().split('\n').slice(-8).join('\n');
         throw new Error(`by-hand VM stopped while booting:\n${tail}`);
       }
       const r = await run(poll.command, poll.args, { timeoutMs: 10_000 });
-      if (r.code === 0) {
-        readySshMs = now() - tp;
-        break;
-      }
+      if (r.code === 0) break;
       if (Date.now() >= deadline) throw new Error(`by-hand VM: sshd did not answer within ${SSH_TIMEOUT_MS / 1000}s (console: ${files.serialLog})`);
       await sleep(SSH_POLL_MS);
     }
 
     // The command.
     const cmd = sshCommand(target, { tty: false, connectTimeoutSec: 10, command: ['true'] });
-    const tc = now();
     await check(cmd.command, cmd.args, { timeoutMs: 60_000 });
-    commandSshMs = now() - tc;
 
     // Stop: QMP quit, SIGKILL if it lingers; then the tap and the files.
     try {
@@ -395,9 +457,9 @@ async function byHandSample(s: HandSetup): Promise<Sample> {
   } finally {
     watcher.stop();
   }
-  const t1 = now();
+  const e1 = epochMs();
   handInFlight = null;
-  return { ...phases('by-hand', t0, t1, watcher.marks), polls, readySshMs, commandSshMs };
+  return { ...phases('by-hand', e0, e1, watcher.qemuStart), polls };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -489,17 +551,14 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-function medianOf(samples: readonly Sample[], key: 'prepMs' | 'bootMs' | 'runStopMs' | 'teardownMs' | 'specMs'): number | null {
+function medianOf(samples: readonly Sample[], key: Phase | 'specMs'): number | null {
   const values = samples.map((s) => s[key]).filter((v): v is number => typeof v === 'number');
   return values.length === samples.length && values.length > 0 ? median(values) : null;
 }
 
 function describe(s: Sample): string {
-  const spec = s.kind === 'banger'
-    ? `  (spec line at ${secs(s.specMs ?? null)})`
-    : `  (${s.polls} ssh polls; ready poll ${secs(s.readySshMs ?? null)}s, command ssh ${secs(s.commandSshMs ?? null)}s)`;
-  return `${s.kind.padEnd(7)} ${secs(s.totalMs).padStart(6)}s   prep ${secs(s.prepMs).padStart(5)}  boot+ssh-wait ${secs(s.bootMs).padStart(6)}  `
-    + `run+stop ${secs(s.runStopMs).padStart(5)}  teardown ${secs(s.teardownMs).padStart(5)}${spec}`;
+  const extra = s.kind === 'banger' ? `  (spec line at ${secs(s.specMs ?? null)}s)` : `  (${s.polls} ssh polls)`;
+  return `${s.kind.padEnd(7)} ${secs(s.totalMs).padStart(6)}s  ${PHASES.map(([key, label]) => `${label} ${secs(s[key]).padStart(5)}`).join('  ')}${extra}`;
 }
 
 function parseIterations(): number {
@@ -533,7 +592,7 @@ async function main(): Promise<void> {
   const removed = await deleteBangerVms(false);
   if (removed > 0) note(`deleted ${removed} VM(s) left from an earlier run`);
   const warmName = `bench-warmup-${process.pid}`;
-  log('warm-up: banger vm run (builds the image and kernel on first use; not timed)');
+  log('warm-up: banger vm run, as a new user\'s first one (builds the image and kernel, decides KVM or TCG; not in the ratio)');
   const tw = now();
   const warm = await banger(['vm', 'run', '--name', warmName, '--', 'true'], {
     timeoutMs: 30 * 60_000,
@@ -596,23 +655,17 @@ async function main(): Promise<void> {
   const mb = median(bs.map((s) => s.totalMs));
   const mh = median(hs.map((s) => s.totalMs));
   log('');
-  log('medians       total    prep  boot+ssh-wait  run+stop  teardown');
+  log(`medians       total  ${PHASES.map(([, label]) => label.padStart(11)).join(' ')}`);
   for (const [label, set] of [['banger', bs], ['by-hand', hs]] as const) {
-    log(`  ${label.padEnd(9)} ${secs(median(set.map((s) => s.totalMs))).padStart(7)}s ${secs(medianOf(set, 'prepMs')).padStart(7)} `
-      + `${secs(medianOf(set, 'bootMs')).padStart(14)} ${secs(medianOf(set, 'runStopMs')).padStart(9)} ${secs(medianOf(set, 'teardownMs')).padStart(9)}`);
+    log(`  ${label.padEnd(9)} ${secs(median(set.map((s) => s.totalMs))).padStart(6)}s  ${PHASES.map(([key]) => secs(medianOf(set, key)).padStart(11)).join(' ')}`);
   }
   log(`  banger spec line at ${secs(medianOf(bs, 'specMs'))}s after the CLI started`);
   // The guest boot is the same work on both sides and by far the noisiest part under TCG; the rest is what
   // banger itself adds or saves.
-  const outside = (set: readonly Sample[]): number | null => {
-    const values = set.map((s) => (s.bootMs === null ? null : s.totalMs - s.bootMs));
-    return values.every((v) => v !== null) ? median(values as number[]) : null;
-  };
+  const outside = (set: readonly Sample[]): number => median(set.map((s) => s.totalMs - s.bootMs));
   const ob = outside(bs);
   const oh = outside(hs);
-  if (ob !== null && oh !== null) {
-    log(`  outside the guest boot (total - boot+ssh-wait): banger ${secs(ob)}s, by-hand ${secs(oh)}s, difference ${((ob - oh) / 1000).toFixed(2)}s`);
-  }
+  log(`  outside the guest boot (total - boot to ssh): banger ${secs(ob)}s, by-hand ${secs(oh)}s, difference ${((ob - oh) / 1000).toFixed(2)}s`);
   const ratio = mb / mh;
   log(`ratio banger/by-hand = ${ratio.toFixed(2)} (goal <= ${GOAL.toFixed(2)})${ratio <= GOAL ? '' : '  [above goal]'}`);
 }
@@ -648,4 +701,7 @@ try {
 const leftovers = ourQemuPids();
 if (leftovers.length > 0) note(`WARNING: QEMU processes of ${HOME} still running: ${leftovers.join(' ')}`);
 if (netnsCreated) note(`WARNING: netns ${NETNS} could not be deleted; remove it: ip netns del ${NETNS}`);
+// A home this run made is removed with everything in it (image, kernel, decisions), unless something still runs.
+if (!KEEP_HOME && leftovers.length === 0) fs.rmSync(HOME, { recursive: true, force: true });
+else fs.rmSync(SHIM_DIR, { recursive: true, force: true });
 process.exit(status);
