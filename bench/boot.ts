@@ -218,16 +218,19 @@ async function killOurQemu(): Promise<number> {
   return pids.length;
 }
 
-/** Seconds since the epoch at which the host booted, and the clock tick, to turn /proc start times into epoch ms. */
-const BOOT_TIME_S = Number(/^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'))![1]);
+/** Clock ticks per second of /proc's start times. */
 const CLOCK_TICKS = 100;
 
-/** When a process started (epoch ms, to a clock tick), from /proc/PID/stat. */
+/**
+ * When a process started (epoch ms, to a clock tick): its start in ticks since boot (/proc/PID/stat), set against
+ * the uptime read now (/proc/uptime, 10 ms). /proc/stat's btime would do too, but it is whole seconds.
+ */
 function processStartMs(pid: number): number | null {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (BOOT_TIME_S + Number(fields[19]) / CLOCK_TICKS) * 1000;
+    const startedTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const uptimeS = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    return epochMs() - (uptimeS - startedTicks / CLOCK_TICKS) * 1000;
   } catch {
     return null;
   }

@@ -1,6 +1,5 @@
 // Builds a built-in image: Debian from Debian's archive with debootstrap, tuned to boot fast as a banger guest,
 // packed into an ext4 file. Runs inside bangerd-root (debootstrap and mkfs need root).
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BangerError } from '../protocol/errors.ts';

@@ -1,16 +1,13 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { DEFAULT_IMAGES } from '../../src/protocol/image-recipes.ts';
-import { buildDebianImage } from '../../src/helper/debian-image-build.ts';
-import { FakeProcessRunner, type FakeCall } from '../fakes/fake-process-runner.ts';
+import type { FakeCall, FakeProcessRunner } from '../fakes/fake-process-runner.ts';
+import { buildImage, fakeImageBuildRunner, imageBuildDirs, type ImageBuildDirs } from '../fakes/fake-image-build.ts';
 import { fails } from '../fakes/expect-error.ts';
 
 // The owner is this user, so the build needs no root; the hand-over to another user runs for real in test/root.
 const OWNER = { uid: process.getuid!(), gid: process.getgid!() };
-const MIB = 1024 * 1024;
 /** The hand-over's copy (`cp --sparse=always /dev/stdin PARTIAL`, behind setpriv unless root): the image it is given. */
 const fakeCopy = ({ args, options }: FakeCall) => {
   fs.writeFileSync(args.at(-1)!, fs.readFileSync(options.stdinFd!));
@@ -18,54 +15,26 @@ const fakeCopy = ({ args, options }: FakeCall) => {
 };
 
 describe('buildDebianImage', () => {
+  let dirs: ImageBuildDirs;
   let dir: string;
   let workRoot: string;
   let cache: string;
   let keyring: string;
   let runner: FakeProcessRunner;
-  const signal = new AbortController().signal;
 
   before(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-recipe-'));
-    fs.chmodSync(dir, 0o755);
-    workRoot = path.join(dir, 'build');
-    fs.mkdirSync(workRoot, { mode: 0o700 });
-    cache = path.join(dir, 'cache');
-    fs.mkdirSync(cache);
-    keyring = path.join(dir, 'keyring.gpg');
-    fs.writeFileSync(keyring, 'keys');
+    dirs = imageBuildDirs(OWNER);
+    ({ dir, workRoot, cache, keyring } = dirs);
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   beforeEach(() => {
     for (const f of fs.readdirSync(cache)) fs.rmSync(path.join(cache, f), { recursive: true, force: true });
-    runner = new FakeProcessRunner();
-    // debootstrap SUITE TARGET MIRROR: a tiny tree with what customizeRootfs expects to find.
-    runner.on('debootstrap', ({ args }) => {
-      const tree = args.at(-2)!;
-      fs.mkdirSync(path.join(tree, 'etc/ssh'), { recursive: true });
-      fs.writeFileSync(path.join(tree, 'etc/ssh/ssh_host_rsa_key'), 'baked-in key');
-      fs.mkdirSync(path.join(tree, 'var/cache/apt/archives'), { recursive: true });
-      return { code: 0 };
-    });
-    runner.on('du', () => ({ stdout: `${100 * MIB}\t/x\n` }));
-    runner.on('setpriv', fakeCopy).on('cp', fakeCopy);
-    // mkfs.ext4 ... IMAGE SIZE: an 8 MiB sparse file with data in its first and last MiB.
-    runner.on('mkfs.ext4', ({ args }) => {
-      const image = args.at(-2)!;
-      const fd = fs.openSync(image, 'w');
-      fs.writeSync(fd, Buffer.alloc(MIB, 1), 0, MIB, 0);
-      fs.writeSync(fd, Buffer.alloc(MIB, 2), 0, MIB, 7 * MIB);
-      fs.closeSync(fd);
-      return { code: 0 };
-    });
+    runner = fakeImageBuildRunner(fakeCopy);
   });
 
   const build = (output: string, overrides: { keyring?: string } = {}) =>
-    buildDebianImage({
-      runner, recipe: DEFAULT_IMAGES.get('debian-bookworm')!, mirror: 'http://deb.debian.org/debian', output, owner: OWNER, signal,
-      progress: () => undefined, workRoot, keyring: overrides.keyring ?? keyring,
-    });
+    buildImage({ runner, dirs, owner: OWNER, output, ...(overrides.keyring === undefined ? {} : { keyring: overrides.keyring }) });
 
   it('builds in a private directory outside the cache and leaves nothing there', async () => {
     const output = path.join(cache, 'rootfs.ext4');

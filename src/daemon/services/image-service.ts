@@ -7,7 +7,7 @@ import type { Store } from '../../store/store.ts';
 import type { PrivilegedOps } from '../../protocol/privileged-ops.ts';
 import { DEFAULT_IMAGES, recipeId } from '../../protocol/image-recipes.ts';
 import { raceSignal } from '../../system/race-signal.ts';
-import { isoNow, type Clock } from '../../system/clock.ts';
+import { isoNow, SingleFlight, type Clock } from '../../system/clock.ts';
 
 export interface ImageServiceDeps {
   store: Store;
@@ -18,7 +18,8 @@ export interface ImageServiceDeps {
 }
 
 export class ImageService {
-  private readonly builds = new Map<string, Promise<ImageInfo>>();
+  /** One build per image, however many VMs ask for it at once. */
+  private readonly builds = new SingleFlight<string, ImageInfo>();
   private readonly deps: ImageServiceDeps;
 
   constructor(deps: ImageServiceDeps) {
@@ -38,14 +39,8 @@ export class ImageService {
     if (!recipe) {
       throw new BangerError('IMAGE_NOT_FOUND', `no image named ${name}`, { hint: `see banger image list; built-in images: ${[...DEFAULT_IMAGES.keys()].join(', ')}` });
     }
-    let build = this.builds.get(name);
-    if (!build) {
-      // One build per image, however many VMs ask for it at once. It runs to completion even if the first
-      // caller goes away, so its work is not lost for the next one.
-      build = this.build(name, ctx).finally(() => this.builds.delete(name));
-      this.builds.set(name, build);
-    }
-    return raceSignal(build, ctx.signal);
+    // It runs to completion even if the first caller goes away, so its work is not lost for the next one.
+    return raceSignal(this.builds.run(name, () => this.build(name, ctx)), ctx.signal);
   }
 
   /** Earlier recipe versions of an image, once no VM is made from the image (their overlays may point there). */

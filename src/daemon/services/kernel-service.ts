@@ -3,10 +3,12 @@ import type { CallContext } from '../../protocol/jsonrpc.ts';
 import type { KernelInfo } from '../../protocol/methods.ts';
 import type { Store } from '../../store/store.ts';
 import type { ProcessRunner } from '../../system/process.ts';
+import { SingleFlight } from '../../system/clock.ts';
 import { findHostKernel, hostKernelId, importHostKernel, type HostKernelSource, HOST_KERNEL_SOURCE } from '../../kernel/host-kernel.ts';
 
 export class KernelService {
-  private building: Promise<KernelInfo> | null = null;
+  /** Concurrent creates share one import. */
+  private readonly imports = new SingleFlight<string, KernelInfo>();
   private readonly deps: { store: Store; runner: ProcessRunner; kernelsDir: string; source?: HostKernelSource };
 
   constructor(deps: { store: Store; runner: ProcessRunner; kernelsDir: string; source?: HostKernelSource }) {
@@ -23,15 +25,11 @@ export class KernelService {
     const found = findHostKernel(source);
     const existing = this.deps.store.getKernel(hostKernelId(found.version));
     if (existing && fs.existsSync(existing.kernelPath) && fs.existsSync(existing.initrdPath)) return existing;
-    // Concurrent creates share one import.
-    this.building ??= (async () => {
+    return this.imports.run(found.version, async () => {
       ctx.progress({ stage: 'kernel', message: `preparing guest kernel ${found.version} from ${found.vmlinuz}` });
       const kernel = await importHostKernel({ runner: this.deps.runner, kernelsDir: this.deps.kernelsDir, source });
       this.deps.store.upsertKernel(kernel);
       return kernel;
-    })().finally(() => {
-      this.building = null;
     });
-    return this.building;
   }
 }

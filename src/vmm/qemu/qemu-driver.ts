@@ -3,15 +3,13 @@ import path from 'node:path';
 import { BangerError, messageOf } from '../../protocol/errors.ts';
 import type { KernelInfo } from '../../protocol/methods.ts';
 import type { PrivilegedOps } from '../../protocol/privileged-ops.ts';
-import type { ProcessRunner } from '../../system/process.ts';
 import { runChecked } from '../../system/process.ts';
 import { WORK_LABEL } from '../../system/guest-contract.ts';
 import type { AccelChoice, BootSpec, VmFiles, VmmDriver } from '../driver.ts';
-import type { Accel as ConfigAccel } from '../../system/config.ts';
 import { buildQemuArgv, guestCmdline, qemuProcessName } from '../../system/qemu-argv.ts';
 import { qmpCommand } from './qmp.ts';
-import { pollUntil, type Clock } from '../../system/clock.ts';
-import { AccelProbe } from './accel-probe.ts';
+import { pollUntil } from '../../system/clock.ts';
+import { AccelProbe, type AccelProbeOptions } from './accel-probe.ts';
 
 /** Host TSC frequency in kHz, so a TCG guest need not calibrate it (that calibration can hang). */
 export function hostTscKhz(): number | null {
@@ -30,20 +28,10 @@ export function hostTscKhz(): number | null {
   return null;
 }
 
-export interface QemuDriverOptions {
-  runner: ProcessRunner;
+export interface QemuDriverOptions extends AccelProbeOptions {
   ops: PrivilegedOps;
-  clock: Clock;
-  qemu: string;
-  accel: ConfigAccel;
-  /** Where accelerator decisions are remembered. */
-  cacheFile: string;
-  kvmDevice?: string;
-  /** This host boot's id (tests pass their own). */
-  bootId?: () => string;
   /** The /proc to read processes from (tests pass a fake tree). */
   procRoot?: string;
-  log?: (message: string) => void;
 }
 
 export class QemuDriver implements VmmDriver {
@@ -54,12 +42,7 @@ export class QemuDriver implements VmmDriver {
 
   constructor(options: QemuDriverOptions) {
     this.options = options;
-    this.accel = new AccelProbe({
-      runner: options.runner, clock: options.clock, qemu: options.qemu, accel: options.accel, cacheFile: options.cacheFile,
-      ...(options.kvmDevice === undefined ? {} : { kvmDevice: options.kvmDevice }),
-      ...(options.bootId === undefined ? {} : { bootId: options.bootId }),
-      ...(options.log === undefined ? {} : { log: options.log }),
-    });
+    this.accel = new AccelProbe(options);
   }
 
   knownAccel(kernel: KernelInfo): AccelChoice | null {
