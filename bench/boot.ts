@@ -16,7 +16,7 @@
 //
 // Environment: BANGER_BENCH_HOME (default: a fresh directory under /var/tmp, removed at the end, so the run meets
 // banger as a new user does: the warm-up builds the image and kernel and makes the KVM decision), BENCH_ITERATIONS
-// (default 3), BENCH_VERBOSE=1 (print banger's progress lines for every sample).
+// (default 5: a TCG guest boot varies by a second or two), BENCH_VERBOSE=1 (print banger's progress lines for every sample).
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -565,7 +565,7 @@ function describe(s: Sample): string {
 }
 
 function parseIterations(): number {
-  const raw = process.env.BENCH_ITERATIONS ?? '3';
+  const raw = process.env.BENCH_ITERATIONS ?? '5';
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_ITERATIONS must be a whole number >= 1 (got ${JSON.stringify(raw)})`);
   return n;
