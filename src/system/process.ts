@@ -97,11 +97,18 @@ const TOOL_HINTS: ReadonlyArray<[RegExp, string]> = [
   [/^ssh-keygen$/, 'ssh-keygen comes from apt-get install openssh-client'],
 ];
 
-/** The hint for a failed `command`: what is known about the program, and to run it by hand to see why. */
-export function toolFailureHint(command: string): string {
+/** What a failure's output says whatever the program: the causes a user fixes the same way for every tool. */
+const OUTPUT_HINTS: ReadonlyArray<[RegExp, string]> = [
+  [/No space left on device|ENOSPC/, 'the disk is full: free space where banger keeps its files (see df -h), then try again'],
+  [/Permission denied|EACCES/, 'a file or directory is not writable for banger: check its owner and mode'],
+];
+
+/** The hint for a failed `command`: what its output says, what is known about the program, and to run it by hand. */
+export function toolFailureHint(command: string, output = ''): string {
   const tool = path.basename(command);
+  const cause = OUTPUT_HINTS.find(([pattern]) => pattern.test(output))?.[1];
   const known = TOOL_HINTS.find(([pattern]) => pattern.test(tool))?.[1];
-  return `${known ? `${known}; ` : ''}check that ${tool} works: run the command above by hand`;
+  return [cause, known, `check that ${tool} works: run the command above by hand`].filter(Boolean).join('; ');
 }
 
 /** How a process ended, for messages: "exit status 2", "killed by SIGKILL", "timed out after 30s". */
@@ -131,7 +138,7 @@ export async function runChecked(runner: ProcessRunner, command: string, args: r
     const commandLine = [command, ...args].map(shellQuote).join(' ');
     const detail = lastLines(result.stderr, 5) || lastLines(result.stdout, 5);
     throw new BangerError('TOOL_FAILED', `${commandLine} failed (${describeEnd(result, options)})${detail ? `: ${detail}` : ''}`, {
-      hint: hint ?? toolFailureHint(command),
+      hint: hint ?? toolFailureHint(command, detail),
     });
   }
   return result;

@@ -66,6 +66,9 @@ describe('runChecked', () => {
   it('gives every program a hint, by its base name', () => {
     assert.equal(toolFailureHint('/usr/bin/frobnicate'), 'check that frobnicate works: run the command above by hand');
     assert.match(toolFailureHint('/usr/sbin/debootstrap'), /mirror .* is reachable/);
+    // What the output says comes first: a full disk is a full disk whichever tool hit it.
+    assert.match(toolFailureHint('qemu-img', 'qemu-img: x.qcow2: Could not write: No space left on device'), /^the disk is full: free space .*; QEMU comes from/);
+    assert.match(toolFailureHint('mkfs.ext4', 'mkfs.ext4: Permission denied while trying to open x'), /^a file or directory is not writable/);
     assert.match(toolFailureHint('ssh-keygen'), /openssh-client/);
     assert.match(toolFailureHint('qemu-system-x86_64'), /qemu-system-x86/);
   });
