@@ -67,6 +67,8 @@ export async function importHostKernel(options: {
   runner: ProcessRunner;
   kernelsDir: string;
   source?: HostKernelSource;
+  /** When the kernel is recorded as imported (the daemon's clock); now when not given. */
+  createdAt?: string;
 }): Promise<KernelInfo> {
   const source = options.source ?? HOST_KERNEL_SOURCE;
   const found = findHostKernel(source);
@@ -94,5 +96,5 @@ export async function importHostKernel(options: {
       throw err;
     }
   }
-  return { id, version: found.version, kernelPath, initrdPath, source: `host:${found.vmlinuz}`, createdAt: new Date().toISOString() };
+  return { id, version: found.version, kernelPath, initrdPath, source: `host:${found.vmlinuz}`, createdAt: options.createdAt ?? new Date().toISOString() };
 }
