@@ -16,6 +16,7 @@ import { FakeProcessRunner, type FakeCall } from '../fakes/fake-process-runner.t
 import { FakeVmmDriver } from '../fakes/fake-vmm-driver.ts';
 import { fails } from '../fakes/expect-error.ts';
 import { FakeClock } from '../fakes/fake-clock.ts';
+import type { Clock } from '../../src/system/clock.ts';
 
 const BASE_INITRD = Buffer.alloc(1024, 0x42);
 
@@ -33,7 +34,7 @@ interface Harness {
   service: VmService;
 }
 
-function makeHarness(configure: (config: BangerConfig) => void = () => undefined): Harness {
+function makeHarness(configure: (config: BangerConfig) => void = () => undefined, clock: Clock = new FakeClock()): Harness {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-vms-'));
   const store = new Store(':memory:');
   const driver = new FakeVmmDriver();
@@ -72,7 +73,7 @@ function makeHarness(configure: (config: BangerConfig) => void = () => undefined
         return image;
       },
     },
-    vmsDir, sshKey, log: (m) => logs.push(m), clock: new FakeClock(),
+    vmsDir, sshKey, log: (m) => logs.push(m), clock,
   });
   return { dir, vmsDir, store, driver, ops, runner, config, kernel, image, logs, service };
 }
@@ -183,6 +184,49 @@ describe('VmService', { timeout: 30_000 }, () => {
       await h.service.create({ name: 'quick' }, ctx);
       assert.match(events[0]!.message, /image debian-bookworm, fake\/tcg \(KVM cannot run this guest here \(failed to set MSR 0x10a\)\)$/);
       assert.deepEqual(events.map((e) => e.stage), ['spec', 'disk', 'network', 'boot', 'ssh']);
+    });
+
+    it('holds the stages back while the decision is under way, and puts a decision that comes in time in the spec line', async () => {
+      // A clock whose grace period never runs out: only the decision releases the spec line.
+      const still: Clock = { now: () => 0, sleep: (_ms, signal) => new Promise((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true })) };
+      h = makeHarness(() => undefined, still);
+      let open!: () => void;
+      h.driver.accelKnown = false;
+      h.driver.accelChoice = { accel: 'kvm', reason: 'KVM booted a test guest in 0.4s' };
+      h.driver.accelGate = new Promise((resolve) => {
+        open = resolve;
+      });
+      const { ctx, events } = makeCtx();
+      const creating = h.service.create({ name: 'held' }, ctx);
+      for (let i = 0; i < 20 && h.ops.taps.size === 0; i++) await flush();
+      assert.equal(h.ops.taps.size, 1, 'the network is made while the decision is under way');
+      assert.equal(events.length, 0, 'nothing is printed before the spec line');
+      open();
+      await creating;
+      assert.deepEqual(events.map((e) => e.stage), ['spec', 'disk', 'network', 'boot', 'ssh']);
+      assert.match(events[0]!.message, /fake\/kvm \(KVM booted a test guest in 0\.4s\)$/);
+    });
+
+    it('still prints the spec line and the held stages when the create ends before the decision', async () => {
+      const still: Clock = { now: () => 0, sleep: (_ms, signal) => new Promise((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true })) };
+      h = makeHarness(() => undefined, still);
+      h.driver.accelKnown = false;
+      h.driver.accelGate = new Promise(() => undefined);
+      const { ctx, events } = makeCtx();
+      await h.service.create({ name: 'early', start: false }, ctx);
+      assert.deepEqual(events.map((e) => e.stage), ['spec', 'disk']);
+      assert.match(events[0]!.message, /KVM or TCG: probing/);
+      const failing = makeCtx();
+      await assert.rejects(h.service.create({ name: 'bad', image: 'nosuch' }, failing.ctx), fails('IMAGE_NOT_FOUND'));
+      assert.deepEqual(failing.events.map((e) => e.stage), ['spec']);
+    });
+
+    it('checks the accelerator at once even when a fresh decision is asked for', async () => {
+      h.driver.knownAccel = () => {
+        throw new BangerError('MISSING_TOOL', 'qemu-system-x86_64 is not installed');
+      };
+      await assert.rejects(h.service.create({ name: 'web', freshAccel: true }, makeCtx().ctx), fails('MISSING_TOOL'));
+      assertNothingLeft();
     });
 
     it('asks for a fresh decision when told to, and uses a known one without asking', async () => {

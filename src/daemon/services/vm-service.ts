@@ -19,7 +19,7 @@ import { isSshTimeout, keptAfterFailedCreate, tapKeptError, throwIfCancelled, un
 import { prepareVmFiles } from './vm-files.ts';
 import { VmLocks } from './vm-locks.ts';
 import { VmReaper } from './vm-reaper.ts';
-import { accelText, specLine, validSshTimeout, vmSpecOf } from './vm-spec.ts';
+import { accelText, specLine, validSshTimeout, vmSpecOf, type VmSpec } from './vm-spec.ts';
 
 export { VM_NAME_PATTERN } from './vm-allocation.ts';
 
@@ -105,13 +105,22 @@ export class VmService {
    * host boot) runs alongside the image, disks and network; the boot waits for it.
    */
   async create(params: VmCreateParams, ctx: Ctx): Promise<VmInfo> {
-    const { store, driver, config } = this.deps;
+    const { store, config } = this.deps;
     const spec = vmSpecOf(params, config.vmDefaults, () => pickName(store));
     checkNameFree(store, spec.name);
     const kernel = await this.deps.kernels.ensureDefault(ctx);
     const accel = this.accelFor(kernel, params.freshAccel === true, ctx);
     const announced = this.announceSpec(ctx, accel, (text) => specLine({ ...spec, accel: text }));
-    ctx = announced.ctx;
+    try {
+      return await this.createAnnounced(params, spec, kernel, accel, announced.ctx);
+    } finally {
+      // However the create ends, the spec line and every stage reach the caller before its answer does.
+      announced.flush();
+    }
+  }
+
+  private async createAnnounced(params: VmCreateParams, spec: VmSpec, kernel: KernelInfo, accel: Accel, ctx: Ctx): Promise<VmInfo> {
+    const { store, driver, config } = this.deps;
     const image = await this.deps.images.ensure(spec.image, ctx);
     throwIfCancelled(ctx.signal);
     // Checked again: another create may have taken the name while the image was built.
@@ -151,7 +160,9 @@ export class VmService {
    * decision that fails before anyone awaits it is still reported by whoever awaits it.
    */
   private accelFor(kernel: KernelInfo, fresh: boolean, ctx: Ctx): Accel {
-    const known = fresh ? null : this.deps.driver.knownAccel(kernel);
+    // Asked even when a fresh decision is wanted: it reports a missing QEMU or an unusable forced KVM at once.
+    const remembered = this.deps.driver.knownAccel(kernel);
+    const known = fresh ? null : remembered;
     const decided = known ? Promise.resolve(known) : this.deps.driver.selectAccel(kernel, { signal: ctx.signal, fresh });
     decided.catch(() => undefined);
     return { known, decided, shown: known !== null };
@@ -162,7 +173,7 @@ export class VmService {
    * at once, or a fast KVM boot); the work goes on meanwhile and its progress is held back until the line is out.
    * Returns the context the rest of the operation reports through.
    */
-  private announceSpec(ctx: Ctx, accel: Accel, line: (accelText: string) => string): { ctx: Ctx } {
+  private announceSpec(ctx: Ctx, accel: Accel, line: (accelText: string) => string): { ctx: Ctx; flush(): void } {
     const held: ProgressEvent[] = [];
     let released = false;
     const release = (choice: AccelChoice | null): void => {
@@ -186,6 +197,8 @@ export class VmService {
           else held.push(event);
         },
       },
+      // The operation ends before the decision: out goes the line without it, then what was held.
+      flush: () => release(null),
     };
   }
 
@@ -213,7 +226,11 @@ export class VmService {
             const kernel = this.kernelOf(vm);
             const accel = this.accelFor(kernel, options.freshAccel === true, ctx);
             const announced = this.announceSpec(ctx, accel, (text) => specLine({ ...vm, accel: text }));
-            return await this.startLocked(vm, kernel, accel, options, announced.ctx);
+            try {
+              return await this.startLocked(vm, kernel, accel, options, announced.ctx);
+            } finally {
+              announced.flush();
+            }
           } catch (err) {
             if (isSshTimeout(err)) throw err;
             await this.stopLocked(this.deps.store.getVm(vm.id) ?? vm).catch(() => undefined);

@@ -169,6 +169,9 @@ export class AccelProbe {
     const watch = (async () => {
       while (!finished) {
         await clock.sleep(250, stop.signal);
+        // Output already waiting in the pipe is read first (I/O before setImmediate), so a daemon that was busy
+        // for a while does not take its own delay for the guest's silence.
+        await new Promise((resolve) => setImmediate(resolve));
         if (finished) return;
         const now = clock.now();
         if (now - lastOutput >= PROBE_STALL_MS) stalled = 'silent';
