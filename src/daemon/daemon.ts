@@ -52,7 +52,7 @@ export class Daemon {
     this.log = log;
     this.store = new Store(paths.db, clock);
     // As root, bangerd starts a bangerd-root that died again; otherwise its errors say what to run.
-    this.ops = deps.ops ?? helperClientFor(paths, clock);
+    this.ops = deps.ops ?? helperClientFor(paths, config.network, clock);
     const driver = deps.driver ?? new QemuDriver({ runner, ops: this.ops, clock, qemu: config.vmm.qemu, accel: config.vmm.accel, cacheFile: path.join(paths.stateDir, 'accel-decisions.json'), log });
     this.kernels = new KernelService({ store: this.store, runner, clock, kernelsDir: paths.kernelsDir });
     this.images = new ImageService({ store: this.store, ops: this.ops, clock, imagesDir: paths.imagesDir, mirror: config.image.debianMirror });

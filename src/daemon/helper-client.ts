@@ -7,6 +7,7 @@ import { SingleFlight, systemClock, type Clock } from '../system/clock.ts';
 import { logTail, spawnDetached, waitForSocket } from '../system/detached-start.ts';
 import { helperArgs, helperStartCommand } from '../system/helper-command.ts';
 import type { BangerPaths } from '../system/paths.ts';
+import type { BangerConfig } from '../system/config.ts';
 
 export interface HelperClientOptions {
   /** The command that starts the helper, shown when it is not running and this client cannot start it. */
@@ -116,13 +117,14 @@ export async function waitForHelperSocket(wait: HelperStartWait): Promise<void> 
  * Starts bangerd-root as autostart does (bin/bangerd-root with helperArgs, detached, logging to the log
  * directory) and waits for its socket. bangerd must be root: the helper's owner is bangerd's own uid.
  */
-export function helperRestart(paths: BangerPaths, clock: Clock = systemClock): () => Promise<void> {
+export function helperRestart(paths: BangerPaths, network: BangerConfig['network'], clock: Clock = systemClock): () => Promise<void> {
   const uid = process.getuid?.() ?? 0;
   const gid = process.getgid?.() ?? 0;
   return async () => {
     const logFile = path.join(paths.logDir, 'bangerd-root.log');
-    const state = spawnDetached('bangerd-root', helperArgs(paths, uid, gid), logFile);
-    await waitForHelperSocket({ socketPath: paths.helperSocket, child: state, logFile, startCommand: helperStartCommand(paths, uid, gid), clock });
+    // The network bangerd runs with, not config.toml as it is now: a helper for other settings would refuse it.
+    const state = spawnDetached('bangerd-root', helperArgs(paths, uid, gid, network), logFile);
+    await waitForHelperSocket({ socketPath: paths.helperSocket, child: state, logFile, startCommand: helperStartCommand(paths, uid, gid, network), clock });
   };
 }
 
@@ -130,8 +132,8 @@ export function helperRestart(paths: BangerPaths, clock: Clock = systemClock): (
  * The client bangerd uses: when bangerd runs as root it starts a helper that died again by itself; otherwise a
  * missing helper is HELPER_UNAVAILABLE at once, with the exact sudo command that starts it.
  */
-export function helperClientFor(paths: BangerPaths, clock: Clock = systemClock): HelperClient {
+export function helperClientFor(paths: BangerPaths, network: BangerConfig['network'], clock: Clock = systemClock): HelperClient {
   const uid = process.getuid?.() ?? 0;
-  const startHint = `start it: ${helperStartCommand(paths, uid, process.getgid?.() ?? 0)}`;
-  return new HelperClient(paths.helperSocket, uid === 0 ? { startHint, restart: helperRestart(paths, clock) } : { startHint });
+  const startHint = `start it: ${helperStartCommand(paths, uid, process.getgid?.() ?? 0, network)}`;
+  return new HelperClient(paths.helperSocket, uid === 0 ? { startHint, restart: helperRestart(paths, network, clock) } : { startHint });
 }

@@ -4,7 +4,7 @@ import { BangerError } from '../protocol/errors.ts';
 import { connect } from '../protocol/jsonrpc.ts';
 import { assertUsablePaths, type BangerPaths } from '../system/paths.ts';
 import { isSocketAlive } from '../system/socket-server.ts';
-import { helperArgs, helperStartCommand } from '../system/helper-command.ts';
+import { configuredNetwork, helperArgs, helperStartCommand } from '../system/helper-command.ts';
 import { pollUntil, systemClock, type Clock } from '../system/clock.ts';
 import { logTail, spawnDetached, waitForSocket } from '../system/detached-start.ts';
 
@@ -22,14 +22,14 @@ export async function ensureDaemons(paths: BangerPaths, clock: Clock = systemClo
   if (!(await isSocketAlive(paths.helperSocket))) {
     if (uid === 0) {
       const log = path.join(paths.logDir, 'bangerd-root.log');
-      const child = spawnDetached('bangerd-root', helperArgs(paths, uid, gid), log);
+      const child = spawnDetached('bangerd-root', helperArgs(paths, uid, gid, configuredNetwork(paths)), log);
       if (!(await waitForSocket({ socketPath: paths.helperSocket, child, timeoutMs: 10_000, clock }))) {
         throw new BangerError('HELPER_UNAVAILABLE', `bangerd-root did not start:\n${logTail(log)}`, { hint: `see ${log}` });
       }
       report.started.push('bangerd-root');
     } else {
       report.warnings.push(
-        `the privileged helper is not running and needs root; start it with:\n  ${helperStartCommand(paths, uid, gid)}`,
+        `the privileged helper is not running and needs root; start it with:\n  ${helperStartCommand(paths, uid, gid, configuredNetwork(paths))}`,
       );
     }
   }

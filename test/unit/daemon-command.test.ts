@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { daemonStatus } from '../../src/cli/commands/daemon-status.ts';
 import type { CliContext } from '../../src/cli/context.ts';
-import { helperArgs } from '../../src/system/helper-command.ts';
+import { configuredNetwork, helperArgs } from '../../src/system/helper-command.ts';
 import { resolvePaths } from '../../src/system/paths.ts';
 
 describe('banger daemon status without a daemon', () => {
@@ -46,13 +46,16 @@ describe('helperArgs', () => {
       const paths = resolvePaths({ BANGER_HOME: home });
       fs.mkdirSync(path.dirname(paths.configFile), { recursive: true });
       fs.writeFileSync(paths.configFile, '[network]\nbridge = "bx0"\nsubnet = "10.9.8.0/24"\n');
-      const args = helperArgs(paths, 1000, 1000, { BANGER_HOME: home, BANGER_NETNS: 'sandbox' });
+      const args = helperArgs(paths, 1000, 1000, configuredNetwork(paths, { BANGER_HOME: home, BANGER_NETNS: 'sandbox' }));
       const value = (flag: string): string | undefined => (args.includes(flag) ? args[args.indexOf(flag) + 1] : undefined);
       assert.equal(value('--bridge'), 'bx0');
       assert.equal(value('--subnet'), '10.9.8.0/24');
       assert.equal(value('--netns'), 'sandbox');
       assert.equal(value('--owner'), '1000:1000');
-      assert.equal(helperArgs(paths, 1000, 1000, { BANGER_HOME: home }).includes('--netns'), false);
+      assert.equal(helperArgs(paths, 1000, 1000, configuredNetwork(paths, { BANGER_HOME: home })).includes('--netns'), false);
+      // bangerd restarting its helper passes the network it runs with, whatever config.toml says by then.
+      const running = helperArgs(paths, 0, 0, { bridge: 'banger0', subnet: '172.30.0.0/24', netns: 'e2e' });
+      assert.deepEqual([running[running.indexOf('--bridge') + 1], running[running.indexOf('--subnet') + 1], running[running.indexOf('--netns') + 1]], ['banger0', '172.30.0.0/24', 'e2e']);
     } finally {
       fs.rmSync(home, { recursive: true, force: true });
     }

@@ -1,6 +1,6 @@
 // banger daemon status: whether bangerd and bangerd-root run; exits 15 when bangerd does not.
 import { exitCodeFor } from '../../protocol/errors.ts';
-import { helperStartCommand } from '../../system/helper-command.ts';
+import { configuredNetwork, helperStartCommand } from '../../system/helper-command.ts';
 import { connect } from '../../sdk/client.ts';
 import { isSocketAlive } from '../../system/socket-server.ts';
 import { resolvePaths } from '../../system/paths.ts';
@@ -22,7 +22,7 @@ export async function daemonStatus(ctx: CliContext, flags: { json?: boolean }): 
   else {
     ctx.output.out([
       `bangerd:      running, pid ${s.pid}, version ${s.version}, socket ${s.socket}`,
-      `bangerd-root: ${s.helper.reachable ? `running, pid ${s.helper.pid}` : `not running; start it: ${helperStartCommand(paths, process.getuid?.() ?? 0, process.getgid?.() ?? 0)}`}`,
+      `bangerd-root: ${s.helper.reachable ? `running, pid ${s.helper.pid}` : `not running; start it: ${helperStartCommand(paths, process.getuid?.() ?? 0, process.getgid?.() ?? 0, configuredNetwork(paths))}`}`,
       `state:        ${s.home}`,
       `network:      ${s.netns ? `guests in netns ${s.netns}` : 'host network namespace'}`,
       `vms:          ${s.vms.running} running, ${s.vms.total} in all`,
