@@ -4,13 +4,14 @@
 // does not allow.
 import { z } from 'zod';
 import type { MethodName, ParamsOf } from './methods.ts';
+import { VM_LIMITS as L } from './vm-limits.ts';
 
 /** A VM name: what the guest's hostname and the CLI accept. */
 export const VM_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /** A VM's name (at most 63 characters) or id (32 hex digits) or a prefix of either. */
 const ref = z.string().min(1).max(64);
-const sshTimeoutSec = z.int().min(1).max(3600);
+const sshTimeoutSec = z.int().min(L.sshTimeoutSec.min).max(L.sshTimeoutSec.max);
 const noParams = z.strictObject({});
 
 export const DAEMON_PARAMS = {
@@ -19,9 +20,9 @@ export const DAEMON_PARAMS = {
       error: 'must be lowercase letters, digits and "-", starting with a letter or digit (at most 63)',
     }).optional(),
     image: z.string().min(1).max(64).optional(),
-    vcpus: z.int().min(1).max(64).optional(),
-    memoryMib: z.int().min(128).max(1024 * 1024).optional(),
-    diskGib: z.int().min(1).max(16 * 1024).optional(),
+    vcpus: z.int().min(L.vcpus.min).max(L.vcpus.max).optional(),
+    memoryMib: z.int().min(L.memoryMib.min).max(L.memoryMib.max).optional(),
+    diskGib: z.int().min(L.diskGib.min).max(L.diskGib.max).optional(),
     start: z.boolean().optional(),
     waitSsh: z.boolean().optional(),
     sshTimeoutSec: sshTimeoutSec.optional(),

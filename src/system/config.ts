@@ -3,6 +3,8 @@ import os from 'node:os';
 import { parse } from 'smol-toml';
 import { z } from 'zod';
 import { BangerError, messageOf } from '../protocol/errors.ts';
+import { VM_LIMITS as L } from '../protocol/vm-limits.ts';
+
 
 export const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/;
 export const NETNS_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
@@ -35,9 +37,9 @@ const NETNS = z.string()
 
 const SECTIONS = {
   vm_defaults: z.strictObject({
-    vcpus: z.int().min(1).max(64).default(() => hostDefaults().vcpus),
-    memory_mib: z.int().min(128).max(1024 * 1024).default(() => hostDefaults().memoryMib),
-    disk_gib: z.int().min(1).max(16 * 1024).default(() => hostDefaults().diskGib),
+    vcpus: z.int().min(L.vcpus.min).max(L.vcpus.max).default(() => hostDefaults().vcpus),
+    memory_mib: z.int().min(L.memoryMib.min).max(L.memoryMib.max).default(() => hostDefaults().memoryMib),
+    disk_gib: z.int().min(L.diskGib.min).max(L.diskGib.max).default(() => hostDefaults().diskGib),
     image: z.string().min(1).default(() => hostDefaults().image),
   }),
   network: z.strictObject({
@@ -48,7 +50,7 @@ const SECTIONS = {
   vmm: z.strictObject({
     qemu: z.string().min(1).default('qemu-system-x86_64'),
     accel: ACCEL.default('auto'),
-    ssh_timeout_sec: z.int().min(1).max(3600).default(180),
+    ssh_timeout_sec: z.int().min(L.sshTimeoutSec.min).max(L.sshTimeoutSec.max).default(180),
   }),
   image: z.strictObject({
     debian_mirror: matching(/^https?:\/\/[^\s'"]+$/, (v) => `image.debian_mirror = ${JSON.stringify(v)}`, 'use an http(s) URL of a Debian archive').default('http://deb.debian.org/debian'),

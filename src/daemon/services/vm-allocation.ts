@@ -3,7 +3,6 @@ import crypto from 'node:crypto';
 import { BangerError } from '../../protocol/errors.ts';
 import type { Store } from '../../store/store.ts';
 
-export { VM_NAME_PATTERN } from '../../protocol/daemon-schemas.ts';
 const ADJECTIVES = ['brisk', 'calm', 'eager', 'fuzzy', 'gentle', 'jolly', 'keen', 'lucky', 'mellow', 'nimble', 'plucky', 'quiet', 'rapid', 'sunny', 'tidy', 'witty'];
 const NOUNS = ['badger', 'crane', 'dingo', 'ferret', 'gecko', 'heron', 'ibis', 'koala', 'lemur', 'marten', 'newt', 'otter', 'panda', 'quail', 'raven', 'stoat'];
 

@@ -21,7 +21,6 @@ import { VmLocks } from './vm-locks.ts';
 import { VmReaper } from './vm-reaper.ts';
 import { accelText, specLine, validSshTimeout, vmSpecOf, type VmSpec } from './vm-spec.ts';
 
-export { VM_NAME_PATTERN } from './vm-allocation.ts';
 
 export interface VmServiceDeps {
   store: Store;

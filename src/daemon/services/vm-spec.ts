@@ -4,6 +4,7 @@ import type { VmCreateParams } from '../../protocol/methods.ts';
 import type { BangerConfig } from '../../system/config.ts';
 import type { AccelChoice } from '../../vmm/driver.ts';
 import { VM_NAME_PATTERN } from '../../protocol/daemon-schemas.ts';
+import { VM_LIMITS, type Range } from '../../protocol/vm-limits.ts';
 
 export interface VmSpec {
   name: string;
@@ -23,14 +24,15 @@ export function vmSpecOf(params: VmCreateParams, defaults: BangerConfig['vmDefau
   return {
     name,
     image: params.image ?? defaults.image,
-    vcpus: wholeNumber(params.vcpus ?? defaults.vcpus, 1, 64, 'vcpus', '--cpus'),
-    memoryMib: wholeNumber(params.memoryMib ?? defaults.memoryMib, 128, 1024 * 1024, 'memory (MiB)', '--memory'),
-    diskGib: wholeNumber(params.diskGib ?? defaults.diskGib, 1, 16 * 1024, 'disk (GiB)', '--disk'),
+    vcpus: wholeNumber(params.vcpus ?? defaults.vcpus, VM_LIMITS.vcpus, 'vcpus', '--cpus'),
+    memoryMib: wholeNumber(params.memoryMib ?? defaults.memoryMib, VM_LIMITS.memoryMib, 'memory (MiB)', '--memory'),
+    diskGib: wholeNumber(params.diskGib ?? defaults.diskGib, VM_LIMITS.diskGib, 'disk (GiB)', '--disk'),
     sshTimeoutSec: validSshTimeout(params.sshTimeoutSec),
   };
 }
 
-function wholeNumber(value: unknown, min: number, max: number, what: string, flag: string): number {
+/** Also checked here, not only by the RPC schema: the defaults come from config.toml and callers may be in-process. */
+function wholeNumber(value: unknown, { min, max }: Range, what: string, flag: string): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new BangerError('INVALID_ARGUMENT', `${what} must be a whole number from ${min} to ${max} (got ${JSON.stringify(value)})`, {
       hint: `pass ${flag} with a value from ${min} to ${max}`,
@@ -41,7 +43,7 @@ function wholeNumber(value: unknown, min: number, max: number, what: string, fla
 
 /** Seconds to wait for sshd, when given. */
 export function validSshTimeout(value: unknown): number | undefined {
-  return value === undefined ? undefined : wholeNumber(value, 1, 3600, 'ssh timeout (seconds)', '--ssh-timeout');
+  return value === undefined ? undefined : wholeNumber(value, VM_LIMITS.sshTimeoutSec, 'ssh timeout (seconds)', '--ssh-timeout');
 }
 
 /** How the accelerator shows in the spec line: the decision and why, or that it is being made alongside. */
