@@ -631,6 +631,7 @@ describe('HelperService', () => {
     /** HELPER_REFUSED naming the method and the field, with a hint, and nothing run. */
     const refusedField = (method: string, field: RegExp) => (err: unknown) => {
       fails('HELPER_REFUSED', new RegExp(`^bangerd-root refused: ${method.replace('.', '\\.')}: .*${field.source}`), { hint: true })(err);
+      assert.match((err as BangerError).hint!, /bangerd and bangerd-root disagree on this request/);
       return true;
     };
     const valid = (): Record<string, Record<string, unknown>> => ({
@@ -644,23 +645,23 @@ describe('HelperService', () => {
     });
     // A field of each method given the wrong type (thunks: paths exist only once before() has run).
     const wrongTypes: Record<string, [() => unknown, RegExp]> = {
-      'helper.ping': [() => 'ping', /params must be an object, got a string/],
-      'net.ensureBridge': [() => ({ ...valid()['net.ensureBridge'], bridge: 7 }), /params\.bridge must be a string, got a number/],
-      'net.createTap': [() => ({ ...valid()['net.createTap'], netns: ['testns'] }), /params\.netns must be a string, got a list/],
-      'net.deleteTap': [() => ({ netns: null }), /params\.tap is missing/],
-      'vmm.launchQemu': [() => ({ ...valid()['vmm.launchQemu'], spec: { ...spec(), vcpus: '2' } }), /params\.spec\.vcpus must be a number, got a string/],
-      'image.build': [() => ({ ...valid()['image.build'], output: { path: '/x' } }), /params\.output must be a string, got an object/],
-      'helper.shutdown': [() => [], /params must be an object, got a list/],
+      'helper.ping': [() => 'ping', /params must be an object \(got string\)/],
+      'net.ensureBridge': [() => ({ ...valid()['net.ensureBridge'], bridge: 7 }), /bridge must be a string \(got number\)/],
+      'net.createTap': [() => ({ ...valid()['net.createTap'], netns: ['testns'] }), /netns must be a string \(got a list\)/],
+      'net.deleteTap': [() => ({ netns: null }), /tap is required/],
+      'vmm.launchQemu': [() => ({ ...valid()['vmm.launchQemu'], spec: { ...spec(), vcpus: '2' } }), /spec\.vcpus must be a number \(got string\)/],
+      'image.build': [() => ({ ...valid()['image.build'], output: { path: '/x' } }), /output must be a string \(got an object\)/],
+      'helper.shutdown': [() => [], /params must be an object \(got a list\)/],
     };
 
     for (const method of ['helper.ping', 'net.ensureBridge', 'net.createTap', 'net.deleteTap', 'vmm.launchQemu', 'image.build', 'helper.shutdown']) {
       it(`${method}: refuses null params, a field of the wrong type and an unknown field, before doing anything`, async () => {
         fakeIp(runner);
-        await assert.rejects(call(method, null), refusedField(method, /params must be an object, got null/));
-        await assert.rejects(call(method, undefined), refusedField(method, /params must be an object, it is missing/));
+        await assert.rejects(call(method, null), refusedField(method, /params must be an object \(got null\)/));
+        await assert.rejects(call(method, undefined), refusedField(method, /params is required/));
         const [wrong, pattern] = wrongTypes[method]!;
         await assert.rejects(call(method, wrong()), refusedField(method, pattern));
-        await assert.rejects(call(method, { ...valid()[method], extra: 1 }), refusedField(method, /params\.extra is not a known field/));
+        await assert.rejects(call(method, { ...valid()[method], extra: 1 }), refusedField(method, /unknown field "extra"/));
         assert.equal(runner.calls.length, 0);
         assert.equal(shutdowns, 0);
       });
@@ -668,9 +669,9 @@ describe('HelperService', () => {
 
     it('names a nested unknown field and a value outside a fixed set', async () => {
       const disks = [{ id: 'root', path: initrd, format: 'raw', cache: 'unsafe' }];
-      await assert.rejects(call('vmm.launchQemu', { ...valid()['vmm.launchQemu'], spec: { ...spec(), disks } }), refusedField('vmm.launchQemu', /params\.spec\.disks\[0\]\.cache is not a known field/));
-      await assert.rejects(call('vmm.launchQemu', { ...valid()['vmm.launchQemu'], spec: { ...spec(), accel: 'hvf' } }), refusedField('vmm.launchQemu', /params\.spec\.accel must be one of "kvm", "tcg", got "hvf"/));
-      await assert.rejects(call('vmm.launchQemu', { qemu: qemuBin, spec: spec() }), refusedField('vmm.launchQemu', /params\.netns is missing/));
+      await assert.rejects(call('vmm.launchQemu', { ...valid()['vmm.launchQemu'], spec: { ...spec(), disks } }), refusedField('vmm.launchQemu', /unknown field "cache" in spec\.disks\[0\]/));
+      await assert.rejects(call('vmm.launchQemu', { ...valid()['vmm.launchQemu'], spec: { ...spec(), accel: 'hvf' } }), refusedField('vmm.launchQemu', /spec\.accel must be one of "kvm", "tcg" \(got "hvf"\)/));
+      await assert.rejects(call('vmm.launchQemu', { qemu: qemuBin, spec: spec() }), refusedField('vmm.launchQemu', /netns is required/));
       assert.equal(runner.calls.length, 0);
     });
 
