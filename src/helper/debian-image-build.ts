@@ -9,6 +9,7 @@ import { runChecked } from '../system/process.ts';
 import { ROOT_LABEL } from '../system/guest-contract.ts';
 import type { DebianRecipe } from '../protocol/image-recipes.ts';
 import { asOwner, ownerArgv, type Owner } from '../system/as-owner.ts';
+import { buildDirPrefix } from './abandoned-image-builds.ts';
 
 const SSHD_CONFIG = `# Written by banger: keys only, one host key injected per VM at boot.
 HostKey /etc/ssh/ssh_host_ed25519_key
@@ -89,6 +90,9 @@ export interface BuildImageOptions {
 
 export const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 
+/** Where builds run unless told otherwise; bangerd-root sweeps what dead helpers left there at start. */
+export const DEFAULT_WORK_ROOT = '/var/tmp';
+
 /**
  * Builds the image as root in a private directory (debootstrap, mkfs and the root-owned tree never touch a
  * path the owner controls), then hands the finished file to the owner (see handOver).
@@ -101,7 +105,8 @@ export async function buildDebianImage(options: BuildImageOptions): Promise<{ si
       hint: 'apt-get install debian-archive-keyring',
     });
   }
-  const workDir = fs.mkdtempSync(path.join(options.workRoot ?? '/var/tmp', 'banger-image-'));
+  // Named with this helper's pid: if it dies before the finally below, the next helper removes the directory.
+  const workDir = fs.mkdtempSync(path.join(options.workRoot ?? DEFAULT_WORK_ROOT, buildDirPrefix(process.pid)));
   const tree = path.join(workDir, 'root');
   const tmpImage = path.join(workDir, 'rootfs.ext4');
   try {

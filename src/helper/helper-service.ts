@@ -135,6 +135,41 @@ export class HelperService {
     return real;
   }
 
+  /**
+   * Refuses to remove `tap` unless it is a tap this helper may remove: a tun/tap device in tap mode, made for
+   * this helper's owner, and on no bridge or on this helper's own. Two owners may share a namespace, and a
+   * device of another kind may carry a tap-like name; neither is this helper's to delete.
+   */
+  private async refuseIfNotOwnersTap(netns: string | null, tap: string): Promise<void> {
+    const out = await runChecked(this.runner, 'ip', this.ip(netns, ['-j', '-d', 'link', 'show', 'dev', tap]));
+    // What `ip -j -d link show` prints for `ip tuntap add dev T mode tap user U group G`, enslaved to bridge B
+    // (iproute2 6.1): [{"ifname":"T","master":"B","linkinfo":{"info_kind":"tun","info_data":{"type":"tap",
+    // "user":U,"group":G,...},"info_slave_kind":"bridge",...},...}]. A tun-mode device has "type":"tun"; a
+    // tap made without `user` has no "user" field; a device on no bridge has no "master".
+    const [link] = JSON.parse(out.stdout) as Array<{
+      master?: string;
+      linkinfo?: { info_kind?: string; info_data?: { type?: string; user?: number } };
+    }>;
+    const where = netns ? ` in netns ${netns}` : '';
+    const kind = link?.linkinfo?.info_kind === 'tun' ? link.linkinfo.info_data?.type : link?.linkinfo?.info_kind;
+    if (kind !== 'tap') {
+      throw new BangerError('HELPER_REFUSED', `bangerd-root refused: ${tap}${where} is ${kind ? `a ${kind} device` : 'a plain device'}, not a tap; banger made no such device`, {
+        hint: `banger removes only its own taps; if ${tap} is a leftover of yours, remove it yourself (ip${netns ? ` -n ${netns}` : ''} link del dev ${tap}) and try again`,
+      });
+    }
+    const user = link?.linkinfo?.info_data?.user;
+    if (user !== this.scope.owner.uid) {
+      throw new BangerError('HELPER_REFUSED', `bangerd-root refused: tap ${tap}${where} belongs to ${user === undefined ? 'no user' : `uid ${user}`}, not to uid ${this.scope.owner.uid} that this bangerd-root serves`, {
+        hint: 'another user (or another program) has a tap of that name in the same network namespace; it is theirs to remove. To keep banger owners apart, give each its own network.netns or network.bridge in config.toml',
+      });
+    }
+    if (link?.master !== undefined && link.master !== this.scope.network.bridge) {
+      throw new BangerError('HELPER_REFUSED', `bangerd-root refused: tap ${tap}${where} is on bridge ${link.master}, not on ${this.scope.network.bridge} that this bangerd-root manages`, {
+        hint: `another banger (or another program) with a different network.bridge uses ${tap}; stop its VM there, or remove the tap yourself if it is a leftover (ip${netns ? ` -n ${netns}` : ''} link del dev ${tap})`,
+      });
+    }
+  }
+
   /** Refuses to remove a tap a live process (a VM's QEMU) has attached: the VM would lose its network. */
   private refuseIfTapInUse(tap: string): void {
     const users = findTapUsers(tap, this.scope.procDir);
@@ -221,6 +256,7 @@ export class HelperService {
     const bridge = this.bridge(raw.bridge);
     const netns = this.netns(raw.netns);
     if (await this.linkExists(netns, tap)) {
+      await this.refuseIfNotOwnersTap(netns, tap);
       this.refuseIfTapInUse(tap);
       await this.runner.run('ip', this.ip(netns, ['link', 'del', 'dev', tap]));
     }
@@ -241,15 +277,19 @@ export class HelperService {
     const netns = this.netnsName(raw.netns);
     if (netns !== null && !fs.existsSync(path.join(this.scope.netnsDir, netns))) return;
     if (!(await this.linkExists(netns, tap))) return;
+    await this.refuseIfNotOwnersTap(netns, tap);
     this.refuseIfTapInUse(tap);
     await runChecked(this.runner, 'ip', this.ip(netns, ['link', 'del', 'dev', tap]));
   }
 
+  /**
+   * Checks what the spec's values may be. Its shape (accel and disk formats from a fixed set, disks a list) is
+   * launchQemuParamsSchema's, which the vmm.launchQemu handler applies first.
+   */
   validateLaunchSpec(raw: QemuLaunchSpec): QemuLaunchSpec {
     const roots = [this.scope.stateDir, this.scope.cacheDir];
     const vmId = matching(raw.vmId, VM_ID_PATTERN, 'vm id');
-    if (raw.accel !== 'kvm' && raw.accel !== 'tcg') refuse('accel must be kvm or tcg');
-    if (!Array.isArray(raw.disks) || raw.disks.length > 8) refuse('disks must be a list of at most 8');
+    if (raw.disks.length > 8) refuse('disks must be a list of at most 8');
     const cmdline = str(raw.cmdline, 'kernel command line');
     if (!/^[a-zA-Z0-9_.=,: /-]{0,1024}$/.test(cmdline)) refuse('kernel command line has characters outside [a-zA-Z0-9_.=,: /-]');
     return {
@@ -263,7 +303,7 @@ export class HelperService {
       disks: raw.disks.map((d, i) => ({
         id: matching(d.id, /^[a-z][a-z0-9]{0,15}$/, `disk ${i} id`),
         path: this.insidePath(d.path, roots, `disk ${i}`, true),
-        format: d.format === 'qcow2' ? 'qcow2' : d.format === 'raw' ? 'raw' : refuse(`disk ${i} format must be raw or qcow2`),
+        format: d.format,
       })),
       net: raw.net === null ? null : { tap: matching(raw.net.tap, TAP_PATTERN, 'tap name'), mac: matching(raw.net.mac, MAC_PATTERN, 'mac address') },
       qmpSocket: this.insidePath(raw.qmpSocket, [this.scope.stateDir, this.scope.runDir], 'qmp socket', false),

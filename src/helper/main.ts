@@ -9,6 +9,8 @@ import { serve } from '../protocol/jsonrpc.ts';
 import { asOwner, type Owner } from '../system/as-owner.ts';
 import { NodeProcessRunner } from '../system/process.ts';
 import { listenUnix } from '../system/socket-server.ts';
+import { removeAbandonedImageBuilds } from './abandoned-image-builds.ts';
+import { DEFAULT_WORK_ROOT } from './debian-image-build.ts';
 import { HelperService, networkScopeProblem } from './helper-service.ts';
 
 const USAGE = 'usage: bangerd-root --owner UID:GID --state-dir DIR --cache-dir DIR --socket PATH --bridge NAME --subnet A.B.C.0/24 [--netns NAME] [--pid-file PATH]';
@@ -67,6 +69,8 @@ const scope = {
   procDir: '/proc',
   network,
 };
+// Before serving, so no build of this helper's can be running yet; another live helper's builds are kept.
+removeAbandonedImageBuilds({ workRoot: DEFAULT_WORK_ROOT, procDir: scope.procDir, log: (line) => process.stderr.write(`bangerd-root: ${line}\n`) });
 const service = new HelperService(new NodeProcessRunner(), scope);
 const asTheOwner = <T>(fn: () => T): T => asOwner(owner, fn);
 const server = await listenUnix(socketPath, { mode: 0o600, as: asTheOwner }).catch((err: unknown) => fail((err as Error).message));

@@ -1,7 +1,8 @@
-// Checks an RPC's params against its zod schema before any work runs, and turns what is wrong into one
-// INVALID_ARGUMENT error that names each field. Both bangerd and bangerd-root parse their params through here.
+// Checks an RPC's params against its zod schema before any work runs, and turns what is wrong into one error
+// that names each field. Both bangerd (INVALID_ARGUMENT) and bangerd-root (HELPER_REFUSED, see
+// helper/refusal.ts) parse their params through here.
 import { z } from 'zod';
-import { BangerError } from './errors.ts';
+import { BangerError, type ErrorCode } from './errors.ts';
 
 /** How many problems one message lists, and how much of a value it quotes: params come from any peer. */
 const MAX_PROBLEMS = 5;
@@ -13,17 +14,32 @@ const MAX_QUOTE = 40;
  */
 const OURS = '\u0000banger-default';
 
+/** How a server words its refusal of bad params; bangerd's is the default. */
+export interface ParamsRefusal {
+  /** INVALID_ARGUMENT unless set. */
+  code?: ErrorCode;
+  /** Put before `<method>: <what is wrong>`. */
+  prefix?: string;
+  /** Replaces the hint that lists the method's fields. */
+  hint?: string;
+  /** Whether absent params count as `{}` (true unless set); when false they are refused as missing. */
+  absentIsEmpty?: boolean;
+}
+
 /**
- * Params checked by `schema`. Absent params count as `{}`, so a method without parameters accepts both; null
- * and other non-objects are refused like any other wrong type.
+ * Params checked by `schema`. Absent params count as `{}` unless `refusal` says otherwise, so a method without
+ * parameters accepts both; null and other non-objects are refused like any other wrong type.
  */
-export function parseParams<S extends z.ZodType>(schema: S, method: string, raw: unknown): z.output<S> {
-  const result = schema.safeParse(raw === undefined ? {} : raw, { reportInput: true, error: () => OURS });
+export function parseParams<S extends z.ZodType>(schema: S, method: string, raw: unknown, refusal: ParamsRefusal = {}): z.output<S> {
+  const absentIsEmpty = refusal.absentIsEmpty ?? true;
+  const result = schema.safeParse(raw === undefined && absentIsEmpty ? {} : raw, { reportInput: true, error: () => OURS });
   if (result.success) return result.data;
   const problems = lastPerPath(result.error.issues).map(describeIssue);
   const shown = problems.slice(0, MAX_PROBLEMS);
   if (problems.length > shown.length) shown.push(`and ${problems.length - shown.length} more`);
-  throw new BangerError('INVALID_ARGUMENT', `${method}: ${shown.join('; ')}`, { hint: hintFor(method, schema) });
+  throw new BangerError(refusal.code ?? 'INVALID_ARGUMENT', `${refusal.prefix ?? ''}${method}: ${shown.join('; ')}`, {
+    hint: refusal.hint ?? hintFor(method, schema),
+  });
 }
 
 function hintFor(method: string, schema: z.ZodType): string {

@@ -41,7 +41,7 @@ describe('buildDebianImage', () => {
     await build(output);
     const tree = runner.callsTo('debootstrap')[0]!.args.at(-2)!;
     const image = runner.callsTo('mkfs.ext4')[0]!.args.at(-2)!;
-    for (const p of [tree, image]) assert.ok(p.startsWith(`${workRoot}${path.sep}banger-image-`), `${p} is not in the private build directory`);
+    for (const p of [tree, image]) assert.ok(p.startsWith(`${workRoot}${path.sep}banger-image-${process.pid}-`), `${p} is not in the private build directory`);
     assert.deepEqual(fs.readdirSync(workRoot), [], 'the build directory was not removed');
     assert.deepEqual(fs.readdirSync(cache), ['rootfs.ext4']);
   });

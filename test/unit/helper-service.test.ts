@@ -25,10 +25,32 @@ const DEATH_SIGNAL = ['setpriv', '--pdeathsig', 'KILL', '--'];
 /** argv without the death-signal prefix (which `every ip command dies with the helper` checks). */
 const withoutDeathSignal = (argv: string[]): string[] => (DEATH_SIGNAL.every((a, i) => argv[i] === a) ? argv.slice(DEATH_SIGNAL.length) : argv);
 
-/** Stands in for `ip` (run through the death-signal setpriv): keeps a set of links (and bridge addresses) per namespace, records argv. */
-function fakeIp(runner: FakeProcessRunner, initial: { links?: string[]; addrs?: Record<string, string[]>; kinds?: Record<string, string> } = {}) {
+/** What `ip -j -d link show` prints about a link (the fields banger reads; see refuseIfNotOwnersTap). */
+interface LinkDetails {
+  master?: string;
+  linkinfo?: { info_kind: string; info_data?: { type: string; user?: number; group?: number } };
+}
+
+/** A tap as `ip tuntap add dev T mode tap user U group G` makes it, optionally on a bridge. */
+const tapOf = (owner: { uid: number; gid: number }, master?: string): LinkDetails => ({
+  ...(master === undefined ? {} : { master }),
+  linkinfo: { info_kind: 'tun', info_data: { type: 'tap', user: owner.uid, group: owner.gid } },
+});
+
+/**
+ * Stands in for `ip` (run through the death-signal setpriv): keeps a set of links (and bridge addresses) per
+ * namespace, records argv. A link given in `links` is the owner's tap when named bgt…, else a bridge, unless
+ * `kinds` ('none' for a plain device) or `details` say otherwise.
+ */
+function fakeIp(runner: FakeProcessRunner, initial: { links?: string[]; addrs?: Record<string, string[]>; kinds?: Record<string, string>; details?: Record<string, LinkDetails> } = {}) {
   const links = new Set(initial.links ?? []);
   const kinds = new Map(Object.entries(initial.kinds ?? {}));
+  const details = new Map(Object.entries(initial.details ?? {}));
+  for (const name of links) {
+    if (details.has(name)) continue;
+    const kind = kinds.get(name) ?? (name.startsWith('bgt') ? 'tap' : 'bridge');
+    details.set(name, kind === 'tap' ? tapOf(OWNER) : kind === 'none' ? {} : { linkinfo: { info_kind: kind } });
+  }
   const addrs = new Map(Object.entries(initial.addrs ?? {}));
   const failing = new Set<string>();
   runner.on('setpriv', (call) => {
@@ -41,11 +63,19 @@ function fakeIp(runner: FakeProcessRunner, initial: { links?: string[]; addrs?: 
     if (a[0] === 'link' && a[1] === 'show') return { code: links.has(a[3]!) ? 0 : 1, stderr: links.has(a[3]!) ? '' : `Device "${a[3]}" does not exist.` };
     if (a[0] === '-j' && a[1] === '-d' && a[2] === 'link') {
       const name = a[5]!;
-      return { stdout: JSON.stringify([{ ifname: name, ...(kinds.get(name) === 'none' ? {} : { linkinfo: { info_kind: kinds.get(name) ?? 'bridge' } }) }]) };
+      if (!links.has(name)) return { code: 1, stderr: `Device "${name}" does not exist.` };
+      return { stdout: JSON.stringify([{ ifname: name, ...details.get(name) }]) };
     }
-    if (a[0] === 'link' && a[1] === 'add') links.add(a[3]!);
+    if (a[0] === 'link' && a[1] === 'add') {
+      links.add(a[3]!);
+      details.set(a[3]!, { linkinfo: { info_kind: a[5]! } });
+    }
     if (a[0] === 'link' && a[1] === 'del') links.delete(a[3]!);
-    if (a[0] === 'tuntap' && a[1] === 'add') links.add(a[3]!);
+    if (a[0] === 'link' && a[1] === 'set' && a[4] === 'master') details.set(a[3]!, { ...details.get(a[3]!), master: a[5]! });
+    if (a[0] === 'tuntap' && a[1] === 'add') {
+      links.add(a[3]!);
+      details.set(a[3]!, { linkinfo: { info_kind: 'tun', info_data: { type: a[5]!, user: Number(a[7]), group: Number(a[9]) } } });
+    }
     if (a[0] === '-j' && a[1] === 'addr') {
       const list = (addrs.get(a[4]!) ?? []).map((cidr) => ({ local: cidr.split('/')[0], prefixlen: Number(cidr.split('/')[1]) }));
       return { stdout: JSON.stringify([{ ifname: a[4], addr_info: list }]) };
@@ -224,13 +254,11 @@ describe('HelperService', () => {
       ['cmdline with ;', () => ({ cmdline: 'console=ttyS0; reboot' }), /kernel command line/],
       ['cmdline with a quote', () => ({ cmdline: "init='/bin/sh'" }), /kernel command line/],
       ['cmdline with a newline', () => ({ cmdline: 'console=ttyS0\ninit=/bin/sh' }), /kernel command line/],
-      ['accel other than kvm/tcg', () => ({ accel: 'hvf' as 'kvm' }), /accel/],
       ['zero vcpus', () => ({ vcpus: 0 }), /vcpus/],
       ['fractional vcpus', () => ({ vcpus: 1.5 }), /vcpus/],
       ['too little memory', () => ({ memoryMib: 32 }), /memory/],
       ['nine disks', () => ({ disks: Array.from({ length: 9 }, () => ({ id: 'root', path: initrd, format: 'raw' as const })) }), /at most 8/],
       ['a disk id with capitals', () => ({ disks: [{ id: 'Root', path: initrd, format: 'raw' as const }] }), /disk 0 id/],
-      ['a disk format QEMU would probe', () => ({ disks: [{ id: 'root', path: initrd, format: 'vmdk' as 'raw' }] }), /format/],
     ] as const) {
       it(`refuses ${what}`, () => {
         assert.throws(() => helper.validateLaunchSpec(spec(overrides() as Partial<QemuLaunchSpec>)), refused(pattern));
@@ -357,6 +385,7 @@ describe('HelperService', () => {
       await inNetns('testns').createTap({ tap: TAP, bridge: 'banger0', netns: 'testns' });
       assert.deepEqual(argvOf(runner.calls).map((a) => a.slice(0, 6)), [
         ['ip', '-n', 'testns', 'link', 'show', 'dev'],
+        ['ip', '-n', 'testns', '-j', '-d', 'link'],
         ['ip', '-n', 'testns', 'link', 'del', 'dev'],
         ['ip', '-n', 'testns', 'tuntap', 'add', 'dev'],
         ['ip', '-n', 'testns', 'link', 'set', 'dev'],
@@ -403,9 +432,57 @@ describe('HelperService', () => {
       await inNetns('testns').deleteTap({ tap: TAP, netns: 'testns' });
       assert.deepEqual(argvOf(runner.calls), [
         ['ip', '-n', 'testns', 'link', 'show', 'dev', TAP],
+        ['ip', '-n', 'testns', '-j', '-d', 'link', 'show', 'dev', TAP],
         ['ip', '-n', 'testns', 'link', 'del', 'dev', TAP],
       ]);
       assert.equal(ip.links.has(TAP), false);
+    });
+
+    describe("only the owner's own taps", () => {
+      const other = { uid: OWNER.uid + 1, gid: OWNER.gid + 1 };
+      /** HELPER_REFUSED with `pattern` and a hint, and the device is still there. */
+      const notOurs = (pattern: RegExp) => fails('HELPER_REFUSED', pattern, { hint: true });
+
+      for (const [what, details, pattern] of [
+        ["another user's tap", tapOf(other), new RegExp(`tap ${TAP} belongs to uid ${other.uid}, not to uid ${OWNER.uid}`)],
+        ['a tap made for no user', { linkinfo: { info_kind: 'tun', info_data: { type: 'tap' } } }, /belongs to no user/],
+        ['a tun-mode device', { linkinfo: { info_kind: 'tun', info_data: { type: 'tun', user: OWNER.uid } } }, new RegExp(`${TAP} is a tun device, not a tap`)],
+        ['a veth with a tap-like name', { linkinfo: { info_kind: 'veth' } }, new RegExp(`${TAP} is a veth device, not a tap`)],
+        ['a plain device with a tap-like name', {}, new RegExp(`${TAP} is a plain device, not a tap`)],
+        ["the owner's tap on another bridge", tapOf(OWNER, 'other0'), new RegExp(`tap ${TAP} is on bridge other0, not on banger0`)],
+      ] as const satisfies ReadonlyArray<readonly [string, LinkDetails, RegExp]>) {
+        it(`refuses to delete or replace ${what}, and deletes nothing`, async () => {
+          const ip = fakeIp(runner, { links: ['banger0', TAP], details: { [TAP]: details } });
+          await assert.rejects(helper.deleteTap({ tap: TAP, netns: null }), notOurs(pattern));
+          await assert.rejects(inNetns('testns').deleteTap({ tap: TAP, netns: 'testns' }), (err: unknown) => {
+            notOurs(/ in netns testns /)(err);
+            assert.match((err as BangerError).message.replace(' in netns testns', ''), pattern);
+            return true;
+          });
+          await assert.rejects(helper.createTap({ tap: TAP, bridge: 'banger0', netns: null }), notOurs(pattern));
+          assert.ok(ip.links.has(TAP));
+          assert.ok(!argvOf(runner.calls).some((a) => a.includes('del') || a.includes('tuntap')), 'a device that is not the owner\'s tap was touched');
+        });
+      }
+
+      it("deletes and replaces the owner's tap, on this helper's bridge or on none", async () => {
+        for (const details of [tapOf(OWNER, 'banger0'), tapOf(OWNER)]) {
+          const ip = fakeIp(runner, { links: ['banger0', TAP], details: { [TAP]: details } });
+          await helper.deleteTap({ tap: TAP, netns: null });
+          assert.equal(ip.links.has(TAP), false);
+          fakeIp(runner, { links: ['banger0', TAP], details: { [TAP]: details } });
+          await helper.createTap({ tap: TAP, bridge: 'banger0', netns: null });
+          assert.deepEqual(argvOf(runner.calls).slice(-4).map((a) => a.slice(0, 3)), [['ip', '-j', '-d'], ['ip', 'link', 'del'], ['ip', 'tuntap', 'add'], ['ip', 'link', 'set']]);
+        }
+      });
+
+      it('passes a tap it made itself, as ip reports it, on the next replace', async () => {
+        const ip = fakeIp(runner, { links: ['banger0'] });
+        await helper.createTap({ tap: TAP, bridge: 'banger0', netns: null });
+        await helper.createTap({ tap: TAP, bridge: 'banger0', netns: null });
+        await helper.deleteTap({ tap: TAP, netns: null });
+        assert.equal(ip.links.has(TAP), false);
+      });
     });
 
     it('deleting a tap that is not there succeeds without deleting anything', async () => {
@@ -552,6 +629,7 @@ describe('HelperService', () => {
     /** HELPER_REFUSED naming the method and the field, with a hint, and nothing run. */
     const refusedField = (method: string, field: RegExp) => (err: unknown) => {
       fails('HELPER_REFUSED', new RegExp(`^bangerd-root refused: ${method.replace('.', '\\.')}: .*${field.source}`), { hint: true })(err);
+      assert.match((err as BangerError).hint!, /bangerd and bangerd-root disagree on this request/);
       return true;
     };
     const valid = (): Record<string, Record<string, unknown>> => ({
@@ -565,23 +643,23 @@ describe('HelperService', () => {
     });
     // A field of each method given the wrong type (thunks: paths exist only once before() has run).
     const wrongTypes: Record<string, [() => unknown, RegExp]> = {
-      'helper.ping': [() => 'ping', /params must be an object, got a string/],
-      'net.ensureBridge': [() => ({ ...valid()['net.ensureBridge'], bridge: 7 }), /params\.bridge must be a string, got a number/],
-      'net.createTap': [() => ({ ...valid()['net.createTap'], netns: ['testns'] }), /params\.netns must be a string, got a list/],
-      'net.deleteTap': [() => ({ netns: null }), /params\.tap is missing/],
-      'vmm.launchQemu': [() => ({ ...valid()['vmm.launchQemu'], spec: { ...spec(), vcpus: '2' } }), /params\.spec\.vcpus must be a number, got a string/],
-      'image.build': [() => ({ ...valid()['image.build'], output: { path: '/x' } }), /params\.output must be a string, got an object/],
-      'helper.shutdown': [() => [], /params must be an object, got a list/],
+      'helper.ping': [() => 'ping', /params must be an object \(got string\)/],
+      'net.ensureBridge': [() => ({ ...valid()['net.ensureBridge'], bridge: 7 }), /bridge must be a string \(got number\)/],
+      'net.createTap': [() => ({ ...valid()['net.createTap'], netns: ['testns'] }), /netns must be a string \(got a list\)/],
+      'net.deleteTap': [() => ({ netns: null }), /tap is required/],
+      'vmm.launchQemu': [() => ({ ...valid()['vmm.launchQemu'], spec: { ...spec(), vcpus: '2' } }), /spec\.vcpus must be a number \(got string\)/],
+      'image.build': [() => ({ ...valid()['image.build'], output: { path: '/x' } }), /output must be a string \(got an object\)/],
+      'helper.shutdown': [() => [], /params must be an object \(got a list\)/],
     };
 
     for (const method of ['helper.ping', 'net.ensureBridge', 'net.createTap', 'net.deleteTap', 'vmm.launchQemu', 'image.build', 'helper.shutdown']) {
       it(`${method}: refuses null params, a field of the wrong type and an unknown field, before doing anything`, async () => {
         fakeIp(runner);
-        await assert.rejects(call(method, null), refusedField(method, /params must be an object, got null/));
-        await assert.rejects(call(method, undefined), refusedField(method, /params must be an object, it is missing/));
+        await assert.rejects(call(method, null), refusedField(method, /params must be an object \(got null\)/));
+        await assert.rejects(call(method, undefined), refusedField(method, /params is required/));
         const [wrong, pattern] = wrongTypes[method]!;
         await assert.rejects(call(method, wrong()), refusedField(method, pattern));
-        await assert.rejects(call(method, { ...valid()[method], extra: 1 }), refusedField(method, /params\.extra is not a known field/));
+        await assert.rejects(call(method, { ...valid()[method], extra: 1 }), refusedField(method, /unknown field "extra"/));
         assert.equal(runner.calls.length, 0);
         assert.equal(shutdowns, 0);
       });
@@ -589,9 +667,12 @@ describe('HelperService', () => {
 
     it('names a nested unknown field and a value outside a fixed set', async () => {
       const disks = [{ id: 'root', path: initrd, format: 'raw', cache: 'unsafe' }];
-      await assert.rejects(call('vmm.launchQemu', { ...valid()['vmm.launchQemu'], spec: { ...spec(), disks } }), refusedField('vmm.launchQemu', /params\.spec\.disks\[0\]\.cache is not a known field/));
-      await assert.rejects(call('vmm.launchQemu', { ...valid()['vmm.launchQemu'], spec: { ...spec(), accel: 'hvf' } }), refusedField('vmm.launchQemu', /params\.spec\.accel must be one of "kvm", "tcg", got "hvf"/));
-      await assert.rejects(call('vmm.launchQemu', { qemu: qemuBin, spec: spec() }), refusedField('vmm.launchQemu', /params\.netns is missing/));
+      await assert.rejects(call('vmm.launchQemu', { ...valid()['vmm.launchQemu'], spec: { ...spec(), disks } }), refusedField('vmm.launchQemu', /unknown field "cache" in spec\.disks\[0\]/));
+      await assert.rejects(call('vmm.launchQemu', { ...valid()['vmm.launchQemu'], spec: { ...spec(), accel: 'hvf' } }), refusedField('vmm.launchQemu', /spec\.accel must be one of "kvm", "tcg" \(got "hvf"\)/));
+      // A format QEMU would probe (and so let a guest's disk pick its own format) is refused by the schema.
+      const vmdk = [{ id: 'root', path: initrd, format: 'vmdk' }];
+      await assert.rejects(call('vmm.launchQemu', { ...valid()['vmm.launchQemu'], spec: { ...spec(), disks: vmdk } }), refusedField('vmm.launchQemu', /spec\.disks\[0\]\.format must be one of "raw", "qcow2" \(got "vmdk"\)/));
+      await assert.rejects(call('vmm.launchQemu', { qemu: qemuBin, spec: spec() }), refusedField('vmm.launchQemu', /netns is required/));
       assert.equal(runner.calls.length, 0);
     });
 
@@ -714,7 +795,7 @@ describe('HelperService', () => {
       const ip = fakeIp(runner, { links: ['banger0', TAP] });
       await assert.rejects(helper.createTap({ tap: TAP, bridge: 'banger0', netns: null }), inUse);
       assert.ok(ip.links.has(TAP));
-      assert.deepEqual(argvOf(runner.calls), [['ip', 'link', 'show', 'dev', TAP]]);
+      assert.deepEqual(argvOf(runner.calls), [['ip', 'link', 'show', 'dev', TAP], ['ip', '-j', '-d', 'link', 'show', 'dev', TAP]]);
     });
 
     it('deletes the tap once that process is gone', async () => {

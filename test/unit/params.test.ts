@@ -80,6 +80,18 @@ describe('parseParams', () => {
     assert.ok(message.length < 400, `short message, got ${message.length} characters`);
   });
 
+  it("words the refusal the caller's way: code, prefix, hint, and absent params refused when asked", () => {
+    const refusal = { code: 'HELPER_REFUSED', prefix: 'bangerd-root refused: ', hint: 'restart both', absentIsEmpty: false } as const;
+    const refusedWith = (pattern: RegExp) => (err: unknown): boolean => {
+      fails('HELPER_REFUSED', pattern)(err);
+      assert.equal((err as BangerError).hint, 'restart both');
+      return true;
+    };
+    assert.throws(() => parseParams(schema, 'thing.do', { ref: 5 }, refusal), refusedWith(/^bangerd-root refused: thing\.do: ref must be a string \(got number\)$/));
+    assert.throws(() => parseParams(empty, 'thing.list', undefined, refusal), refusedWith(/^bangerd-root refused: thing\.list: params is required$/));
+    assert.deepEqual(parseParams(empty, 'thing.list', {}, refusal), {});
+  });
+
   it('uses a message the schema sets itself, and lists several problems', () => {
     assert.equal(messageFor({ ref: 'a', label: 'A!' }), 'thing.do: label must be lowercase letters');
     assert.equal(messageFor({ ref: 5, mode: 'medium' }), 'thing.do: ref must be a string (got number); mode must be one of "fast", "slow" (got "medium")');
