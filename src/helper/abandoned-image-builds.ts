@@ -35,6 +35,11 @@ function mountPoints(mountInfo: string): string[] {
   return text.split('\n').filter(Boolean).map((line) => line.split(' ')[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))));
 }
 
+/** What is mounted below `dir` (deepest first), in the mount table `mountInfo`. */
+export function mountsInside(dir: string, mountInfo = '/proc/self/mountinfo'): string[] {
+  return mountPoints(mountInfo).filter((m) => m.startsWith(`${dir}${path.sep}`)).sort((a, b) => b.length - a.length);
+}
+
 /**
  * Removes the build directories under `workRoot` whose helper is no longer running, and logs each one. Only
  * directories this process's user owns are touched (the work root may be a shared one such as /var/tmp), and
@@ -49,7 +54,6 @@ export function removeAbandonedImageBuilds(options: SweepOptions): string[] {
   } catch {
     return [];
   }
-  const mounts = mountPoints(options.mountInfo ?? '/proc/self/mountinfo');
   const removed: string[] = [];
   for (const name of names) {
     const pid = BUILD_DIR.exec(name)?.[1];
@@ -57,7 +61,7 @@ export function removeAbandonedImageBuilds(options: SweepOptions): string[] {
     const dir = path.join(options.workRoot, name);
     const st = fs.lstatSync(dir, { throwIfNoEntry: false });
     if (!st?.isDirectory() || st.uid !== process.geteuid?.()) continue;
-    const inside = mounts.filter((m) => m.startsWith(`${dir}${path.sep}`));
+    const inside = mountsInside(dir, options.mountInfo);
     if (inside.length > 0) {
       options.log(`left the abandoned image build ${dir} of helper pid ${pid}: ${inside.join(', ')} ${inside.length === 1 ? 'is' : 'are'} mounted inside it; unmount with umount -R ${inside.join(' ')} and it goes at the next start`);
       continue;

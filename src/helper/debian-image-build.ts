@@ -9,7 +9,7 @@ import { runChecked } from '../system/process.ts';
 import { ROOT_LABEL } from '../system/guest-contract.ts';
 import type { DebianRecipe } from '../protocol/image-recipes.ts';
 import { asOwner, ownerArgv, type Owner } from '../system/as-owner.ts';
-import { buildDirPrefix } from './abandoned-image-builds.ts';
+import { buildDirPrefix, mountsInside } from './abandoned-image-builds.ts';
 
 const SSHD_CONFIG = `# Written by banger: keys only, one host key injected per VM at boot.
 HostKey /etc/ssh/ssh_host_ed25519_key
@@ -144,7 +144,7 @@ export async function buildDebianImage(options: BuildImageOptions): Promise<{ si
     await handOver(runner, tmpImage, output, options.owner, signal);
     return { sizeBytes };
   } finally {
-    fs.rmSync(workDir, { recursive: true, force: true });
+    await removeBuildDir(runner, workDir);
   }
 }
 
@@ -169,4 +169,15 @@ export async function handOver(runner: ProcessRunner, source: string, output: st
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * Removes a build directory, after unmounting what a debootstrap that was killed mid-build may have left mounted
+ * in its tree (proc, sys, a bind of /dev): a recursive delete through such a mount would delete the host's files.
+ * What cannot be unmounted keeps the directory; the next helper's sweep reports it (abandoned-image-builds.ts).
+ */
+async function removeBuildDir(runner: ProcessRunner, workDir: string): Promise<void> {
+  for (const mount of mountsInside(workDir)) await runner.run('umount', ['--lazy', mount]);
+  if (mountsInside(workDir).length > 0) return;
+  fs.rmSync(workDir, { recursive: true, force: true });
 }

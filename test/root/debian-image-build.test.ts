@@ -1,6 +1,7 @@
 // The image hand-over for real: root gives the finished image to another user (uid 65534) through setpriv,
 // which needs root: the root tier (scripts/test-e2e.sh). The rest of the build is in test/unit.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -57,6 +58,59 @@ describe('buildDebianImage', () => {
     await build(output);
     assert.equal(fs.readFileSync(victim, 'utf8'), 'root file');
     assert.equal(fs.lstatSync(output).isFile(), true);
+  });
+});
+
+describe('a failed build', () => {
+  it('unmounts what debootstrap left mounted in its tree before removing it, never deleting through a mount', async () => {
+    const dirs = imageBuildDirs(OWNER);
+    // Stands for the host's /dev: debootstrap bind-mounts it into the tree, and a kill leaves the mount behind.
+    const host = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-hostdev-'));
+    fs.writeFileSync(path.join(host, 'sentinel'), 'host file');
+    let tree = '';
+    try {
+      const runner = fakeImageBuildRunner(runForReal);
+      runner.on('umount', runForReal);
+      runner.on('debootstrap', ({ args }) => {
+        tree = args.at(-2)!;
+        fs.mkdirSync(path.join(tree, 'dev'), { recursive: true });
+        const bind = spawnSync('mount', ['--bind', host, path.join(tree, 'dev')], { encoding: 'utf8' });
+        assert.equal(bind.status, 0, bind.stderr);
+        return { code: null, signal: 'SIGKILL' };
+      });
+      await assert.rejects(buildImage({ runner, dirs, owner: OWNER, output: path.join(dirs.cache, 'rootfs.ext4') }));
+      assert.equal(fs.readFileSync(path.join(host, 'sentinel'), 'utf8'), 'host file', 'a file behind the mount was deleted');
+      assert.deepEqual(fs.readdirSync(dirs.workRoot), [], 'the build directory was not removed');
+      assert.deepEqual(runner.callsTo('umount').map((c) => c.args), [['--lazy', path.join(tree, 'dev')]]);
+    } finally {
+      if (tree) spawnSync('umount', ['--lazy', path.join(tree, 'dev')]);
+      fs.rmSync(host, { recursive: true, force: true });
+      fs.rmSync(dirs.dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps the build directory when what is mounted in it cannot be unmounted', async () => {
+    const dirs = imageBuildDirs(OWNER);
+    const host = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-hostdev-'));
+    fs.writeFileSync(path.join(host, 'sentinel'), 'host file');
+    let tree = '';
+    try {
+      const runner = fakeImageBuildRunner(runForReal);
+      runner.on('umount', () => ({ code: 32, stderr: 'umount: target is busy' }));
+      runner.on('debootstrap', ({ args }) => {
+        tree = args.at(-2)!;
+        fs.mkdirSync(path.join(tree, 'dev'), { recursive: true });
+        spawnSync('mount', ['--bind', host, path.join(tree, 'dev')]);
+        return { code: 1, stderr: 'E: killed' };
+      });
+      await assert.rejects(buildImage({ runner, dirs, owner: OWNER, output: path.join(dirs.cache, 'rootfs.ext4') }));
+      assert.equal(fs.readFileSync(path.join(host, 'sentinel'), 'utf8'), 'host file');
+      assert.equal(fs.readdirSync(dirs.workRoot).length, 1, 'the build directory is kept while something is mounted in it');
+    } finally {
+      if (tree) spawnSync('umount', ['--lazy', path.join(tree, 'dev')]);
+      fs.rmSync(host, { recursive: true, force: true });
+      fs.rmSync(dirs.dir, { recursive: true, force: true });
+    }
   });
 });
 
