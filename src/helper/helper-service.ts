@@ -145,10 +145,11 @@ export class HelperService {
     // What `ip -j -d link show` prints for `ip tuntap add dev T mode tap user U group G`, enslaved to bridge B
     // (iproute2 6.1): [{"ifname":"T","master":"B","linkinfo":{"info_kind":"tun","info_data":{"type":"tap",
     // "user":U,"group":G,...},"info_slave_kind":"bridge",...},...}]. A tun-mode device has "type":"tun"; a
-    // tap made without `user` has no "user" field; a device on no bridge has no "master".
+    // tap made without `user` has no "user" field; a device on no bridge has no "master". `user` is a name, not a
+    // number, when the uid has one in the passwd database ("root" for 0).
     const [link] = JSON.parse(out.stdout) as Array<{
       master?: string;
-      linkinfo?: { info_kind?: string; info_data?: { type?: string; user?: number } };
+      linkinfo?: { info_kind?: string; info_data?: { type?: string; user?: number | string } };
     }>;
     const where = netns ? ` in netns ${netns}` : '';
     const kind = link?.linkinfo?.info_kind === 'tun' ? link.linkinfo.info_data?.type : link?.linkinfo?.info_kind;
@@ -157,7 +158,8 @@ export class HelperService {
         hint: `banger removes only its own taps; if ${tap} is a leftover of yours, remove it yourself (ip${netns ? ` -n ${netns}` : ''} link del dev ${tap}) and try again`,
       });
     }
-    const user = link?.linkinfo?.info_data?.user;
+    const printed = link?.linkinfo?.info_data?.user;
+    const user = typeof printed === 'string' ? await this.tapOwnerUid(netns, tap) : printed;
     if (user !== this.scope.owner.uid) {
       throw new BangerError('HELPER_REFUSED', `bangerd-root refused: tap ${tap}${where} belongs to ${user === undefined ? 'no user' : `uid ${user}`}, not to uid ${this.scope.owner.uid} that this bangerd-root serves`, {
         hint: 'another user (or another program) has a tap of that name in the same network namespace; it is theirs to remove. To keep banger owners apart, give each its own network.netns or network.bridge in config.toml',
@@ -168,6 +170,17 @@ export class HelperService {
         hint: `another banger (or another program) with a different network.bridge uses ${tap}; stop its VM there, or remove the tap yourself if it is a leftover (ip${netns ? ` -n ${netns}` : ''} link del dev ${tap})`,
       });
     }
+  }
+
+  /**
+   * The uid that owns a tap, as the kernel keeps it (/sys/class/net/TAP/owner; -1 for none), read inside the tap's
+   * namespace (`ip netns exec` mounts that namespace's sysfs). For when `ip` printed a user name.
+   */
+  private async tapOwnerUid(netns: string | null, tap: string): Promise<number | undefined> {
+    const file = `/sys/class/net/${tap}/owner`;
+    const out = await runChecked(this.runner, netns ? 'ip' : 'cat', netns ? ['netns', 'exec', netns, 'cat', file] : [file]);
+    const uid = Number(out.stdout.trim());
+    return Number.isInteger(uid) && uid >= 0 ? uid : undefined;
   }
 
   /** Refuses to remove a tap a live process (a VM's QEMU) has attached: the VM would lose its network. */

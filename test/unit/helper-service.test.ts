@@ -28,7 +28,7 @@ const withoutDeathSignal = (argv: string[]): string[] => (DEATH_SIGNAL.every((a,
 /** What `ip -j -d link show` prints about a link (the fields banger reads; see refuseIfNotOwnersTap). */
 interface LinkDetails {
   master?: string;
-  linkinfo?: { info_kind: string; info_data?: { type: string; user?: number; group?: number } };
+  linkinfo?: { info_kind: string; info_data?: { type: string; user?: number | string; group?: number | string } };
 }
 
 /** A tap as `ip tuntap add dev T mode tap user U group G` makes it, optionally on a bridge. */
@@ -42,7 +42,7 @@ const tapOf = (owner: { uid: number; gid: number }, master?: string): LinkDetail
  * namespace, records argv. A link given in `links` is the owner's tap when named bgt…, else a bridge, unless
  * `kinds` ('none' for a plain device) or `details` say otherwise.
  */
-function fakeIp(runner: FakeProcessRunner, initial: { links?: string[]; addrs?: Record<string, string[]>; kinds?: Record<string, string>; details?: Record<string, LinkDetails> } = {}) {
+function fakeIp(runner: FakeProcessRunner, initial: { links?: string[]; addrs?: Record<string, string[]>; kinds?: Record<string, string>; details?: Record<string, LinkDetails>; sysfsOwner?: Record<string, number> } = {}) {
   const links = new Set(initial.links ?? []);
   const kinds = new Map(Object.entries(initial.kinds ?? {}));
   const details = new Map(Object.entries(initial.details ?? {}));
@@ -55,6 +55,13 @@ function fakeIp(runner: FakeProcessRunner, initial: { links?: string[]; addrs?: 
   const failing = new Set<string>();
   runner.on('setpriv', (call) => {
     const argv = withoutDeathSignal([call.command, ...call.args]);
+    // The kernel's number for a tap's owner: cat of its sysfs file, inside the namespace with ip netns exec.
+    const cat = argv[0] === 'cat' ? argv.slice(1) : argv[1] === 'netns' && argv[2] === 'exec' && argv[4] === 'cat' ? argv.slice(5) : null;
+    if (cat && argv.length !== call.args.length + 1) {
+      const tap = /^\/sys\/class\/net\/([^/]+)\/owner$/.exec(cat[0] ?? '')?.[1];
+      const owner = tap === undefined ? undefined : initial.sysfsOwner?.[tap];
+      return owner === undefined ? { code: 1, stderr: `cat: ${cat[0]}: No such file or directory` } : { stdout: `${owner}\n` };
+    }
     if (argv[0] !== 'ip' || argv.length === call.args.length + 1) return { code: 99, stderr: `fake: not ip under setpriv --pdeathsig: ${argv.join(' ')}` };
     const args = argv.slice(1);
     const a = args[0] === '-n' ? args.slice(2) : args;
@@ -474,6 +481,19 @@ describe('HelperService', () => {
           await helper.createTap({ tap: TAP, bridge: 'banger0', netns: null });
           assert.deepEqual(argvOf(runner.calls).slice(-4).map((a) => a.slice(0, 3)), [['ip', '-j', '-d'], ['ip', 'link', 'del'], ['ip', 'tuntap', 'add'], ['ip', 'link', 'set']]);
         }
+      });
+
+      it("reads the owner's uid from sysfs when ip prints a user name, in the tap's namespace", async () => {
+        const named = { linkinfo: { info_kind: 'tun', info_data: { type: 'tap', user: 'someone', group: 'someone' } } };
+        let ip = fakeIp(runner, { links: ['banger0', TAP], details: { [TAP]: named }, sysfsOwner: { [TAP]: OWNER.uid } });
+        await helper.deleteTap({ tap: TAP, netns: null });
+        assert.equal(ip.links.has(TAP), false);
+        ip = fakeIp(runner, { links: ['banger0', TAP], details: { [TAP]: named }, sysfsOwner: { [TAP]: OWNER.uid } });
+        await inNetns('testns').deleteTap({ tap: TAP, netns: 'testns' });
+        assert.ok(argvOf(runner.calls).some((a) => a.join(' ') === `ip netns exec testns cat /sys/class/net/${TAP}/owner`));
+        ip = fakeIp(runner, { links: ['banger0', TAP], details: { [TAP]: named }, sysfsOwner: { [TAP]: OWNER.uid + 1 } });
+        await assert.rejects(helper.deleteTap({ tap: TAP, netns: null }), fails('HELPER_REFUSED', new RegExp(`belongs to uid ${OWNER.uid + 1}`), { hint: true }));
+        assert.ok(ip.links.has(TAP));
       });
 
       it('passes a tap it made itself, as ip reports it, on the next replace', async () => {
