@@ -27,6 +27,17 @@ export class FakeVmmDriver implements VmmDriver {
   accelGate: Promise<void> | null = null;
   readonly accelCalls: Array<{ kernel: string; fresh: boolean }> = [];
 
+  /** A decision under way: selectAccel answers `choice` once the returned function is called. */
+  decideLater(choice: AccelChoice): () => void {
+    let open!: () => void;
+    this.accelKnown = false;
+    this.accelChoice = choice;
+    this.accelGate = new Promise((resolve) => {
+      open = resolve;
+    });
+    return open;
+  }
+
   knownAccel(_kernel: KernelInfo): AccelChoice | null {
     return this.accelKnown ? this.accelChoice : null;
   }

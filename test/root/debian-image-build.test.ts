@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { handOver } from '../../src/helper/debian-image-build.ts';
 import { NodeProcessRunner } from '../../src/system/process.ts';
-import type { FakeCall, FakeProcessRunner } from '../fakes/fake-process-runner.ts';
+import type { FakeCall, FakeHandler, FakeProcessRunner } from '../fakes/fake-process-runner.ts';
 import { MIB, buildImage, fakeImageBuildRunner, imageBuildDirs, type ImageBuildDirs } from '../fakes/fake-image-build.ts';
 
 const OWNER = { uid: 65534, gid: 65534 };
@@ -62,15 +62,18 @@ describe('buildDebianImage', () => {
 });
 
 describe('a failed build', () => {
-  it('unmounts what debootstrap left mounted in its tree before removing it, never deleting through a mount', async () => {
+  /**
+   * A build whose debootstrap bind-mounts a stand-in for the host's /dev into its tree and dies (a kill leaves the
+   * mount behind), with `umount` answered by `umount`. Returns the build's runner, the stand-in and the work root.
+   */
+  async function failWithMountLeft(umount: FakeHandler, test: (r: { runner: FakeProcessRunner; host: string; tree: string; workRoot: string }) => void): Promise<void> {
     const dirs = imageBuildDirs(OWNER);
-    // Stands for the host's /dev: debootstrap bind-mounts it into the tree, and a kill leaves the mount behind.
     const host = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-hostdev-'));
     fs.writeFileSync(path.join(host, 'sentinel'), 'host file');
     let tree = '';
     try {
       const runner = fakeImageBuildRunner(runForReal);
-      runner.on('umount', runForReal);
+      runner.on('umount', umount);
       runner.on('debootstrap', ({ args }) => {
         tree = args.at(-2)!;
         fs.mkdirSync(path.join(tree, 'dev'), { recursive: true });
@@ -80,37 +83,25 @@ describe('a failed build', () => {
       });
       await assert.rejects(buildImage({ runner, dirs, owner: OWNER, output: path.join(dirs.cache, 'rootfs.ext4') }));
       assert.equal(fs.readFileSync(path.join(host, 'sentinel'), 'utf8'), 'host file', 'a file behind the mount was deleted');
-      assert.deepEqual(fs.readdirSync(dirs.workRoot), [], 'the build directory was not removed');
-      assert.deepEqual(runner.callsTo('umount').map((c) => c.args), [['--lazy', path.join(tree, 'dev')]]);
+      test({ runner, host, tree, workRoot: dirs.workRoot });
     } finally {
       if (tree) spawnSync('umount', ['--lazy', path.join(tree, 'dev')]);
       fs.rmSync(host, { recursive: true, force: true });
       fs.rmSync(dirs.dir, { recursive: true, force: true });
     }
+  }
+
+  it('unmounts what debootstrap left mounted in its tree before removing it, never deleting through a mount', async () => {
+    await failWithMountLeft(runForReal, ({ runner, tree, workRoot }) => {
+      assert.deepEqual(fs.readdirSync(workRoot), [], 'the build directory was not removed');
+      assert.deepEqual(runner.callsTo('umount').map((c) => c.args), [['--lazy', path.join(tree, 'dev')]]);
+    });
   });
 
   it('keeps the build directory when what is mounted in it cannot be unmounted', async () => {
-    const dirs = imageBuildDirs(OWNER);
-    const host = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-hostdev-'));
-    fs.writeFileSync(path.join(host, 'sentinel'), 'host file');
-    let tree = '';
-    try {
-      const runner = fakeImageBuildRunner(runForReal);
-      runner.on('umount', () => ({ code: 32, stderr: 'umount: target is busy' }));
-      runner.on('debootstrap', ({ args }) => {
-        tree = args.at(-2)!;
-        fs.mkdirSync(path.join(tree, 'dev'), { recursive: true });
-        spawnSync('mount', ['--bind', host, path.join(tree, 'dev')]);
-        return { code: 1, stderr: 'E: killed' };
-      });
-      await assert.rejects(buildImage({ runner, dirs, owner: OWNER, output: path.join(dirs.cache, 'rootfs.ext4') }));
-      assert.equal(fs.readFileSync(path.join(host, 'sentinel'), 'utf8'), 'host file');
-      assert.equal(fs.readdirSync(dirs.workRoot).length, 1, 'the build directory is kept while something is mounted in it');
-    } finally {
-      if (tree) spawnSync('umount', ['--lazy', path.join(tree, 'dev')]);
-      fs.rmSync(host, { recursive: true, force: true });
-      fs.rmSync(dirs.dir, { recursive: true, force: true });
-    }
+    await failWithMountLeft(() => ({ code: 32, stderr: 'umount: target is busy' }), ({ workRoot }) => {
+      assert.equal(fs.readdirSync(workRoot).length, 1, 'the build directory is kept while something is mounted in it');
+    });
   });
 });
 

@@ -108,6 +108,13 @@ describe('VmService', { timeout: 30_000 }, () => {
     fs.rmSync(h.dir, { recursive: true, force: true });
   });
 
+  /** Rebuilds the harness on a clock whose sleeps end only when their signal fires (a grace period that never runs out). */
+  function useStillClock(): void {
+    h.store.close();
+    fs.rmSync(h.dir, { recursive: true, force: true });
+    h = makeHarness(() => undefined, { now: () => 0, sleep: (_ms, signal) => new Promise((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true })) });
+  }
+
   /** Nothing of any VM is left: no row, no tap, no running VMM, no files. */
   function assertNothingLeft(): void {
     assert.deepEqual(h.store.listVms(), [], 'no VM rows');
@@ -155,12 +162,7 @@ describe('VmService', { timeout: 30_000 }, () => {
     });
 
     it('decides KVM or TCG alongside the image, disks and network, once, and boots with the decision', async () => {
-      let open!: () => void;
-      h.driver.accelKnown = false;
-      h.driver.accelChoice = { accel: 'kvm', reason: 'KVM booted a test guest in 0.4s' };
-      h.driver.accelGate = new Promise((resolve) => {
-        open = resolve;
-      });
+      const open = h.driver.decideLater({ accel: 'kvm', reason: 'KVM booted a test guest in 0.4s' });
       const { ctx, events } = makeCtx();
       const creating = h.service.create({ name: 'web' }, ctx);
       // The decision is still out, yet the disks and the network are made meanwhile.
@@ -188,15 +190,9 @@ describe('VmService', { timeout: 30_000 }, () => {
     });
 
     it('holds the stages back while the decision is under way, and puts a decision that comes in time in the spec line', async () => {
-      // A clock whose grace period never runs out: only the decision releases the spec line.
-      const still: Clock = { now: () => 0, sleep: (_ms, signal) => new Promise((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true })) };
-      h = makeHarness(() => undefined, still);
-      let open!: () => void;
-      h.driver.accelKnown = false;
-      h.driver.accelChoice = { accel: 'kvm', reason: 'KVM booted a test guest in 0.4s' };
-      h.driver.accelGate = new Promise((resolve) => {
-        open = resolve;
-      });
+      // The grace period never runs out: only the decision releases the spec line.
+      useStillClock();
+      const open = h.driver.decideLater({ accel: 'kvm', reason: 'KVM booted a test guest in 0.4s' });
       const { ctx, events } = makeCtx();
       const creating = h.service.create({ name: 'held' }, ctx);
       for (let i = 0; i < 20 && h.ops.taps.size === 0; i++) await flush();
@@ -209,8 +205,7 @@ describe('VmService', { timeout: 30_000 }, () => {
     });
 
     it('still prints the spec line and the held stages when the create ends before the decision', async () => {
-      const still: Clock = { now: () => 0, sleep: (_ms, signal) => new Promise((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true })) };
-      h = makeHarness(() => undefined, still);
+      useStillClock();
       h.driver.accelKnown = false;
       h.driver.accelGate = new Promise(() => undefined);
       const { ctx, events } = makeCtx();
