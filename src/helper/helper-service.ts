@@ -12,12 +12,12 @@ import { buildQemuArgv } from '../system/qemu-argv.ts';
 import { findExecutable } from '../system/executable.ts';
 import { readPidFile } from '../system/pid-file.ts';
 import { findTapUsers } from '../system/tap-users.ts';
+import { DiesWithParentRunner } from '../system/dies-with-parent.ts';
 import { DEFAULT_IMAGES } from '../protocol/image-recipes.ts';
 import {
   bridgeParamsSchema, buildImageParamsSchema, deleteTapParamsSchema, emptyParamsSchema, launchQemuParamsSchema, tapParamsSchema,
 } from '../protocol/helper-schemas.ts';
 import { buildDebianImage } from './debian-image-build.ts';
-import { DiesWithHelperRunner } from './dies-with-helper.ts';
 import { refuse, refuseInvalid } from './refusal.ts';
 import type { BridgeParams, BuildImageParams, DeleteTapParams, HelperNetwork, LaunchQemuParams, QemuLaunchSpec, TapParams } from '../protocol/privileged-ops.ts';
 import { VERSION } from '../version.ts';
@@ -103,7 +103,7 @@ export class HelperService {
 
   /** `runner` starts processes as they are; the service adds the death signal where it belongs. */
   constructor(runner: ProcessRunner, scope: HelperScope) {
-    this.runner = new DiesWithHelperRunner(runner);
+    this.runner = new DiesWithParentRunner(runner);
     this.qemuRunner = runner;
     this.scope = scope;
   }

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { BangerError } from '../../protocol/errors.ts';
 import type { KernelInfo } from '../../protocol/methods.ts';
 import { isoNow, SingleFlight, type Clock } from '../../system/clock.ts';
+import { DiesWithParentRunner } from '../../system/dies-with-parent.ts';
 import { findExecutable } from '../../system/executable.ts';
 import { PROBE_MARKER } from '../../system/guest-contract.ts';
 import type { ProcessRunner } from '../../system/process.ts';
@@ -144,7 +145,8 @@ export class AccelProbe {
    * PROBE_STALL_MS, or PROBE_LIMIT_MS passing decides TCG. The probe dies with bangerd (parent-death signal).
    */
   private async probe(kernel: KernelInfo): Promise<AccelChoice> {
-    const { clock, runner } = this.options;
+    const { clock } = this.options;
+    const runner = new DiesWithParentRunner(this.options.runner);
     const qemu = findExecutable(this.options.qemu);
     const started = clock.now();
     let lastOutput = started;
@@ -152,8 +154,8 @@ export class AccelProbe {
     let lastLine = '';
     const stop = new AbortController();
     const run = runner.run(
-      'setpriv',
-      ['--pdeathsig', 'KILL', '--', qemu, '-M', 'microvm', '-accel', 'kvm', '-cpu', 'host', '-m', '256M', '-kernel', kernel.kernelPath,
+      qemu,
+      ['-M', 'microvm', '-accel', 'kvm', '-cpu', 'host', '-m', '256M', '-kernel', kernel.kernelPath,
         '-initrd', kernel.initrdPath, '-append', guestCmdline({ accel: 'kvm', tscKhz: null, probe: true }), '-nodefaults', '-no-user-config',
         '-display', 'none', '-serial', 'stdio', '-no-reboot'],
       {

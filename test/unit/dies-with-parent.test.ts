@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DiesWithHelperRunner, withDeathSignal } from '../../src/helper/dies-with-helper.ts';
+import { DiesWithParentRunner, withDeathSignal } from '../../src/system/dies-with-parent.ts';
 import { ownerArgv } from '../../src/system/as-owner.ts';
 import { FakeProcessRunner } from '../fakes/fake-process-runner.ts';
 import { fails } from '../fakes/expect-error.ts';
 
-describe('DiesWithHelperRunner', () => {
+describe('DiesWithParentRunner', () => {
   it('runs a program under setpriv --pdeathsig KILL, with its arguments untouched', async () => {
     const runner = new FakeProcessRunner();
     const signal = new AbortController().signal;
-    await new DiesWithHelperRunner(runner).run('debootstrap', ['--variant=minbase', 'bookworm', '/tmp/x'], { signal });
+    await new DiesWithParentRunner(runner).run('debootstrap', ['--variant=minbase', 'bookworm', '/tmp/x'], { signal });
     assert.deepEqual([runner.calls[0]!.command, ...runner.calls[0]!.args], ['setpriv', '--pdeathsig', 'KILL', '--', 'debootstrap', '--variant=minbase', 'bookworm', '/tmp/x']);
     assert.equal(runner.calls[0]!.options.signal, signal);
   });
@@ -25,7 +25,7 @@ describe('DiesWithHelperRunner', () => {
   it('reports a program setpriv cannot find as MISSING_TOOL, and passes other failures through', async () => {
     const runner = new FakeProcessRunner().on('setpriv', ({ args }) =>
       args.includes('mkfs.ext4') ? { code: 127, stderr: 'setpriv: failed to execute mkfs.ext4: No such file or directory\n' } : { code: 1, stderr: 'RTNETLINK answers: File exists\n' });
-    const dies = new DiesWithHelperRunner(runner);
+    const dies = new DiesWithParentRunner(runner);
     await assert.rejects(dies.run('mkfs.ext4', ['-q']), fails('MISSING_TOOL', /mkfs\.ext4 is not installed/, { hint: true }));
     assert.deepEqual(await dies.run('ip', ['link', 'add']), { code: 1, signal: null, stdout: '', stderr: 'RTNETLINK answers: File exists\n' });
   });

@@ -1,9 +1,10 @@
-// bangerd-root's children die with it. A debootstrap, mkfs or cp left running after the helper is killed
-// (kill -9 included) would go on writing as root with nobody to stop it or clean up after it, so every child
-// gets a parent-death signal from `setpriv --pdeathsig KILL` (util-linux 2.33 or later). QEMU is the exception:
-// it must outlive a helper restart, so the helper launches it with the plain runner (see HelperService.launchQemu).
+// Children that die with their parent, through `setpriv --pdeathsig KILL` (util-linux 2.33 or later). bangerd-root
+// runs its debootstrap, mkfs, cp and ip this way: left running after the helper is killed (kill -9 included) they
+// would go on writing as root with nobody to clean up after them. bangerd runs its KVM probe this way, so a probe
+// QEMU never outlives the daemon. A VM's QEMU is the exception: it must outlive restarts of both (it is launched
+// with the plain runner; see HelperService.launchQemu).
 import { BangerError } from '../protocol/errors.ts';
-import type { ProcessRunner, RunOptions, RunResult } from '../system/process.ts';
+import type { ProcessRunner, RunOptions, RunResult } from './process.ts';
 
 /**
  * The argv that runs `command` with SIGKILL as its parent-death signal. A setpriv that changes uids clears a
@@ -16,7 +17,7 @@ export function withDeathSignal(command: string, args: readonly string[]): strin
 }
 
 /** A ProcessRunner whose children get SIGKILL when this process dies. */
-export class DiesWithHelperRunner implements ProcessRunner {
+export class DiesWithParentRunner implements ProcessRunner {
   private readonly inner: ProcessRunner;
 
   constructor(inner: ProcessRunner) {
