@@ -53,6 +53,7 @@ ip link set lo up
 ip addr add "$BANGER_IP/$BANGER_PREFIX" dev eth0 || fail "cannot configure eth0"
 ip link set eth0 up || fail "cannot bring eth0 up"
 ip route add default via "$BANGER_GATEWAY" || fail "cannot add the default route via $BANGER_GATEWAY"
+echo "banger-init: $BANGER_HOSTNAME at $BANGER_IP, starting /sbin/init"
 umount /proc /sys
 mount --move /dev /newroot/dev
 exec switch_root /newroot /sbin/init
