@@ -50,7 +50,7 @@ function seedVms(db: string): void {
       store.insertVm({
         id, name: `bench-${i}`, state: 'stopped', image: 'debian-bookworm', kernel: 'host-6.1.0-bench', vcpus: 1, memoryMib: 1024,
         diskGib: 8, ip: `172.30.0.${i + 2}`, mac: `52:54:00:${id.slice(6, 8)}:${id.slice(8, 10)}:${id.slice(10, 12)}`, tap: `bgt${id}`,
-        accel: 'tcg', pid: null, createdAt: new Date().toISOString(),
+        accel: 'tcg', pid: null, createdAt: new Date().toISOString(), nat: false, workspace: null,
       });
     }
   } finally {

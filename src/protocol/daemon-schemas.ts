@@ -27,6 +27,7 @@ export const DAEMON_PARAMS = {
     waitSsh: z.boolean().optional(),
     sshTimeoutSec: sshTimeoutSec.optional(),
     freshAccel: z.boolean().optional(),
+    nat: z.boolean().optional(),
   }),
   'vm.start': z.strictObject({ ref, waitSsh: z.boolean().optional(), sshTimeoutSec: sshTimeoutSec.optional(), freshAccel: z.boolean().optional() }),
   'vm.stop': z.strictObject({ ref }),

@@ -18,6 +18,21 @@ export interface VmInfo {
   accel: string | null;
   pid: number | null;
   createdAt: string;
+  /** Outbound access through the host's NAT, applied whenever the VM runs. */
+  nat: boolean;
+  /** The repository shipped into the VM, if any (see `vm workspace prepare`). */
+  workspace: WorkspaceInfo | null;
+}
+
+export interface WorkspaceInfo {
+  /** The host checkout it came from (its top level). */
+  source: string;
+  /** Where it is in the guest. */
+  dir: string;
+  /** The commit the guest checkout started from: what `vm workspace export` diffs against. */
+  baseCommit: string;
+  /** The guest-only branch it is on, when one was asked for. */
+  branch: string | null;
 }
 
 export interface SshTarget {
@@ -48,6 +63,8 @@ export interface VmCreateParams {
   sshTimeoutSec?: number;
   /** Decide KVM or TCG afresh instead of using the decision remembered for this host boot. */
   freshAccel?: boolean;
+  /** Outbound access through the host's NAT (kept across restarts). */
+  nat?: boolean;
 }
 
 export interface VmSpecLine {

@@ -33,4 +33,10 @@ export const MIGRATIONS: readonly string[] = [
      source TEXT NOT NULL,
      created_at TEXT NOT NULL
    );`,
+  // 2: outbound NAT kept across restarts; the workspace a VM was given (host checkout, guest directory, base commit).
+  `ALTER TABLE vms ADD COLUMN nat INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE vms ADD COLUMN workspace_source TEXT;
+   ALTER TABLE vms ADD COLUMN workspace_dir TEXT;
+   ALTER TABLE vms ADD COLUMN workspace_base TEXT;
+   ALTER TABLE vms ADD COLUMN workspace_branch TEXT;`,
 ];

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import type { ImageInfo, KernelInfo, VmInfo, VmState } from '../protocol/methods.ts';
+import type { ImageInfo, KernelInfo, VmInfo, VmState, WorkspaceInfo } from '../protocol/methods.ts';
 import { BangerError } from '../protocol/errors.ts';
 import { isoNow, systemClock, type Clock } from '../system/clock.ts';
 import { MIGRATIONS } from './migrations.ts';
@@ -9,6 +9,7 @@ import { MIGRATIONS } from './migrations.ts';
 interface VmRow {
   id: string; name: string; state: VmState; image: string; kernel: string; vcpus: number; memory_mib: number;
   disk_gib: number; ip: string; mac: string; tap: string; accel: string | null; pid: number | null; created_at: string;
+  nat: number; workspace_source: string | null; workspace_dir: string | null; workspace_base: string | null; workspace_branch: string | null;
 }
 
 interface ImageRow { name: string; path: string; size_bytes: number; source: string; created_at: string }
@@ -26,6 +27,10 @@ function vmFromRow(r: VmRow): VmInfo {
   return {
     id: r.id, name: r.name, state: r.state, image: r.image, kernel: r.kernel, vcpus: r.vcpus, memoryMib: r.memory_mib,
     diskGib: r.disk_gib, ip: r.ip, mac: r.mac, tap: r.tap, accel: r.accel, pid: r.pid, createdAt: r.created_at,
+    nat: r.nat === 1,
+    workspace: r.workspace_source !== null && r.workspace_dir !== null && r.workspace_base !== null
+      ? { source: r.workspace_source, dir: r.workspace_dir, baseCommit: r.workspace_base, branch: r.workspace_branch }
+      : null,
   };
 }
 
@@ -74,18 +79,30 @@ export class Store {
 
   insertVm(vm: VmInfo): void {
     this.db.prepare(
-      `INSERT INTO vms (id, name, state, image, kernel, vcpus, memory_mib, disk_gib, ip, mac, tap, accel, pid, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(vm.id, vm.name, vm.state, vm.image, vm.kernel, vm.vcpus, vm.memoryMib, vm.diskGib, vm.ip, vm.mac, vm.tap, vm.accel, vm.pid, vm.createdAt, vm.createdAt);
+      `INSERT INTO vms (id, name, state, image, kernel, vcpus, memory_mib, disk_gib, ip, mac, tap, accel, pid, created_at, updated_at, nat)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(vm.id, vm.name, vm.state, vm.image, vm.kernel, vm.vcpus, vm.memoryMib, vm.diskGib, vm.ip, vm.mac, vm.tap, vm.accel, vm.pid, vm.createdAt, vm.createdAt, vm.nat ? 1 : 0);
+    if (vm.workspace) this.setWorkspace(vm.id, vm.workspace);
   }
 
-  updateVm(id: string, fields: { state?: VmState; pid?: number | null; accel?: string | null }): void {
+  /** Records the workspace shipped into a VM (replacing any earlier one), or forgets it (null). */
+  setWorkspace(id: string, workspace: WorkspaceInfo | null): void {
+    this.db.prepare('UPDATE vms SET workspace_source = ?, workspace_dir = ?, workspace_base = ?, workspace_branch = ?, updated_at = ? WHERE id = ?').run(
+      workspace?.source ?? null, workspace?.dir ?? null, workspace?.baseCommit ?? null, workspace?.branch ?? null, isoNow(this.clock), id,
+    );
+  }
+
+  updateVm(id: string, fields: { state?: VmState; pid?: number | null; accel?: string | null; nat?: boolean; vcpus?: number; memoryMib?: number; diskGib?: number }): void {
     const current = this.getVm(id);
     if (!current) return;
-    this.db.prepare('UPDATE vms SET state = ?, pid = ?, accel = ?, updated_at = ? WHERE id = ?').run(
+    this.db.prepare('UPDATE vms SET state = ?, pid = ?, accel = ?, nat = ?, vcpus = ?, memory_mib = ?, disk_gib = ?, updated_at = ? WHERE id = ?').run(
       fields.state ?? current.state,
       fields.pid === undefined ? current.pid : fields.pid,
       fields.accel === undefined ? current.accel : fields.accel,
+      (fields.nat ?? current.nat) ? 1 : 0,
+      fields.vcpus ?? current.vcpus,
+      fields.memoryMib ?? current.memoryMib,
+      fields.diskGib ?? current.diskGib,
       isoNow(this.clock),
       id,
     );

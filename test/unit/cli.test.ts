@@ -242,7 +242,7 @@ function deferred<T>(): { promise: Promise<T>; resolve(value: T): void; reject(e
 describe('vm stop and vm delete with several VMs', () => {
   const vmInfo = (name: string): VmInfo => ({
     id: `${name}0000000000`.slice(0, 12), name, state: 'stopped', image: 'debian-bookworm', kernel: 'host-6.1', vcpus: 1, memoryMib: 512,
-    diskGib: 1, ip: '172.30.0.2', mac: '52:54:00:00:00:00', tap: 'bgt000000000000', accel: null, pid: null, createdAt: '2025-01-01T00:00:00.000Z',
+    diskGib: 1, ip: '172.30.0.2', mac: '52:54:00:00:00:00', tap: 'bgt000000000000', accel: null, pid: null, createdAt: '2025-01-01T00:00:00.000Z', nat: false, workspace: null,
   });
 
   it('waits for every VM, reports each success and failure, and exits with the first failure\'s status', async () => {
@@ -325,7 +325,7 @@ describe('progress and formatting', () => {
   it('describeVm shows the pid only while there is one', () => {
     const vm: VmInfo = {
       id: '0123456789ab', name: 'web', state: 'running', image: 'debian-bookworm', kernel: 'host-6.1', vcpus: 2, memoryMib: 1024,
-      diskGib: 8, ip: '172.30.0.2', mac: '52:54:00:89:ab:cd', tap: 'bgt0123456789ab', accel: 'tcg', pid: 42, createdAt: '2025-01-01T00:00:00.000Z',
+      diskGib: 8, ip: '172.30.0.2', mac: '52:54:00:89:ab:cd', tap: 'bgt0123456789ab', accel: 'tcg', pid: 42, createdAt: '2025-01-01T00:00:00.000Z', nat: false, workspace: null,
     };
     assert.match(describeVm(vm), /^state: +running \(pid 42\)$/m);
     assert.match(describeVm({ ...vm, state: 'stopped', pid: null, accel: null }), /^state: +stopped$/m);

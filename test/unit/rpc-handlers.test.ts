@@ -9,7 +9,7 @@ import { fails } from '../fakes/expect-error.ts';
 const VM: VmInfo = {
   id: '0123456789abcdef0123456789abcdef', name: 'calm-otter', state: 'running', image: 'debian-bookworm', kernel: 'k1',
   vcpus: 1, memoryMib: 512, diskGib: 8, ip: '172.30.0.2', mac: '52:54:00:00:00:02', tap: 'bgt2', accel: 'tcg', pid: 1000,
-  createdAt: '2026-11-23T12:00:00.000Z',
+  createdAt: '2026-11-23T12:00:00.000Z', nat: false, workspace: null,
 };
 
 /** Services that record what reached them: a refused call must reach none. */

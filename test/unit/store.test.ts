@@ -13,7 +13,7 @@ function vm(overrides: Partial<VmInfo> = {}): VmInfo {
   return {
     id: 'aaaaaaaaaaaa', name: 'one', state: 'created', image: 'debian-bookworm', kernel: 'host-6.1', vcpus: 2, memoryMib: 1024,
     diskGib: 8, ip: '172.30.0.2', mac: '52:54:00:aa:aa:aa', tap: 'bgtaaaaaaaaaaaa', accel: null, pid: null,
-    createdAt: '2025-01-01T00:00:00.000Z', ...overrides,
+    createdAt: '2025-01-01T00:00:00.000Z', nat: false, workspace: null, ...overrides,
   };
 }
 

@@ -455,7 +455,7 @@ describe('VmService', { timeout: 30_000 }, () => {
   describe('resolve', () => {
     const row = (id: string, name: string, n: number): VmInfo => ({
       id, name, state: 'stopped', image: 'debian-bookworm', kernel: 'host-6.1.0-test', vcpus: 1, memoryMib: 512, diskGib: 1,
-      ip: `172.30.0.${n}`, mac: '52:54:00:00:00:00', tap: `bgt${id}`, accel: null, pid: null, createdAt: '2025-01-01T00:00:00.000Z',
+      ip: `172.30.0.${n}`, mac: '52:54:00:00:00:00', tap: `bgt${id}`, accel: null, pid: null, createdAt: '2025-01-01T00:00:00.000Z', nat: false, workspace: null,
     });
 
     it('finds a VM by name, id and unique id prefix', () => {

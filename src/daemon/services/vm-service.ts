@@ -128,6 +128,7 @@ export class VmService {
     const vm: VmInfo = {
       id, name: spec.name, state: 'created', image: image.name, kernel: kernel.id, vcpus: spec.vcpus, memoryMib: spec.memoryMib,
       diskGib: spec.diskGib, ip: allocateIp(store, config.network.subnet), mac, tap, accel: null, pid: null, createdAt: isoNow(this.deps.clock),
+      nat: params.nat === true, workspace: null,
     };
     store.insertVm(vm);
     return this.locks.run(id, async () => {
