@@ -390,7 +390,7 @@ async function byHandSample(s: HandSetup): Promise<Sample> {
   const vmName = `banger-${id}`;
   const target: SshTarget = {
     vmId: id, name: 'bench-hand', ip: s.ip, user: 'root', keyPath: s.sshKey, knownHostsPath: files.knownHosts,
-    hostKeyAlias: vmName, netns: NETNS,
+    hostKeyAlias: vmName, netns: NETNS, workdir: '/root',
   };
   const watcher = new QemuWatcher();
   handInFlight = { dir, pidFile: files.pidFile, tap, vmName };

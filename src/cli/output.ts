@@ -7,11 +7,14 @@ import { resolvePaths } from '../system/paths.ts';
 export interface Output {
   out(text: string): void;
   err(text: string): void;
+  /** Bytes on stdout as they are (a patch may hold any bytes); `out` with latin1 text where not given. */
+  raw?(data: Uint8Array): void;
 }
 
 export const stdio: Output = {
   out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
   err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+  raw: (data) => process.stdout.write(data),
 };
 
 /** Progress lines with the time since the operation began, so slow stages are visible. */
@@ -109,6 +112,7 @@ const FALLBACK_HINTS: { readonly [C in ErrorCode]: (where: HintContext) => strin
   HELPER_REFUSED: ({ logDir }) => 'bangerd-root acts only within the directories and network it was started for; if BANGER_HOME or the network settings '
     + `changed since, restart both: banger daemon stop && banger daemon start; otherwise see ${path.join(logDir(), 'bangerd-root.log')}`,
   DAEMON_UNAVAILABLE: () => 'start it: banger daemon start; see what runs: banger daemon status',
+  WORKSPACE_FAILED: () => 'see the VM\'s state with banger vm exec VM -- git -C /root/repo status',
   STORE_TOO_NEW: () => 'upgrade banger to the version that wrote the database, or point BANGER_HOME at another directory',
   CANCELLED: () => 'see what is left: banger vm list',
   INTERNAL: ({ logDir }) => `this is a bug in banger or a failure it does not explain yet; the daemon log has the details: ${path.join(logDir(), 'bangerd.log')}`,

@@ -36,9 +36,18 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
       .option(...freshAccel);
 
   const vm = program.command('vm').description('create, run and manage VMs');
-  sizeOptions(vm.command('run').description('boot a fresh VM and open a shell, or run `-- CMD ARGS` in it and exit with its status'))
-    .argument('[path...]', 'reserved: a directory to ship into the VM')
+  const workspaceOptions = (cmd: Command): Command =>
+    cmd
+      .option('--include-untracked', 'ship untracked files that are not ignored too (default: git-tracked files only)')
+      .option('--branch <name>', 'create this guest-only branch in the guest checkout')
+      .option('--from <ref>', 'start --branch at this ref (its tree, without local changes) instead of HEAD')
+      .option('--no-bootstrap', 'skip `mise install` for a repository with .mise.toml, mise.toml or .tool-versions');
+  workspaceOptions(sizeOptions(vm.command('run').description('boot a fresh VM (with PATH: a git checkout shipped to /root/repo) and open a shell, or run `-- CMD ARGS` there and exit with its status')))
+    .argument('[path...]', 'a directory inside a git checkout to ship into the VM')
     .option('--rm', 'delete the VM afterwards (kept if sshd never comes up, for inspection)')
+    .option('-d, --detach', 'create, ship the workspace, bootstrap, then return, leaving the VM running')
+    .option('--dry-run', 'print the files PATH would ship, and create nothing')
+    .option(...json)
     .action(act(async (paths: string[], flags) => (await import('./commands/vm-run.ts')).vmRun(ctx, paths, flags)));
   sizeOptions(vm.command('create').description('create a VM and boot it'))
     .option('--no-start', 'only create it; boot later with vm start')
@@ -56,6 +65,16 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
     .action(act(async (ref: string, flags) => (await import('./commands/vm-show.ts')).vmShow(ctx, ref, flags)));
   vm.command('ssh').description('open a shell in a running VM, or run `-- CMD ARGS` there').argument('<vm>')
     .action(act(async (ref: string) => (await import('./commands/vm-ssh.ts')).vmSsh(ctx, ref)));
+  vm.command('exec').description('run `-- CMD ARGS` in a running VM (in its workspace when it has one) and exit with its status').argument('<vm>')
+    .action(act(async (ref: string) => (await import('./commands/vm-exec.ts')).vmExec(ctx, ref)));
+  const workspace = vm.command('workspace').description('ship a host checkout into a VM and take its changes back');
+  workspaceOptions(workspace.command('prepare').description('ship the git checkout at PATH into a running VM at /root/repo and record its base commit'))
+    .argument('<vm>').argument('<path>').option(...json)
+    .action(act(async (ref: string, dir: string, flags) => (await import('./commands/vm-workspace-prepare.ts')).vmWorkspacePrepare(ctx, ref, dir, flags)));
+  workspace.command('export').description('print one binary patch of everything changed in the VM\'s workspace since its base commit').argument('<vm>')
+    .option('--base-commit <sha>', 'diff against this commit instead of the one recorded at prepare')
+    .option('-o, --output <file>', 'write the patch to FILE instead of stdout')
+    .action(act(async (ref: string, flags) => (await import('./commands/vm-workspace-export.ts')).vmWorkspaceExport(ctx, ref, flags)));
   vm.command('logs').description("print the guest's serial console").argument('<vm>').option('-f, --follow', 'keep printing new output')
     .action(act(async (ref: string, flags) => (await import('./commands/vm-logs.ts')).vmLogs(ctx, ref, flags)));
 
@@ -124,9 +143,9 @@ export async function main(argv: string[], deps: MainDeps = {}): Promise<number>
   });
   const command = commandPath(program, own);
   try {
-    if (guest !== null && !['run', 'ssh'].includes(own[1] ?? '')) {
-      throw new BangerError('INVALID_ARGUMENT', '`-- CMD` is only accepted by vm run and vm ssh', {
-        hint: 'run a command in a VM with: banger vm run -- CMD, or banger vm ssh NAME -- CMD',
+    if (guest !== null && !['run', 'ssh', 'exec'].includes(own[1] ?? '')) {
+      throw new BangerError('INVALID_ARGUMENT', '`-- CMD` is only accepted by vm run, vm exec and vm ssh', {
+        hint: 'run a command in a VM with: banger vm run -- CMD, or banger vm exec NAME -- CMD',
       });
     }
     await program.parseAsync(own, { from: 'user' });

@@ -8,6 +8,14 @@ import { signalExitStatus } from './cancel.ts';
 export interface SshSessionOptions {
   /** Ends the session: ssh gets SIGTERM, on which it closes the connection and restores the terminal. */
   signal?: AbortSignal;
+  /** Guest directory the shell or command starts in (the guest's home when not given). */
+  cwd?: string;
+}
+
+/** The remote argv that starts a login shell, or runs `command`, in `cwd`; the directory travels as an argument, never as code. */
+export function inDirectory(cwd: string, command: string[] | null): string[] {
+  if (command === null || command.length === 0) return ['sh', '-c', 'cd "$1" && exec "${SHELL:-/bin/sh}" -l', 'banger-shell', cwd];
+  return ['sh', '-c', 'cd "$1" && shift && exec "$@"', 'banger-exec', cwd, ...command];
 }
 
 /** Exit status of the remote command (255 when ssh itself failed). SIGINT is left to ssh while it runs. */
@@ -18,7 +26,8 @@ export function runSsh(target: SshTarget, command: string[] | null, options: Ssh
   }
   const interactive = command === null || command.length === 0;
   const tty = interactive ? Boolean(process.stdin.isTTY) : Boolean(process.stdin.isTTY && process.stdout.isTTY);
-  const { command: program, args } = sshCommand(target, { tty, connectTimeoutSec: 10, control: 'reuse', ...(interactive ? {} : { command }) });
+  const remote = options.cwd ? inDirectory(options.cwd, command) : interactive ? null : command;
+  const { command: program, args } = sshCommand(target, { tty, connectTimeoutSec: 10, control: 'reuse', ...(remote ? { command: remote } : {}) });
   return new Promise((resolve, reject) => {
     const ignore = (): void => undefined;
     process.on('SIGINT', ignore);

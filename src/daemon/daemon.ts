@@ -19,6 +19,7 @@ import { VERSION } from '../version.ts';
 import { ImageService } from './services/image-service.ts';
 import { KernelService } from './services/kernel-service.ts';
 import { VmService } from './services/vm-service.ts';
+import { WorkspaceService } from './services/workspace-service.ts';
 import { createRpcHandlers } from './rpc-handlers.ts';
 
 export interface DaemonDeps {
@@ -38,6 +39,7 @@ export class Daemon {
   readonly vms: VmService;
   readonly images: ImageService;
   readonly kernels: KernelService;
+  readonly workspaces: WorkspaceService;
   private readonly deps: DaemonDeps;
   private readonly ops: PrivilegedOps;
   private readonly log: (message: string) => void;
@@ -60,6 +62,7 @@ export class Daemon {
       store: this.store, driver, ops: this.ops, runner, clock, config, kernels: this.kernels, images: this.images,
       vmsDir: paths.vmsDir, sshKey: path.join(paths.sshDir, 'id_ed25519'), log,
     });
+    this.workspaces = new WorkspaceService({ vms: this.vms, store: this.store, runner });
   }
 
   /** Creates banger's ssh key pair once; it is the only key guests accept. */
@@ -77,6 +80,7 @@ export class Daemon {
       vms: this.vms,
       images: this.images,
       kernels: this.kernels,
+      workspaces: this.workspaces,
       version: () => ({ version: VERSION, node: process.version, pid: process.pid }),
       status: () => this.status(),
       shutdown: this.deps.onShutdown ?? (() => void this.close()),

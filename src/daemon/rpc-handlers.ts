@@ -8,12 +8,14 @@ import { parseParams } from '../protocol/params.ts';
 import type { ImageService } from './services/image-service.ts';
 import type { KernelService } from './services/kernel-service.ts';
 import type { VmService } from './services/vm-service.ts';
+import type { WorkspaceService } from './services/workspace-service.ts';
 
 /** What the methods call; plain objects in tests. */
 export interface RpcServices {
   vms: Pick<VmService, 'create' | 'start' | 'stop' | 'delete' | 'list' | 'show' | 'sshTarget' | 'logs'>;
   images: Pick<ImageService, 'list'>;
   kernels: Pick<KernelService, 'list'>;
+  workspaces: Pick<WorkspaceService, 'prepare' | 'export'>;
   version(): VersionInfo;
   status(): Promise<DaemonStatus>;
   /** Called once daemon.shutdown has been answered; the daemon closes and exits. */
@@ -37,6 +39,8 @@ export function createRpcHandlers(services: RpcServices): Map<string, Handler> {
   on('vm.show', (p) => vms.show(p.ref));
   on('vm.ssh', (p) => vms.sshTarget(p.ref));
   on('vm.logs', (p) => vms.logs(p.ref, p.offset ?? 0));
+  on('vm.workspace.prepare', (p, ctx) => services.workspaces.prepare(p, ctx));
+  on('vm.workspace.export', (p, ctx) => services.workspaces.export(p, ctx));
   on('image.list', () => services.images.list());
   on('kernel.list', () => services.kernels.list());
   on('daemon.version', () => services.version());

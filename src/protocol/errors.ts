@@ -18,6 +18,8 @@ export const ERROR_CODES = {
   TOOL_FAILED: 16,
   /** The database was written by a newer banger, whose schema this one does not know. */
   STORE_TOO_NEW: 17,
+  /** Shipping a workspace into a guest, or exporting its changes, failed. */
+  WORKSPACE_FAILED: 18,
   CANCELLED: 130,
   INTERNAL: 70,
 } as const;

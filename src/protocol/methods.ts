@@ -47,6 +47,8 @@ export interface SshTarget {
   controlPath?: string;
   /** Network namespace the guest lives in, if any; the ssh client must run inside it. */
   netns: string | null;
+  /** Where commands run by default: the workspace when the VM has one, else /root. */
+  workdir: string;
 }
 
 export interface VmCreateParams {
@@ -119,6 +121,43 @@ export interface VmLogsResult {
   offset: number;
 }
 
+/** How `vm.workspace.prepare` runs `mise install` when the repository pins tools (it needs --nat). */
+export type BootstrapMode = 'foreground' | 'background' | 'skip';
+
+export interface WorkspacePrepareParams extends VmRef {
+  /** A directory inside the host checkout (absolute: the daemon does not share the caller's working directory). */
+  path: string;
+  /** Untracked, non-ignored files too (default: tracked files only). */
+  includeUntracked?: boolean;
+  /** Create this guest-only branch. */
+  branch?: string;
+  /** Start the branch here (a ref on the host) instead of at HEAD with the local changes; needs `branch`. */
+  from?: string;
+  /** Default 'foreground'. */
+  bootstrap?: BootstrapMode;
+}
+
+export interface WorkspacePrepareResult {
+  vm: { id: string; name: string };
+  workspace: WorkspaceInfo;
+  files: number;
+  untracked: number;
+  /** The tooling bootstrap that ran or was started, if the repository asked for one. */
+  bootstrap: { config: string; mode: Exclude<BootstrapMode, 'skip'>; log: string } | null;
+}
+
+export interface WorkspaceExportParams extends VmRef {
+  /** Diff against this commit instead of the recorded base. */
+  baseCommit?: string;
+}
+
+export interface WorkspaceExportResult {
+  baseCommit: string;
+  /** The patch, base64: it may hold any bytes. Empty when nothing changed. */
+  patchBase64: string;
+  bytes: number;
+}
+
 /** Method name → [params, result]. */
 export interface Methods {
   'vm.create': [VmCreateParams, VmInfo];
@@ -129,6 +168,8 @@ export interface Methods {
   'vm.show': [VmRef, VmInfo];
   'vm.ssh': [VmRef, SshTarget];
   'vm.logs': [VmLogsParams, VmLogsResult];
+  'vm.workspace.prepare': [WorkspacePrepareParams, WorkspacePrepareResult];
+  'vm.workspace.export': [WorkspaceExportParams, WorkspaceExportResult];
   'image.list': [Record<string, never>, ImageInfo[]];
   'kernel.list': [Record<string, never>, KernelInfo[]];
   'daemon.version': [Record<string, never>, VersionInfo];

@@ -2,7 +2,10 @@
 import path from 'node:path';
 import { BangerError } from '../protocol/errors.ts';
 import { connect as connectSocket, type ProgressEvent, type RpcConnection } from '../protocol/jsonrpc.ts';
-import type { DaemonStatus, ImageInfo, KernelInfo, MethodName, ParamsOf, ResultOf, SshTarget, VersionInfo, VmCreateParams, VmInfo, VmLogsResult } from '../protocol/methods.ts';
+import type {
+  DaemonStatus, ImageInfo, KernelInfo, MethodName, ParamsOf, ResultOf, SshTarget, VersionInfo, VmCreateParams, VmInfo, VmLogsResult,
+  WorkspaceExportParams, WorkspaceExportResult, WorkspacePrepareParams, WorkspacePrepareResult,
+} from '../protocol/methods.ts';
 import { resolvePaths } from '../system/paths.ts';
 
 export interface CallOptions {
@@ -48,6 +51,10 @@ export class BangerClient {
   sshTarget(ref: string): Promise<SshTarget> { return this.call('vm.ssh', { ref }); }
   /** Guest console output from `offset` on. */
   vmLogs(ref: string, offset = 0): Promise<VmLogsResult> { return this.call('vm.logs', { ref, offset }); }
+  /** Ships a host checkout into a running VM at /root/repo and records its base commit (then runs its mise bootstrap). */
+  prepareWorkspace(params: WorkspacePrepareParams, options?: CallOptions): Promise<WorkspacePrepareResult> { return this.call('vm.workspace.prepare', params, options); }
+  /** Everything that changed in the VM's workspace since its base commit, as one binary patch (base64). */
+  exportWorkspace(params: WorkspaceExportParams, options?: CallOptions): Promise<WorkspaceExportResult> { return this.call('vm.workspace.export', params, options); }
   /** Images banger has. */
   listImages(): Promise<ImageInfo[]> { return this.call('image.list', {}); }
   /** Kernels banger has. */

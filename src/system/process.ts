@@ -8,6 +8,8 @@ export interface RunOptions {
   input?: string;
   /** An open file the child reads as its standard input (instead of `input`). */
   stdinFd?: number;
+  /** An open file the child writes its standard output to, byte for byte (`stdout` is then empty). */
+  stdoutFd?: number;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   /** Called for each line of output as it arrives (for progress). */
@@ -36,7 +38,7 @@ export class NodeProcessRunner implements ProcessRunner {
       const child = spawn(command, args, {
         cwd: options.cwd,
         env: options.env ?? process.env,
-        stdio: [options.stdinFd ?? (options.input === undefined ? 'ignore' : 'pipe'), 'pipe', 'pipe'],
+        stdio: [options.stdinFd ?? (options.input === undefined ? 'ignore' : 'pipe'), options.stdoutFd ?? 'pipe', 'pipe'],
       });
       let stdout = '';
       let stderr = '';

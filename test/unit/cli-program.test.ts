@@ -131,10 +131,10 @@ describe('errors from main', () => {
     assert.deepEqual(r.err, []);
   });
 
-  it('refuses `-- CMD` for commands other than vm run and vm ssh, with a hint', async () => {
+  it('refuses `-- CMD` for commands other than vm run, vm exec and vm ssh, with a hint', async () => {
     const r = await run(['vm', 'list', '--', 'ls']);
     assert.equal(r.status, 2);
-    assert.deepEqual(r.err, ['banger: `-- CMD` is only accepted by vm run and vm ssh', 'hint: run a command in a VM with: banger vm run -- CMD, or banger vm ssh NAME -- CMD']);
+    assert.deepEqual(r.err, ['banger: `-- CMD` is only accepted by vm run, vm exec and vm ssh', 'hint: run a command in a VM with: banger vm run -- CMD, or banger vm exec NAME -- CMD']);
   });
 
   it('a second Ctrl-C during a create exits 130 through the injected exit', async () => {

@@ -3,7 +3,7 @@ import { beforeEach, describe, it } from 'node:test';
 import { createRpcHandlers, type RpcServices } from '../../src/daemon/rpc-handlers.ts';
 import { BangerError } from '../../src/protocol/errors.ts';
 import type { CallContext } from '../../src/protocol/jsonrpc.ts';
-import type { DaemonStatus, VmInfo } from '../../src/protocol/methods.ts';
+import type { WorkspacePrepareResult, DaemonStatus, VmInfo } from '../../src/protocol/methods.ts';
 import { fails } from '../fakes/expect-error.ts';
 
 const VM: VmInfo = {
@@ -26,11 +26,15 @@ function fakeServices(calls: Array<[string, unknown[]]>, shutdowns: { count: num
       delete: record('vms.delete', Promise.resolve({ id: VM.id, name: VM.name })),
       list: record('vms.list', [VM]),
       show: record('vms.show', VM),
-      sshTarget: record('vms.sshTarget', { vmId: VM.id, name: VM.name, ip: VM.ip, user: 'root', keyPath: 'k', knownHostsPath: 'h', hostKeyAlias: 'a', netns: null }),
+      sshTarget: record('vms.sshTarget', { vmId: VM.id, name: VM.name, ip: VM.ip, user: 'root', keyPath: 'k', knownHostsPath: 'h', hostKeyAlias: 'a', netns: null, workdir: '/root' }),
       logs: record('vms.logs', { data: '', offset: 0 }),
     },
     images: { list: record('images.list', []) },
     kernels: { list: record('kernels.list', []) },
+    workspaces: {
+      prepare: record('workspaces.prepare', Promise.resolve({} as WorkspacePrepareResult)),
+      export: record('workspaces.export', Promise.resolve({ baseCommit: 'abc', patchBase64: '', bytes: 0 })),
+    },
     version: record('version', { version: '0.1.0', node: 'v24', pid: 1 }),
     status: record('status', Promise.resolve({} as DaemonStatus)),
     shutdown: () => {
@@ -63,6 +67,7 @@ describe('bangerd RPC handlers', () => {
     assert.deepEqual([...handlers.keys()].sort(), [
       'daemon.shutdown', 'daemon.status', 'daemon.version', 'image.list', 'kernel.list',
       'vm.create', 'vm.delete', 'vm.list', 'vm.logs', 'vm.show', 'vm.ssh', 'vm.start', 'vm.stop',
+      'vm.workspace.export', 'vm.workspace.prepare',
     ]);
   });
 

@@ -12,7 +12,7 @@ const target: SshTarget = {
   keyPath: '/s/ssh/id_ed25519',
   knownHostsPath: '/s/vms/0123456789ab/known_hosts',
   hostKeyAlias: 'banger-0123456789ab',
-  netns: null,
+  netns: null, workdir: '/root',
 };
 
 /** What a POSIX shell makes of the quoted words (run locally with /bin/sh; nothing leaves the machine). */

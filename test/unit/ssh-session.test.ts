@@ -18,7 +18,7 @@ import { fails } from '../fakes/expect-error.ts';
 
 const target: SshTarget = {
   vmId: '0123456789ab', name: 'web', ip: '172.30.0.2', user: 'root', keyPath: '/k/id_ed25519', knownHostsPath: '/k/known_hosts',
-  hostKeyAlias: 'banger-0123456789ab', netns: null,
+  hostKeyAlias: 'banger-0123456789ab', netns: null, workdir: '/root',
 };
 
 const vm: VmInfo = {

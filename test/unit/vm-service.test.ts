@@ -658,7 +658,7 @@ describe('VmService', { timeout: 30_000 }, () => {
       assert.deepEqual(h.service.sshTarget('web'), {
         vmId: vm.id, name: 'web', ip: vm.ip, user: 'root', keyPath: path.join(h.dir, 'ssh', 'id_ed25519'),
         knownHostsPath: path.join(h.vmsDir, vm.id, 'known_hosts'), hostKeyAlias: `banger-${vm.id}`, netns: null,
-        controlPath: path.join(h.vmsDir, vm.id, 'ssh.ctl'),
+        controlPath: path.join(h.vmsDir, vm.id, 'ssh.ctl'), workdir: '/root',
       });
       await h.service.stop('web');
       assert.throws(() => h.service.sshTarget('web'), fails('VM_BAD_STATE', /stopped/));

@@ -1,29 +1,81 @@
-// banger vm run [--rm] [-- CMD ARGS...]: a fresh VM, a shell or a command in it, and its exit status back.
+// banger vm run [PATH] [--rm] [-d] [-- CMD ARGS...]: a fresh VM, optionally with a host checkout shipped to
+// /root/repo, then a shell or a command in it and its exit status back (or, with -d, a VM left ready).
+import path from 'node:path';
 import { BangerError } from '../../protocol/errors.ts';
+import type { VmInfo } from '../../protocol/methods.ts';
+import { NodeProcessRunner } from '../../system/process.ts';
+import { bootstrapNeedsNat, GUEST_WORKSPACE_DIR, planWorkspace, printablePath, type WorkspacePlan } from '../../system/workspace-plan.ts';
+import type { BangerClient } from '../../sdk/client.ts';
 import type { CliContext } from '../context.ts';
-import { progressPrinter } from '../output.ts';
+import { printJson, progressPrinter } from '../output.ts';
 import { runSsh } from '../ssh-session.ts';
 import { holdSignals, sessionStatus, signalExitStatus, SSH_FAILED, withCtrlC } from '../cancel.ts';
 import { createParams, type CreateFlags } from '../create-flags.ts';
+import { workspaceParams, type WorkspaceFlags } from '../workspace-flags.ts';
 
-export interface RunFlags extends CreateFlags {
+export interface RunFlags extends CreateFlags, WorkspaceFlags {
   rm?: boolean;
+  detach?: boolean;
+  dryRun?: boolean;
+  nat?: boolean;
+}
+
+/** Refusals that need nothing but the command line: before any file is read or anything is created. */
+function checkFlags(ctx: CliContext, paths: string[], flags: RunFlags): void {
+  if (paths.length > 1) throw new BangerError('INVALID_ARGUMENT', `vm run takes one path, got ${paths.length}`, { hint: 'put the command after --: banger vm run PATH -- CMD ARGS' });
+  if (flags.detach && flags.rm) throw new BangerError('INVALID_ARGUMENT', '-d/--detach and --rm contradict each other: a detached VM is kept', { hint: 'leave out --rm, and delete it later: banger vm delete NAME' });
+  if (flags.detach && ctx.guestCommand !== null) {
+    throw new BangerError('INVALID_ARGUMENT', '-d/--detach returns at once, so it takes no command', { hint: 'run the command afterwards: banger vm exec NAME -- CMD' });
+  }
+  if (paths.length === 0) {
+    const needsPath = [flags.includeUntracked && '--include-untracked', flags.branch !== undefined && '--branch', flags.from !== undefined && '--from', flags.dryRun && '--dry-run'].filter(Boolean);
+    if (needsPath.length > 0) throw new BangerError('INVALID_ARGUMENT', `${needsPath.join(', ')} need a PATH to ship`, { hint: 'give the checkout: banger vm run ./repo ...' });
+  }
+  if (flags.from !== undefined && flags.branch === undefined) {
+    throw new BangerError('INVALID_ARGUMENT', '--from needs --branch: it says where the guest-only branch starts', { hint: 'add --branch NAME, or leave out --from to start at HEAD' });
+  }
+}
+
+function printPlan(ctx: CliContext, plan: WorkspacePlan, json: boolean): void {
+  if (json) {
+    printJson(ctx.output, { root: plan.root, base: plan.base, branch: plan.branch, files: plan.files, untracked: plan.untracked, staged: plan.staged, bootstrap: plan.bootstrap });
+    return;
+  }
+  for (const file of plan.files) ctx.output.out(printablePath(file));
+  const parts = [`${plan.files.length} files`, plan.untracked > 0 ? `${plan.untracked} untracked` : null, `base ${plan.base.slice(0, 12)}`, plan.staged ? 'staged changes carried over' : null, plan.bootstrap ? `bootstrap: mise install (${plan.bootstrap})` : null];
+  ctx.output.err(`banger: would ship ${plan.root} to ${GUEST_WORKSPACE_DIR}: ${parts.filter(Boolean).join(', ')}; nothing was created`);
 }
 
 export async function vmRun(ctx: CliContext, paths: string[], flags: RunFlags): Promise<number> {
-  if (paths.length > 0) {
-    throw new BangerError('INVALID_ARGUMENT', `shipping a directory into the VM (${paths[0]}) is not supported yet`, {
-      hint: 'run without a path: banger vm run [--rm] -- CMD',
-    });
-  }
-  // Before connecting: a mistyped flag must not start the daemon.
+  checkFlags(ctx, paths, flags);
+  // Before connecting: a mistyped flag or a repository banger cannot ship must not start the daemon or a VM.
   const params = createParams(flags);
+  const plan = paths[0] === undefined ? null : await planWorkspace(new NodeProcessRunner(), paths[0], {
+    ...(flags.includeUntracked ? { includeUntracked: true } : {}),
+    ...(flags.branch !== undefined ? { branch: flags.branch } : {}),
+    ...(flags.from !== undefined ? { from: flags.from } : {}),
+  });
+  if (plan && flags.dryRun) {
+    printPlan(ctx, plan, flags.json === true);
+    return 0;
+  }
+  const bootstrap = plan?.bootstrap && flags.bootstrap !== false ? plan.bootstrap : null;
+  if (bootstrap && !flags.nat) throw bootstrapNeedsNat(bootstrap, flags.name ?? null);
+
   const client = await ctx.client();
   const vm = await withCtrlC(
     ctx,
     () => ctx.output.err('banger: cancelling; the VM being created is removed'),
     (signal) => client.createVm(params, { signal, onProgress: progressPrinter(ctx.output) }),
   );
+  if (plan && paths[0] !== undefined) {
+    await prepare(ctx, client, vm, path.resolve(paths[0]), flags);
+  }
+  if (flags.detach) {
+    const where = plan ? ` with ${plan.root} at ${GUEST_WORKSPACE_DIR}` : '';
+    ctx.output.out(`${vm.name} is ready${where}: banger vm ssh ${vm.name}; banger vm exec ${vm.name} -- CMD; banger vm delete ${vm.name}`);
+    return 0;
+  }
   // Installed before any other event can run, and held until the VM is deleted: no signal may end the CLI in
   // between, or --rm would leave the VM behind. SIGTERM and SIGHUP end the session instead; Ctrl-C goes to ssh.
   const held = holdSignals(ctx.signals ?? process);
@@ -33,7 +85,9 @@ export async function vmRun(ctx: CliContext, paths: string[], flags: RunFlags): 
       const target = await client.sshTarget(vm.id);
       // A signal that arrives before the session starts cancels it; Ctrl-C then means 130 as it does elsewhere.
       const early = held.received ?? (held.interrupted ? 'SIGINT' : null);
-      status = early ? signalExitStatus(early) : sessionStatus(held, await (ctx.runSsh ?? runSsh)(target, ctx.guestCommand, { signal: held.signal }));
+      status = early
+        ? signalExitStatus(early)
+        : sessionStatus(held, await (ctx.runSsh ?? runSsh)(target, ctx.guestCommand, { signal: held.signal, ...(plan ? { cwd: GUEST_WORKSPACE_DIR } : {}) }));
     } finally {
       if (flags.rm) await client.deleteVm(vm.id);
     }
@@ -41,5 +95,29 @@ export async function vmRun(ctx: CliContext, paths: string[], flags: RunFlags): 
     return held.received ? signalExitStatus(held.received) : status;
   } finally {
     held.release();
+  }
+}
+
+/**
+ * Ships the checkout into the new VM. The VM exists for this workspace: cancelled, or failed under --rm, it is
+ * deleted; failed otherwise, it is kept and the user is told how to retry or remove it.
+ */
+async function prepare(ctx: CliContext, client: BangerClient, vm: VmInfo, dir: string, flags: RunFlags): Promise<void> {
+  // Interactive sessions start while mise installs; a command or a detached VM gets its tools first.
+  const mode = flags.bootstrap === false ? 'skip' : ctx.guestCommand === null && !flags.detach ? 'background' : 'foreground';
+  let cancelled = false;
+  try {
+    await withCtrlC(
+      ctx,
+      () => {
+        cancelled = true;
+        ctx.output.err('banger: cancelling; the VM is removed');
+      },
+      (signal) => client.prepareWorkspace({ ref: vm.id, ...workspaceParams(dir, flags), bootstrap: mode }, { signal, onProgress: progressPrinter(ctx.output) }),
+    );
+  } catch (err) {
+    if (cancelled || flags.rm) await client.deleteVm(vm.id);
+    else ctx.output.err(`banger: VM ${vm.name} is kept without its workspace (retry: banger vm workspace prepare ${vm.name} ${dir}; remove: banger vm delete ${vm.name})`);
+    throw err;
   }
 }

@@ -45,6 +45,7 @@ export class GuestSsh {
       hostKeyAlias: hostKeyAlias(vm),
       controlPath: path.join(dir, 'ssh.ctl'),
       netns: this.deps.netns,
+      workdir: vm.workspace?.dir ?? '/root',
     };
   }
 

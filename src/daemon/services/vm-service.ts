@@ -279,6 +279,21 @@ export class VmService {
     });
   }
 
+  /**
+   * Runs `fn` on a running VM while holding its lock, so no stop, delete or second workspace runs meanwhile.
+   * `what` names the operation in the refusal when the VM is not running.
+   */
+  async withRunningVm<T>(ref: string, what: string, fn: (vm: VmInfo, target: SshTarget) => Promise<T>): Promise<T> {
+    const found = this.resolve(ref);
+    return this.locks.run(found.id, async () => {
+      const vm = this.reaper.refresh(this.deps.store.getVm(found.id) ?? found);
+      if (vm.state !== 'running') {
+        throw new BangerError('VM_BAD_STATE', `VM ${vm.name} is ${vm.state}: ${what} needs it running`, { hint: `start it: banger vm start ${vm.name}` });
+      }
+      return fn(vm, this.ssh.target(vm));
+    });
+  }
+
   sshTarget(ref: string): SshTarget {
     const vm = this.show(ref);
     if (vm.state !== 'running') {

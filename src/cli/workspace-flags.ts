@@ -1,0 +1,19 @@
+// The flags that say what to ship from a host checkout, shared by vm run PATH and vm workspace prepare.
+import type { WorkspacePrepareParams } from '../protocol/methods.ts';
+
+export interface WorkspaceFlags {
+  includeUntracked?: boolean;
+  branch?: string;
+  from?: string;
+  /** false with --no-bootstrap. */
+  bootstrap?: boolean;
+}
+
+export function workspaceParams(absPath: string, flags: WorkspaceFlags): Pick<WorkspacePrepareParams, 'path' | 'includeUntracked' | 'branch' | 'from'> {
+  return {
+    path: absPath,
+    ...(flags.includeUntracked ? { includeUntracked: true } : {}),
+    ...(flags.branch !== undefined ? { branch: flags.branch } : {}),
+    ...(flags.from !== undefined ? { from: flags.from } : {}),
+  };
+}
