@@ -10,6 +10,7 @@ import { ROOT_LABEL } from '../system/guest-contract.ts';
 import type { DebianRecipe } from '../protocol/image-recipes.ts';
 import { asOwner, ownerArgv, type Owner } from '../system/as-owner.ts';
 import { buildDirPrefix, mountsInside } from './abandoned-image-builds.ts';
+import { findGuestTools, installGuestTools } from './guest-tools.ts';
 
 const SSHD_CONFIG = `# Written by banger: keys only, one host key injected per VM at boot.
 HostKey /etc/ssh/ssh_host_ed25519_key
@@ -106,6 +107,8 @@ export async function buildDebianImage(options: BuildImageOptions): Promise<{ si
     });
   }
   // Named with this helper's pid: if it dies before the finally below, the next helper removes the directory.
+  // Found before debootstrap runs: a missing one fails in a second, not after a minute of downloads.
+  const tools = findGuestTools(recipe.tools);
   const workDir = fs.mkdtempSync(path.join(options.workRoot ?? DEFAULT_WORK_ROOT, buildDirPrefix(process.pid)));
   const tree = path.join(workDir, 'root');
   const tmpImage = path.join(workDir, 'rootfs.ext4');
@@ -136,6 +139,7 @@ export async function buildDebianImage(options: BuildImageOptions): Promise<{ si
     }
     progress({ stage: 'image', message: 'configuring the image for banger' });
     customizeRootfs(tree);
+    installGuestTools(tree, tools);
     const used = await treeSize(runner, tree);
     const sizeBytes = Math.ceil((used * 1.25 + IMAGE_HEADROOM_BYTES) / 1024 ** 2) * 1024 ** 2;
     progress({ stage: 'image', message: `writing ext4 image (${Math.round(used / 1024 ** 2)} MiB of files)` });
