@@ -11,6 +11,8 @@ export function describeVm(vm: VmInfo): string {
     `kernel:  ${vm.kernel}`,
     `address: ${vm.ip} (tap ${vm.tap}, mac ${vm.mac})`,
     `accel:   ${vm.accel ?? '-'}`,
+    `nat:     ${vm.nat ? 'on' : 'off'}`,
+    `workspace: ${vm.workspace ? `${vm.workspace.source} at ${vm.workspace.dir} (base ${vm.workspace.baseCommit.slice(0, 12)}${vm.workspace.branch ? `, branch ${vm.workspace.branch}` : ''})` : '-'}`,
     `created: ${vm.createdAt}`,
   ].join('\n');
 }

@@ -65,6 +65,28 @@ function vmDirs(): string[] {
   }
 }
 
+/** A git repository with a tool pin (mise.toml), an executable script, in its own directory the test removes. */
+function makeRepo(t: { after(fn: () => void): void }): string {
+  const dir = fs.mkdtempSync(path.join(path.dirname(HOME), 'banger-e2e-repo-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const repo = path.join(dir, 'repo');
+  fs.mkdirSync(repo);
+  gitIn(repo, 'init', '-q', '-b', 'main');
+  fs.writeFileSync(path.join(repo, 'README'), 'hello\n');
+  fs.writeFileSync(path.join(repo, 'tool.sh'), '#!/bin/sh\necho tool ran\n', { mode: 0o755 });
+  // No tools listed: mise install succeeds without downloading anything (the guest reaches no real network).
+  fs.writeFileSync(path.join(repo, 'mise.toml'), '[tools]\n');
+  gitIn(repo, 'add', '-A');
+  gitIn(repo, '-c', 'user.name=Test', '-c', 'user.email=test@example.org', 'commit', '-q', '-m', 'init');
+  return repo;
+}
+
+function gitIn(dir: string, ...args: string[]): string {
+  const r = spawnSync('git', ['-C', dir, ...args], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `git ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
 describe('banger on a real guest', { timeout: 40 * 60_000 }, () => {
   before(() => {
     assert.equal(os.userInfo().uid, 0, 'the e2e tests need root (network namespace, taps, debootstrap)');
@@ -180,6 +202,58 @@ describe('banger on a real guest', { timeout: 40 * 60_000 }, () => {
     assert.equal(await exited, 130, stderr);
     assert.match(stderr, /cancel/);
     assert.deepEqual(vms(), []);
+  });
+
+  test('vm run PATH -- CMD runs in a checkout of the repo with its local changes; --dry-run and refusals create nothing', (t) => {
+    const repo = makeRepo(t);
+    fs.writeFileSync(path.join(repo, 'README'), 'edited, not committed\n');
+    fs.writeFileSync(path.join(repo, '.env'), 'SECRET=stays-home\n');
+    const dry = ok(['vm', 'run', repo, '--dry-run']);
+    assert.deepEqual(dry.stdout.trim().split('\n').sort(), ['README', 'mise.toml', 'tool.sh']);
+    const refused = banger(['vm', 'run', repo, '--', 'true']);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /--nat/);
+    assert.match(refused.stderr, /--no-bootstrap/);
+    assert.deepEqual(vms(), [], 'nothing was created');
+    const head = gitIn(repo, 'rev-parse', 'HEAD');
+    const r = banger(['vm', 'run', repo, '--rm', '--no-bootstrap', '--', 'sh', '-c', 'pwd; cat README; git rev-parse HEAD; ls -a; ./tool.sh; exit 3']);
+    assert.equal(r.code, 3, r.stderr);
+    const out = r.stdout.split('\n');
+    assert.equal(out[0], '/root/repo');
+    assert.equal(out[1], 'edited, not committed');
+    assert.equal(out[2], head);
+    assert.ok(!r.stdout.includes('.env'), 'untracked files stay home');
+    assert.match(r.stdout, /^tool ran$/m);
+    assert.deepEqual(vms(), []);
+  });
+
+  test('-d --nat ships and bootstraps, then exec and workspace export give a patch git apply takes at the base', (t) => {
+    t.after(() => cleanup('e2e-ws'));
+    const repo = makeRepo(t);
+    const base = gitIn(repo, 'rev-parse', 'HEAD');
+    const d = ok(['vm', 'run', repo, '-d', '--nat', '--name', 'e2e-ws']);
+    assert.match(d.stdout, /e2e-ws is ready/);
+    assert.match(d.stderr, /mise install/);
+    assert.equal(ok(['vm', 'ssh', 'e2e-ws', '--', 'sh', '-c', 'test -s /root/.cache/banger/mise-install.log && echo logged']).stdout.trim(), 'logged');
+    const guestWork = [
+      'set -e',
+      'git rm -q tool.sh && printf "new\\n" > "committed file.txt" && git add -A && git commit -q -m "guest commit"',
+      'printf "\\000\\001\\377" > blob.bin && mv README "read me ü" && chmod +x mise.toml && ln -s "read me ü" link',
+    ].join('\n');
+    ok(['vm', 'exec', 'e2e-ws', '--', 'sh', '-c', guestWork]);
+    const patchFile = path.join(path.dirname(repo), 'changes.patch');
+    ok(['vm', 'workspace', 'export', 'e2e-ws', '--output', patchFile]);
+    const clone = path.join(path.dirname(repo), 'clone');
+    spawnSync('git', ['clone', '-q', repo, clone]);
+    gitIn(clone, 'checkout', '-q', base);
+    gitIn(clone, 'apply', '--check', patchFile);
+    gitIn(clone, 'apply', patchFile);
+    const treeScript = 'export GIT_INDEX_FILE=$(mktemp -u) && git add -A && git ls-files -s && rm -f "$GIT_INDEX_FILE"';
+    const guestTree = ok(['vm', 'exec', 'e2e-ws', '--', 'sh', '-c', treeScript]).stdout;
+    const hostTree = spawnSync('sh', ['-c', treeScript], { cwd: clone, encoding: 'utf8' }).stdout;
+    assert.equal(hostTree, guestTree);
+    assert.match(hostTree, /^120000 .*\tlink$/m);
+    assert.match(hostTree, /^100755 .*\tmise.toml$/m);
   });
 
   test('nothing is left behind: no VMM or ssh process, tap or VM file', () => {
