@@ -13,7 +13,7 @@ import { runChecked } from '../../system/process.ts';
 import type { WorkspacePlan } from '../../system/workspace-plan.ts';
 
 /** Commits of history the guest gets: enough for `git log` and `git diff` against recent work. */
-export const HISTORY_DEPTH = 50;
+export const HISTORY_DEPTH = 20;
 
 /** Where the staged changes travel inside the shipped .git; the guest applies and removes it. */
 const STAGED_PATCH = 'banger-staged.patch';
@@ -36,7 +36,7 @@ incoming="$dest.banger-incoming"
 rm -rf "$incoming"
 mkdir -p "$incoming"
 trap 'rm -rf "$incoming"' EXIT
-tar -x -i -f - -C "$incoming" --no-same-owner
+tar -x -i -f - -C "$incoming" --no-same-owner --warning=no-timestamp
 cd "$incoming"
 git reset -q
 if [ -s .git/${STAGED_PATCH} ]; then git apply --cached --whitespace=nowarn .git/${STAGED_PATCH}; fi
