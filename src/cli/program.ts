@@ -34,6 +34,14 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
       .option('--disk <size>', 'work disk (/root) size in GiB, e.g. 8 or 8G')
       .option('--ssh-timeout <seconds>', 'how long to wait for sshd in the guest')
       .option(...freshAccel);
+  // vm list, its aliases vm ls and vm ps, and the top-level ps.
+  const listCommand = (cmd: Command): Command =>
+    cmd.description('list running VMs (--all: every VM)')
+      .option('-a, --all', 'every VM, whatever its state')
+      .option('-l, --latest', 'only the most recently created VM, whatever its state')
+      .option('-q, --quiet', 'only ids, one per line')
+      .option(...json)
+      .action(act(async (flags) => (await import('./commands/vm-list.ts')).vmList(ctx, flags)));
 
   const vm = program.command('vm').description('create, run and manage VMs');
   sizeOptions(vm.command('run').description('boot a fresh VM and open a shell, or run `-- CMD ARGS` in it and exit with its status'))
@@ -50,14 +58,28 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
     .action(act(async (refs: string[], flags) => (await import('./commands/vm-stop.ts')).vmStop(ctx, refs, flags)));
   vm.command('delete').alias('rm').description('stop VMs and remove everything they had').argument('<vm...>').option(...json)
     .action(act(async (refs: string[], flags) => (await import('./commands/vm-delete.ts')).vmDelete(ctx, refs, flags)));
-  vm.command('list').alias('ls').description('list VMs').option(...json)
-    .action(act(async (flags) => (await import('./commands/vm-list.ts')).vmList(ctx, flags)));
+  listCommand(vm.command('list').aliases(['ls', 'ps']));
   vm.command('show').description('show one VM').argument('<vm>').option(...json)
     .action(act(async (ref: string, flags) => (await import('./commands/vm-show.ts')).vmShow(ctx, ref, flags)));
   vm.command('ssh').description('open a shell in a running VM, or run `-- CMD ARGS` there').argument('<vm>')
     .action(act(async (ref: string) => (await import('./commands/vm-ssh.ts')).vmSsh(ctx, ref)));
   vm.command('logs').description("print the guest's serial console").argument('<vm>').option('-f, --follow', 'keep printing new output')
     .action(act(async (ref: string, flags) => (await import('./commands/vm-logs.ts')).vmLogs(ctx, ref, flags)));
+  vm.command('restart').description('stop running VMs (as vm stop does), boot them again and wait for ssh').argument('<vm...>')
+    .option('--ssh-timeout <seconds>').option(...freshAccel).option(...json)
+    .action(act(async (refs: string[], flags) => (await import('./commands/vm-restart.ts')).vmRestart(ctx, refs, flags)));
+  vm.command('kill').description('end VMs at once by signalling their VMM (no guest sync); they end stopped').argument('<vm...>')
+    .option('-s, --signal <signal>', 'KILL, TERM, INT, HUP or QUIT (or 9, 15, 2, 1, 3)', 'KILL').option(...json)
+    .action(act(async (refs: string[], flags) => (await import('./commands/vm-kill.ts')).vmKill(ctx, refs, flags)));
+  vm.command('prune').description('delete every VM that is not running (asks first)').option('-f, --force', 'do not ask').option(...json)
+    .action(act(async (flags) => (await import('./commands/vm-prune.ts')).vmPrune(ctx, flags)));
+  vm.command('set').description("change a stopped VM's vCPUs, memory or work disk size (the disk only grows); applies from its next boot").argument('<vm>')
+    .option('--cpus <n>', 'virtual CPUs')
+    .option('--memory <size>', 'memory, e.g. 2048, 2048M or 2G')
+    .option('--disk <size>', 'work disk (/root) size in GiB, e.g. 16 or 16G; only larger than now')
+    .option(...json)
+    .action(act(async (ref: string, flags) => (await import('./commands/vm-set.ts')).vmSet(ctx, ref, flags)));
+  listCommand(program.command('ps'));
 
   const image = program.command('image').description('images VMs boot from');
   image.command('list').alias('ls').description('list images').option(...json)
@@ -123,6 +145,7 @@ export async function main(argv: string[], deps: MainDeps = {}): Promise<number>
     status = code;
   });
   const command = commandPath(program, own);
+  ctx.command = command;
   try {
     if (guest !== null && !['run', 'ssh'].includes(own[1] ?? '')) {
       throw new BangerError('INVALID_ARGUMENT', '`-- CMD` is only accepted by vm run and vm ssh', {

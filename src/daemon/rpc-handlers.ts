@@ -11,7 +11,7 @@ import type { VmService } from './services/vm-service.ts';
 
 /** What the methods call; plain objects in tests. */
 export interface RpcServices {
-  vms: Pick<VmService, 'create' | 'start' | 'stop' | 'delete' | 'list' | 'show' | 'sshTarget' | 'logs'>;
+  vms: Pick<VmService, 'create' | 'start' | 'stop' | 'delete' | 'list' | 'show' | 'sshTarget' | 'logs' | 'restart' | 'kill' | 'set' | 'prune'>;
   images: Pick<ImageService, 'list'>;
   kernels: Pick<KernelService, 'list'>;
   version(): VersionInfo;
@@ -37,6 +37,10 @@ export function createRpcHandlers(services: RpcServices): Map<string, Handler> {
   on('vm.show', (p) => vms.show(p.ref));
   on('vm.ssh', (p) => vms.sshTarget(p.ref));
   on('vm.logs', (p) => vms.logs(p.ref, p.offset ?? 0));
+  on('vm.restart', (p, ctx) => vms.restart(p.ref, p, ctx));
+  on('vm.kill', (p) => vms.kill(p.ref, p.signal));
+  on('vm.set', (p) => vms.set(p));
+  on('vm.prune', (p) => vms.prune(p.ids));
   on('image.list', () => services.images.list());
   on('kernel.list', () => services.kernels.list());
   on('daemon.version', () => services.version());
