@@ -1,5 +1,6 @@
 // The VM lifecycle: every state change of a VM goes through here, one operation per VM at a time.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { BangerError, messageOf } from '../../protocol/errors.ts';
 import type { CallContext, ProgressEvent } from '../../protocol/jsonrpc.ts';
@@ -23,6 +24,7 @@ import { oneVm } from '../../protocol/vm-refs.ts';
 import { DEFAULT_KILL_SIGNAL } from '../../protocol/kill-signals.ts';
 import { growWorkDisk, planVmSet } from './vm-resize.ts';
 import { pruneCandidates, pruneEach } from './vm-prune.ts';
+import { copyFileSync, resolveFileSync } from './file-sync.ts';
 import { accelText, specLine, validSshTimeout, vmSpecOf, type VmSpec } from './vm-spec.ts';
 
 
@@ -107,6 +109,8 @@ export class VmService {
     const { store, config } = this.deps;
     const spec = vmSpecOf(params, config.vmDefaults, () => pickName(store));
     checkNameFree(store, spec.name);
+    // Before any disk or tap: an entry that breaks a rule stops the create here (copied at the first boot).
+    resolveFileSync(config.fileSync, this.home());
     const kernel = await this.deps.kernels.ensureDefault(ctx);
     const accel = this.accelFor(kernel, params.freshAccel === true, ctx);
     const announced = this.announceSpec(ctx, accel, (text) => specLine({ ...spec, accel: text }));
@@ -269,7 +273,20 @@ export class VmService {
     this.deps.store.updateVm(vm.id, { state: 'running', pid, accel: choice.accel });
     const running = this.deps.store.getVm(vm.id)!;
     if (options.waitSsh) await this.waitForSsh(running, options.sshTimeoutSec, ctx);
+    if (vm.state === 'created') await this.syncFiles(running, options.waitSsh === true, ctx);
     return running;
+  }
+
+  private home(): string {
+    return this.deps.home ?? os.homedir();
+  }
+
+  /** [[file_sync]] on a VM's first boot, once sshd answers (a boot that does not wait for it copies nothing). */
+  private async syncFiles(vm: VmInfo, sshReady: boolean, ctx: Ctx): Promise<void> {
+    await copyFileSync({
+      vm, entries: this.deps.config.fileSync, home: this.home(), now: this.deps.clock.now(), runner: this.deps.runner, sshReady,
+      target: this.ssh.target(vm), scratch: this.files(vm.id).dir, ctx, log: this.deps.log,
+    });
   }
 
   private waitForSsh(vm: VmInfo, timeoutSec: number | undefined, ctx: Ctx): Promise<void> {
