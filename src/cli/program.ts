@@ -9,6 +9,7 @@ import type { SignalSource } from './cancel.ts';
 import type { CliContext } from './context.ts';
 import { splitGuestCommand } from './guest-command.ts';
 import { reportError, stdio, type Output } from './output.ts';
+import { resolvePaths } from '../system/paths.ts';
 
 /**
  * The command tree. Actions hand their exit status to `setStatus`; help goes to ctx.output; parse errors are not
@@ -121,6 +122,8 @@ export interface MainDeps {
   exit?: (status: number) => void;
   signals?: SignalSource;
   runSsh?: CliContext['runSsh'];
+  /** config.toml, for the defaults `vm create --help` shows; from the environment when not given. */
+  configFile?: string;
 }
 
 /** Runs the CLI on `argv` (without node and script) and returns its exit status; prints every error itself. */
@@ -146,6 +149,12 @@ export async function main(argv: string[], deps: MainDeps = {}): Promise<number>
   });
   const command = commandPath(program, own);
   ctx.command = command;
+  const sized = /^banger vm (create|run)$/.exec(command);
+  if (sized && own.some((a) => a === '--help' || a === '-h')) {
+    const cmd = program.commands.find((c) => c.name() === 'vm')!.commands.find((c) => c.name() === sized[1])!;
+    const { defaultsHelp } = await import('./defaults-help.ts');
+    cmd.addHelpText('after', defaultsHelp(deps.configFile ?? resolvePaths().configFile));
+  }
   try {
     if (guest !== null && !['run', 'ssh'].includes(own[1] ?? '')) {
       throw new BangerError('INVALID_ARGUMENT', '`-- CMD` is only accepted by vm run and vm ssh', {
