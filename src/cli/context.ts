@@ -1,5 +1,6 @@
 import type { BangerClient } from '../sdk/client.ts';
 import type { SignalSource } from './cancel.ts';
+import type { Confirm } from './confirm.ts';
 import type { Output } from './output.ts';
 import type { RunSsh } from './ssh-session.ts';
 
@@ -18,4 +19,8 @@ export interface CliContext {
   signals?: SignalSource;
   /** Runs ssh attached to the terminal; runSsh when not given (tests pass a fake). */
   runSsh?: RunSsh;
+  /** The command that runs, e.g. "banger vm stop", for hints that point at its --help (set by main). */
+  command?: string;
+  /** Asks a y/N question on the terminal; terminalConfirm when not given (tests pass a fake). */
+  confirm?: Confirm;
 }

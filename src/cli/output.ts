@@ -97,7 +97,7 @@ interface HintContext {
 /** For errors that came without a hint of their own: one per code, so no error is printed without one. */
 const FALLBACK_HINTS: { readonly [C in ErrorCode]: (where: HintContext) => string } = {
   INVALID_ARGUMENT: ({ command }) => `see ${command} --help`,
-  VM_NOT_FOUND: () => 'see the VMs there are: banger vm list',
+  VM_NOT_FOUND: () => 'see the VMs there are: banger vm list --all',
   VM_NAME_TAKEN: () => 'pick another --name, or delete the VM that has it: banger vm delete NAME',
   VM_BAD_STATE: () => 'see the state of each VM: banger vm list (start a stopped one: banger vm start NAME)',
   MISSING_TOOL: () => 'install what banger needs, as root: bash scripts/setup.sh',
@@ -114,7 +114,7 @@ const FALLBACK_HINTS: { readonly [C in ErrorCode]: (where: HintContext) => strin
   DAEMON_UNAVAILABLE: () => 'start it: banger daemon start; see what runs: banger daemon status',
   WORKSPACE_FAILED: () => 'see the VM\'s state with banger vm exec VM -- git -C /root/repo status',
   STORE_TOO_NEW: () => 'upgrade banger to the version that wrote the database, or point BANGER_HOME at another directory',
-  CANCELLED: () => 'see what is left: banger vm list',
+  CANCELLED: () => 'see what is left: banger vm list --all',
   INTERNAL: ({ logDir }) => `this is a bug in banger or a failure it does not explain yet; the daemon log has the details: ${path.join(logDir(), 'bangerd.log')}`,
 };
 

@@ -9,6 +9,7 @@ import type { SignalSource } from './cancel.ts';
 import type { CliContext } from './context.ts';
 import { splitGuestCommand } from './guest-command.ts';
 import { reportError, stdio, type Output } from './output.ts';
+import { resolvePaths } from '../system/paths.ts';
 
 /**
  * The command tree. Actions hand their exit status to `setStatus`; help goes to ctx.output; parse errors are not
@@ -34,6 +35,14 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
       .option('--disk <size>', 'work disk (/root) size in GiB, e.g. 8 or 8G')
       .option('--ssh-timeout <seconds>', 'how long to wait for sshd in the guest')
       .option(...freshAccel);
+  // vm list, its aliases vm ls and vm ps, and the top-level ps.
+  const listCommand = (cmd: Command): Command =>
+    cmd.description('list running VMs (--all: every VM)')
+      .option('-a, --all', 'every VM, whatever its state')
+      .option('-l, --latest', 'only the most recently created VM, whatever its state')
+      .option('-q, --quiet', 'only ids, one per line')
+      .option(...json)
+      .action(act(async (flags) => (await import('./commands/vm-list.ts')).vmList(ctx, flags)));
 
   const vm = program.command('vm').description('create, run and manage VMs');
   const workspaceOptions = (cmd: Command): Command =>
@@ -59,8 +68,7 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
     .action(act(async (refs: string[], flags) => (await import('./commands/vm-stop.ts')).vmStop(ctx, refs, flags)));
   vm.command('delete').alias('rm').description('stop VMs and remove everything they had').argument('<vm...>').option(...json)
     .action(act(async (refs: string[], flags) => (await import('./commands/vm-delete.ts')).vmDelete(ctx, refs, flags)));
-  vm.command('list').alias('ls').description('list VMs').option(...json)
-    .action(act(async (flags) => (await import('./commands/vm-list.ts')).vmList(ctx, flags)));
+  listCommand(vm.command('list').aliases(['ls', 'ps']));
   vm.command('show').description('show one VM').argument('<vm>').option(...json)
     .action(act(async (ref: string, flags) => (await import('./commands/vm-show.ts')).vmShow(ctx, ref, flags)));
   vm.command('ssh').description('open a shell in a running VM, or run `-- CMD ARGS` there').argument('<vm>')
@@ -77,6 +85,21 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
     .action(act(async (ref: string, flags) => (await import('./commands/vm-workspace-export.ts')).vmWorkspaceExport(ctx, ref, flags)));
   vm.command('logs').description("print the guest's serial console").argument('<vm>').option('-f, --follow', 'keep printing new output')
     .action(act(async (ref: string, flags) => (await import('./commands/vm-logs.ts')).vmLogs(ctx, ref, flags)));
+  vm.command('restart').description('stop running VMs (as vm stop does), boot them again and wait for ssh').argument('<vm...>')
+    .option('--ssh-timeout <seconds>').option(...freshAccel).option(...json)
+    .action(act(async (refs: string[], flags) => (await import('./commands/vm-restart.ts')).vmRestart(ctx, refs, flags)));
+  vm.command('kill').description('end VMs at once by signalling their VMM (no guest sync); they end stopped').argument('<vm...>')
+    .option('-s, --signal <signal>', 'KILL, TERM, INT, HUP or QUIT (or 9, 15, 2, 1, 3)', 'KILL').option(...json)
+    .action(act(async (refs: string[], flags) => (await import('./commands/vm-kill.ts')).vmKill(ctx, refs, flags)));
+  vm.command('prune').description('delete every VM that is not running (asks first)').option('-f, --force', 'do not ask').option(...json)
+    .action(act(async (flags) => (await import('./commands/vm-prune.ts')).vmPrune(ctx, flags)));
+  vm.command('set').description("change a stopped VM's vCPUs, memory or work disk size (the disk only grows); applies from its next boot").argument('<vm>')
+    .option('--cpus <n>', 'virtual CPUs')
+    .option('--memory <size>', 'memory, e.g. 2048, 2048M or 2G')
+    .option('--disk <size>', 'work disk (/root) size in GiB, e.g. 16 or 16G; only larger than now')
+    .option(...json)
+    .action(act(async (ref: string, flags) => (await import('./commands/vm-set.ts')).vmSet(ctx, ref, flags)));
+  listCommand(program.command('ps'));
 
   const image = program.command('image').description('images VMs boot from');
   image.command('list').alias('ls').description('list images').option(...json)
@@ -118,6 +141,8 @@ export interface MainDeps {
   exit?: (status: number) => void;
   signals?: SignalSource;
   runSsh?: CliContext['runSsh'];
+  /** config.toml, for the defaults `vm create --help` shows; from the environment when not given. */
+  configFile?: string;
 }
 
 /** Runs the CLI on `argv` (without node and script) and returns its exit status; prints every error itself. */
@@ -142,6 +167,13 @@ export async function main(argv: string[], deps: MainDeps = {}): Promise<number>
     status = code;
   });
   const command = commandPath(program, own);
+  ctx.command = command;
+  const sized = /^banger vm (create|run)$/.exec(command);
+  if (sized && own.some((a) => a === '--help' || a === '-h')) {
+    const cmd = program.commands.find((c) => c.name() === 'vm')!.commands.find((c) => c.name() === sized[1])!;
+    const { defaultsHelp } = await import('./defaults-help.ts');
+    cmd.addHelpText('after', defaultsHelp(deps.configFile ?? resolvePaths().configFile));
+  }
   try {
     if (guest !== null && !['run', 'ssh', 'exec'].includes(own[1] ?? '')) {
       throw new BangerError('INVALID_ARGUMENT', '`-- CMD` is only accepted by vm run, vm exec and vm ssh', {

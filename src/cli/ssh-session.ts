@@ -22,7 +22,7 @@ export function inDirectory(cwd: string, command: string[] | null): string[] {
 export function runSsh(target: SshTarget, command: string[] | null, options: SshSessionOptions = {}): Promise<number> {
   const { signal } = options;
   if (signal?.aborted) {
-    return Promise.reject(new BangerError('CANCELLED', 'the ssh session was not started: cancelled', { hint: 'see whether the VM is still there: banger vm list' }));
+    return Promise.reject(new BangerError('CANCELLED', 'the ssh session was not started: cancelled', { hint: 'see whether the VM is still there: banger vm list --all' }));
   }
   const interactive = command === null || command.length === 0;
   const tty = interactive ? Boolean(process.stdin.isTTY) : Boolean(process.stdin.isTTY && process.stdout.isTTY);

@@ -12,7 +12,7 @@ import type { WorkspaceService } from './services/workspace-service.ts';
 
 /** What the methods call; plain objects in tests. */
 export interface RpcServices {
-  vms: Pick<VmService, 'create' | 'start' | 'stop' | 'delete' | 'list' | 'show' | 'sshTarget' | 'logs'>;
+  vms: Pick<VmService, 'create' | 'start' | 'stop' | 'delete' | 'list' | 'show' | 'sshTarget' | 'logs' | 'restart' | 'kill' | 'set' | 'prune'>;
   images: Pick<ImageService, 'list'>;
   kernels: Pick<KernelService, 'list'>;
   workspaces: Pick<WorkspaceService, 'prepare' | 'export'>;
@@ -41,6 +41,10 @@ export function createRpcHandlers(services: RpcServices): Map<string, Handler> {
   on('vm.logs', (p) => vms.logs(p.ref, p.offset ?? 0));
   on('vm.workspace.prepare', (p, ctx) => services.workspaces.prepare(p, ctx));
   on('vm.workspace.export', (p, ctx) => services.workspaces.export(p, ctx));
+  on('vm.restart', (p, ctx) => vms.restart(p.ref, p, ctx));
+  on('vm.kill', (p) => vms.kill(p.ref, p.signal));
+  on('vm.set', (p) => vms.set(p));
+  on('vm.prune', (p) => vms.prune(p.ids));
   on('image.list', () => services.images.list());
   on('kernel.list', () => services.kernels.list());
   on('daemon.version', () => services.version());

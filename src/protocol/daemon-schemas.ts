@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import type { MethodName, ParamsOf } from './methods.ts';
 import { VM_LIMITS as L } from './vm-limits.ts';
+import { KILL_SIGNALS } from './kill-signals.ts';
 
 /** A VM name: what the guest's hostname and the CLI accept. */
 export const VM_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -50,4 +51,13 @@ export const DAEMON_PARAMS = {
   'daemon.version': noParams,
   'daemon.status': noParams,
   'daemon.shutdown': noParams,
+  'vm.restart': z.strictObject({ ref, waitSsh: z.boolean().optional(), sshTimeoutSec: sshTimeoutSec.optional(), freshAccel: z.boolean().optional() }),
+  'vm.kill': z.strictObject({ ref, signal: z.enum(KILL_SIGNALS).optional() }),
+  'vm.set': z.strictObject({
+    ref,
+    vcpus: z.int().min(L.vcpus.min).max(L.vcpus.max).optional(),
+    memoryMib: z.int().min(L.memoryMib.min).max(L.memoryMib.max).optional(),
+    diskGib: z.int().min(L.diskGib.min).max(L.diskGib.max).optional(),
+  }),
+  'vm.prune': z.strictObject({ ids: z.array(z.string().min(1).max(64)).max(10_000).optional() }),
 } satisfies { [M in MethodName]: z.ZodType<ParamsOf<M>> };

@@ -1,5 +1,7 @@
 // The daemon's RPC surface: method names with their parameter and result types. The SDK and the daemon both
 // import this file, so a change here is a change to both ends.
+import type { ErrorCode } from './errors.ts';
+import type { KillSignal } from './kill-signals.ts';
 
 export type VmState = 'created' | 'running' | 'stopped';
 
@@ -158,6 +160,29 @@ export interface WorkspaceExportResult {
   bytes: number;
 }
 
+export interface VmKillParams extends VmRef {
+  /** Sent to the VMM instead of a clean stop; SIGKILL when not given. */
+  signal?: KillSignal;
+}
+
+export interface VmSetParams extends VmRef {
+  vcpus?: number;
+  memoryMib?: number;
+  /** The work disk's new size; it only grows. */
+  diskGib?: number;
+}
+
+export interface VmPruneParams {
+  /** Only these VMs (those the user confirmed), each still only if it is not running; every VM when not given. */
+  ids?: string[];
+}
+
+export interface VmPruneResult {
+  deleted: Array<{ id: string; name: string }>;
+  /** VMs that could not be deleted, with why (a tap bangerd-root could not remove, ...). */
+  failed: Array<{ id: string; name: string; error: { code: ErrorCode; message: string; hint?: string } }>;
+}
+
 /** Method name → [params, result]. */
 export interface Methods {
   'vm.create': [VmCreateParams, VmInfo];
@@ -175,6 +200,10 @@ export interface Methods {
   'daemon.version': [Record<string, never>, VersionInfo];
   'daemon.status': [Record<string, never>, DaemonStatus];
   'daemon.shutdown': [Record<string, never>, { ok: true }];
+  'vm.restart': [VmRef & { waitSsh?: boolean; sshTimeoutSec?: number; freshAccel?: boolean }, VmInfo];
+  'vm.kill': [VmKillParams, VmInfo];
+  'vm.set': [VmSetParams, VmInfo];
+  'vm.prune': [VmPruneParams, VmPruneResult];
 }
 
 export type MethodName = keyof Methods;

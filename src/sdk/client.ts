@@ -7,6 +7,8 @@ import type {
   WorkspaceExportParams, WorkspaceExportResult, WorkspacePrepareParams, WorkspacePrepareResult,
 } from '../protocol/methods.ts';
 import { resolvePaths } from '../system/paths.ts';
+import type { KillSignal } from '../protocol/kill-signals.ts';
+import type { VmPruneResult, VmSetParams } from '../protocol/methods.ts';
 
 export interface CallOptions {
   signal?: AbortSignal;
@@ -55,6 +57,14 @@ export class BangerClient {
   prepareWorkspace(params: WorkspacePrepareParams, options?: CallOptions): Promise<WorkspacePrepareResult> { return this.call('vm.workspace.prepare', params, options); }
   /** Everything that changed in the VM's workspace since its base commit, as one binary patch (base64). */
   exportWorkspace(params: WorkspaceExportParams, options?: CallOptions): Promise<WorkspaceExportResult> { return this.call('vm.workspace.export', params, options); }
+  /** Stops a VM (if running) and boots it again, waiting for ssh. */
+  restartVm(ref: string, params: { waitSsh?: boolean; sshTimeoutSec?: number; freshAccel?: boolean } = {}, options?: CallOptions): Promise<VmInfo> { return this.call('vm.restart', { ref, ...params }, options); }
+  /** Signals a VM's VMM (SIGKILL by default) without syncing the guest; the VM ends stopped. */
+  killVm(ref: string, signal?: KillSignal, options?: CallOptions): Promise<VmInfo> { return this.call('vm.kill', { ref, ...(signal ? { signal } : {}) }, options); }
+  /** Changes a stopped VM's vCPUs, memory or (only growing) work disk; they apply from its next boot. */
+  setVm(ref: string, size: Omit<VmSetParams, 'ref'>, options?: CallOptions): Promise<VmInfo> { return this.call('vm.set', { ref, ...size }, options); }
+  /** Deletes every VM that is not running, or only those of `ids` that are not. */
+  pruneVms(ids?: string[], options?: CallOptions): Promise<VmPruneResult> { return this.call('vm.prune', ids ? { ids } : {}, options); }
   /** Images banger has. */
   listImages(): Promise<ImageInfo[]> { return this.call('image.list', {}); }
   /** Kernels banger has. */

@@ -4,6 +4,7 @@ import { parse } from 'smol-toml';
 import { z } from 'zod';
 import { BangerError, messageOf } from '../protocol/errors.ts';
 import { VM_LIMITS as L } from '../protocol/vm-limits.ts';
+import { parseFileSyncEntry, type FileSyncEntry } from './file-sync-rules.ts';
 
 
 export const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/;
@@ -57,23 +58,43 @@ const SECTIONS = {
   }),
 };
 
+/** [[file_sync]]: a list of entries, each checked by parseFileSyncEntry, whose messages name the entry. */
+const FILE_SYNC = z.array(z.unknown()).transform((entries, ctx) => {
+  const out: FileSyncEntry[] = [];
+  entries.forEach((raw, i) => {
+    const checked = parseFileSyncEntry(raw, i);
+    if ('entry' in checked) out.push(checked.entry);
+    else ctx.addIssue({ code: 'custom', message: checked.message, params: { hint: checked.hint }, path: [i] });
+  });
+  return out;
+});
+
 /** The whole file: each section may be left out (prefault parses {} so its keys get their defaults). */
 const CONFIG = z.strictObject({
   vm_defaults: SECTIONS.vm_defaults.prefault({}),
   network: SECTIONS.network.prefault({}),
   vmm: SECTIONS.vmm.prefault({}),
   image: SECTIONS.image.prefault({}),
+  file_sync: FILE_SYNC.prefault([]),
 }).transform((c) => ({
   vmDefaults: { vcpus: c.vm_defaults.vcpus, memoryMib: c.vm_defaults.memory_mib, diskGib: c.vm_defaults.disk_gib, image: c.vm_defaults.image },
   network: { bridge: c.network.bridge, subnet: c.network.subnet, netns: c.network.netns },
   vmm: { qemu: c.vmm.qemu, accel: c.vmm.accel, sshTimeoutSec: c.vmm.ssh_timeout_sec },
   image: { debianMirror: c.image.debian_mirror },
+  fileSync: c.file_sync,
 }));
 
 export type BangerConfig = z.output<typeof CONFIG>;
 
 /** Read config.toml (missing file = defaults) and apply BANGER_NETNS. Unknown keys and bad values are errors. */
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): BangerConfig {
+  const config = check(CONFIG, readConfigDoc(file), file);
+  if (env.BANGER_NETNS) config.network.netns = check(NETNS, env.BANGER_NETNS, file);
+  return config;
+}
+
+/** config.toml parsed but not checked: {} when the file does not exist. */
+function readConfigDoc(file: string): unknown {
   let text: string | null = null;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -88,9 +109,7 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
       throw new BangerError('INVALID_ARGUMENT', `${file}: ${messageOf(err)}`, { hint: 'fix the TOML syntax in that file' });
     }
   }
-  const config = check(CONFIG, doc, file);
-  if (env.BANGER_NETNS) config.network.netns = check(NETNS, env.BANGER_NETNS, file);
-  return config;
+  return doc;
 }
 
 function check<S extends z.ZodType>(schema: S, value: unknown, file: string): z.output<S> {
@@ -103,11 +122,14 @@ function check<S extends z.ZodType>(schema: S, value: unknown, file: string): z.
 
 function describeIssue(issue: z.core.$ZodIssue): { message: string; hint: string } {
   const [section, key] = issue.path.map(String);
+  if (section === 'file_sync' && issue.code !== 'custom') {
+    return { message: 'file_sync must be a list of [[file_sync]] entries', hint: 'write each entry as [[file_sync]] (double brackets) with host = "~/..." and guest = "~/..." below it' };
+  }
   const name = `${section}.${key}`;
   switch (issue.code) {
     case 'unrecognized_keys': {
       if (section === undefined) {
-        return { message: `unknown section ${issue.keys.map((k) => `[${k}]`).join(', ')}`, hint: `known sections: ${Object.keys(SECTIONS).join(', ')}` };
+        return { message: `unknown section ${issue.keys.map((k) => `[${k}]`).join(', ')}`, hint: `known sections: ${[...Object.keys(SECTIONS), 'file_sync'].join(', ')}` };
       }
       const known = Object.keys(SECTIONS[section as keyof typeof SECTIONS].shape);
       return { message: `unknown key ${issue.keys.map((k) => `${section}.${k}`).join(', ')}`, hint: `known keys in [${section}]: ${known.join(', ')}` };
@@ -133,4 +155,38 @@ function describeIssue(issue: z.core.$ZodIssue): { message: string; hint: string
 /** The bridge's address in a /24 subnet: the first host, e.g. 172.30.0.1/24. */
 export function gatewayCidrOf(subnet: string): string {
   return `${subnet.split('/')[0]!.split('.').slice(0, 3).join('.')}.1/24`;
+}
+
+/** Where a default a new VM gets comes from: config.toml, the host's size, or banger itself. */
+export interface DefaultWithSource<T> {
+  value: T;
+  from: 'config' | 'host' | 'built-in';
+  /** For people: "config.toml [vm_defaults] vcpus", "host: 8 CPUs / 4, from 1 to 4". */
+  why: string;
+}
+
+export interface VmDefaultsWithSources {
+  vcpus: DefaultWithSource<number>;
+  memoryMib: DefaultWithSource<number>;
+  diskGib: DefaultWithSource<number>;
+  image: DefaultWithSource<string>;
+}
+
+/** What a VM created without size flags gets, and why; the same rules as loadConfig (whose errors it throws). */
+export function vmDefaultsWithSources(file: string, host: { cpus: number; totalMem: number } = { cpus: os.availableParallelism(), totalMem: os.totalmem() }): VmDefaultsWithSources {
+  const doc = readConfigDoc(file);
+  const config = check(CONFIG, doc, file);
+  const written = (doc as { vm_defaults?: Record<string, unknown> }).vm_defaults ?? {};
+  const derived = hostDefaults(host.cpus, host.totalMem);
+  const gib = (bytes: number): string => `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+  // A key left out gets the host-derived value (for this `host`), as loadConfig gives it for the real one.
+  const pick = <T>(key: string, configured: T, otherwise: DefaultWithSource<T>): DefaultWithSource<T> =>
+    Object.hasOwn(written, key) ? { value: configured, from: 'config', why: `${file} [vm_defaults] ${key}` } : otherwise;
+  const d = config.vmDefaults;
+  return {
+    vcpus: pick('vcpus', d.vcpus, { value: derived.vcpus, from: 'host', why: `host: ${host.cpus} CPUs / 4, from 1 to 4` }),
+    memoryMib: pick('memory_mib', d.memoryMib, { value: derived.memoryMib, from: 'host', why: `host: ${gib(host.totalMem)} RAM / 8, from 512 MiB to 8 GiB` }),
+    diskGib: pick('disk_gib', d.diskGib, { value: derived.diskGib, from: 'built-in', why: "banger's default" }),
+    image: pick('image', d.image, { value: derived.image, from: 'built-in', why: "banger's default image" }),
+  };
 }

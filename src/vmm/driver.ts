@@ -59,6 +59,11 @@ export interface VmmDriver {
   boot(spec: BootSpec, signal: AbortSignal): Promise<{ pid: number }>;
   /** Stops the VMM quickly (the caller syncs the guest first). */
   stop(vm: { vmId: string; pid: number | null; files: VmFiles }): Promise<void>;
+  /**
+   * Sends `signal` to the VMM (no guest sync, no clean quit) and waits briefly for it to exit; fails with
+   * VMM_FAILED if it is still there. Nothing happens when it is not running.
+   */
+  terminate(vm: { vmId: string; pid: number | null }, signal: NodeJS.Signals): Promise<void>;
   /** Whether `pid` is still this VM's VMM (guards against pid reuse after a restart). */
   isAlive(vmId: string, pid: number | null): boolean;
 }

@@ -37,7 +37,7 @@ function cleanup(name: string): void {
 }
 
 function vms(): Array<{ name: string; state: string; id: string; tap: string }> {
-  return JSON.parse(ok(['vm', 'list', '--json']).stdout) as Array<{ name: string; state: string; id: string; tap: string }>;
+  return JSON.parse(ok(['vm', 'list', '--all', '--json']).stdout) as Array<{ name: string; state: string; id: string; tap: string }>;
 }
 
 function taps(): string[] {
@@ -178,7 +178,7 @@ describe('banger on a real guest', { timeout: 40 * 60_000 }, () => {
       assert.equal(r.status, 6, r.stderr);
       assert.match(r.stderr, /qemu-system-notinstalled is not installed/);
       assert.match(r.stderr, /hint: apt-get install qemu-system-x86/);
-      const list = spawnSync(BANGER, ['vm', 'list', '--json'], { env, encoding: 'utf8' });
+      const list = spawnSync(BANGER, ['vm', 'list', '--all', '--json'], { env, encoding: 'utf8' });
       assert.deepEqual(JSON.parse(list.stdout), []);
     } finally {
       spawnSync(BANGER, ['daemon', 'stop'], { env, encoding: 'utf8', timeout: 60_000 });

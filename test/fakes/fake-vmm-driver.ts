@@ -1,5 +1,6 @@
 // A VmmDriver that boots nothing: pids are counters, liveness is a map, disks are small files.
 import fs from 'node:fs';
+import { BangerError } from '../../src/protocol/errors.ts';
 import type { KernelInfo } from '../../src/protocol/methods.ts';
 import type { AccelChoice, BootSpec, VmFiles, VmmDriver } from '../../src/vmm/driver.ts';
 
@@ -7,6 +8,9 @@ export class FakeVmmDriver implements VmmDriver {
   readonly name = 'fake';
   readonly boots: BootSpec[] = [];
   readonly stops: Array<{ vmId: string; pid: number | null }> = [];
+  readonly kills: Array<{ vmId: string; pid: number | null; signal: NodeJS.Signals }> = [];
+  /** When true, the VMM survives every signal but SIGKILL (kill fails as QemuDriver's does). */
+  ignoresSignals = false;
   readonly preparedDisks: VmFiles[] = [];
   /** When set, boot throws this. */
   bootError: Error | null = null;
@@ -78,6 +82,13 @@ export class FakeVmmDriver implements VmmDriver {
 
   async stop(vm: { vmId: string; pid: number | null; files: VmFiles }): Promise<void> {
     this.stops.push({ vmId: vm.vmId, pid: vm.pid });
+    this.alive.delete(vm.vmId);
+  }
+
+  async terminate(vm: { vmId: string; pid: number | null }, signal: NodeJS.Signals): Promise<void> {
+    if (!this.isAlive(vm.vmId, vm.pid)) return;
+    this.kills.push({ vmId: vm.vmId, pid: vm.pid, signal });
+    if (this.ignoresSignals && signal !== 'SIGKILL') throw new BangerError('VMM_FAILED', `fake VMM ${vm.pid} ignored ${signal}`);
     this.alive.delete(vm.vmId);
   }
 

@@ -52,7 +52,7 @@ describe('the CLI program', () => {
   it('is built by importing program.ts, which runs nothing', () => {
     assert.equal(exitCodeAfterImport, undefined);
     const program = buildProgram({ output: { out: () => undefined, err: () => undefined }, client: () => assert.fail('no client'), guestCommand: null, exit: () => assert.fail('no exit') }, () => undefined);
-    assert.deepEqual(program.commands.map((c) => c.name()), ['vm', 'image', 'kernel', 'daemon', 'version']);
+    assert.deepEqual(program.commands.map((c) => c.name()), ['vm', 'ps', 'image', 'kernel', 'daemon', 'version']);
   });
 
   it('names the command the arguments reach, by name or alias', () => {
@@ -87,11 +87,12 @@ describe('errors from main', () => {
       },
     });
     assert.equal(r.status, 3);
-    assert.deepEqual(jsonErrors(r), [{ error: { code: 'VM_NOT_FOUND', message: 'no VM named "nope"', hint: 'see the VMs there are: banger vm list' } }]);
+    assert.deepEqual(jsonErrors(r), [{ error: { code: 'VM_NOT_FOUND', message: 'no VM named "nope"', hint: 'see the VMs there are: banger vm list --all' } }]);
   });
 
   it('without --json, the same error is a message and a hint line', async () => {
     const r = await run(['vm', 'start', 'web'], {
+      listVms: async () => [vm],
       startVm: async () => {
         throw new BangerError('INVALID_ARGUMENT', 'vcpus must be a whole number from 1 to 64 (got 0)');
       },

@@ -1,10 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { vmDelete } from '../../src/cli/commands/vm-delete.ts';
-import { vmStop } from '../../src/cli/commands/vm-stop.ts';
-import type { CliContext } from '../../src/cli/context.ts';
 import { createParams } from '../../src/cli/create-flags.ts';
-import type { BangerClient } from '../../src/sdk/client.ts';
 import { describeVm } from '../../src/cli/describe-vm.ts';
 import { formatBytes, progressPrinter, reportError, table, type Output } from '../../src/cli/output.ts';
 import { BangerError, ERROR_CODES, exitCodeFor, isErrorCode, type ErrorCode } from '../../src/protocol/errors.ts';
@@ -222,72 +218,6 @@ function withEnv(vars: Record<string, string | undefined>, fn: () => void): void
     apply(saved);
   }
 }
-
-/** A CliContext whose client is `client`, printing into `output`. */
-function cliContext(client: Partial<BangerClient>, output: Output): CliContext {
-  return { output, client: async () => client as BangerClient, guestCommand: null, exit: (status) => assert.fail(`exit(${status}) called`) };
-}
-
-/** A promise with its resolve and reject at hand. */
-function deferred<T>(): { promise: Promise<T>; resolve(value: T): void; reject(err: unknown): void } {
-  let resolve!: (value: T) => void;
-  let reject!: (err: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
-
-describe('vm stop and vm delete with several VMs', () => {
-  const vmInfo = (name: string): VmInfo => ({
-    id: `${name}0000000000`.slice(0, 12), name, state: 'stopped', image: 'debian-bookworm', kernel: 'host-6.1', vcpus: 1, memoryMib: 512,
-    diskGib: 1, ip: '172.30.0.2', mac: '52:54:00:00:00:00', tap: 'bgt000000000000', accel: null, pid: null, createdAt: '2025-01-01T00:00:00.000Z', nat: false, workspace: null,
-  });
-
-  it('waits for every VM, reports each success and failure, and exits with the first failure\'s status', async () => {
-    const slow = deferred<VmInfo>();
-    const out = captureOutput();
-    const client: Partial<BangerClient> = {
-      stopVm: async (ref: string) => {
-        if (ref === 'a') return slow.promise;
-        if (ref === 'b') throw new BangerError('VM_NOT_FOUND', 'no VM named "b"', { hint: 'see banger vm list' });
-        if (ref === 'c') throw new BangerError('HELPER_UNAVAILABLE', 'bangerd-root is not running', { hint: 'start it' });
-        return vmInfo(ref);
-      },
-    };
-    const status = vmStop(cliContext(client, out), ['a', 'b', 'c', 'd'], {});
-    // The failures are in before 'a' finishes; its result must still be reported.
-    await new Promise((resolve) => setImmediate(resolve));
-    slow.resolve(vmInfo('a'));
-    assert.equal(await status, 3);
-    assert.deepEqual(out.outLines, ['a stopped', 'd stopped']);
-    assert.deepEqual(out.errLines, ['banger: b: no VM named "b"', 'hint: see banger vm list', 'banger: c: bangerd-root is not running', 'hint: start it']);
-  });
-
-  it('prints the VMs it deleted as JSON on stdout and the failures as JSON on stderr', async () => {
-    const out = captureOutput();
-    const client: Partial<BangerClient> = {
-      deleteVm: async (ref: string) => {
-        if (ref === 'bad') throw new BangerError('HELPER_UNAVAILABLE', 'tap bgt1 of VM bad could not be removed', { hint: 'start bangerd-root, then rerun: banger vm delete bad' });
-        return { id: `${ref}-id`, name: ref };
-      },
-    };
-    assert.equal(await vmDelete(cliContext(client, out), ['ok', 'bad'], { json: true }), 13);
-    assert.deepEqual(JSON.parse(out.outLines.join('\n')), [{ id: 'ok-id', name: 'ok' }]);
-    assert.deepEqual(out.errLines.map((l) => JSON.parse(l)), [
-      { error: { code: 'HELPER_UNAVAILABLE', message: 'bad: tap bgt1 of VM bad could not be removed', hint: 'start bangerd-root, then rerun: banger vm delete bad' } },
-    ]);
-  });
-
-  it('with one VM, reports its failure without naming it again and exits with its status', async () => {
-    const out = captureOutput();
-    const client: Partial<BangerClient> = { deleteVm: async () => { throw new BangerError('VM_NOT_FOUND', 'no VM named "x"'); } };
-    assert.equal(await vmDelete(cliContext(client, out), ['x'], {}), 3);
-    assert.deepEqual(out.errLines, ['banger: no VM named "x"', 'hint: see the VMs there are: banger vm list']);
-    assert.deepEqual(out.outLines, []);
-  });
-});
 
 describe('errors', () => {
   it('BangerError carries code and hint in its wire data only when set', () => {

@@ -84,6 +84,7 @@ debian_mirror = "https://mirror.example/debian"
       network: { bridge: 'br-test', subnet: '10.9.8.0/24', netns: 'sandbox' },
       vmm: { qemu: '/opt/qemu/bin/qemu-system-x86_64', accel: 'tcg', sshTimeoutSec: 30 },
       image: { debianMirror: 'https://mirror.example/debian' },
+      fileSync: [],
     });
   });
 

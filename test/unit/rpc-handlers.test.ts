@@ -28,6 +28,10 @@ function fakeServices(calls: Array<[string, unknown[]]>, shutdowns: { count: num
       show: record('vms.show', VM),
       sshTarget: record('vms.sshTarget', { vmId: VM.id, name: VM.name, ip: VM.ip, user: 'root', keyPath: 'k', knownHostsPath: 'h', hostKeyAlias: 'a', netns: null, workdir: '/root' }),
       logs: record('vms.logs', { data: '', offset: 0 }),
+      restart: record('vms.restart', Promise.resolve(VM)),
+      kill: record('vms.kill', Promise.resolve(VM)),
+      set: record('vms.set', Promise.resolve(VM)),
+      prune: record('vms.prune', Promise.resolve({ deleted: [], failed: [] })),
     },
     images: { list: record('images.list', []) },
     kernels: { list: record('kernels.list', []) },
@@ -66,7 +70,7 @@ describe('bangerd RPC handlers', () => {
   it('has a handler for every method in the protocol, and only those', () => {
     assert.deepEqual([...handlers.keys()].sort(), [
       'daemon.shutdown', 'daemon.status', 'daemon.version', 'image.list', 'kernel.list',
-      'vm.create', 'vm.delete', 'vm.list', 'vm.logs', 'vm.show', 'vm.ssh', 'vm.start', 'vm.stop',
+      'vm.create', 'vm.delete', 'vm.kill', 'vm.list', 'vm.logs', 'vm.prune', 'vm.restart', 'vm.set', 'vm.show', 'vm.ssh', 'vm.start', 'vm.stop',
       'vm.workspace.export', 'vm.workspace.prepare',
     ]);
   });
@@ -84,6 +88,31 @@ describe('bangerd RPC handlers', () => {
       ['vms.logs', ['calm', 0]],
       ['vms.stop', ['calm']],
     ]);
+  });
+
+  it('passes the params of restart, kill, set and prune to the service', async () => {
+    await call('vm.restart', { ref: 'calm', waitSsh: true, sshTimeoutSec: 9 });
+    await call('vm.kill', { ref: 'calm' });
+    await call('vm.kill', { ref: 'calm', signal: 'SIGTERM' });
+    await call('vm.set', { ref: 'calm', vcpus: 2, diskGib: 16 });
+    await call('vm.prune', {});
+    await call('vm.prune', { ids: ['a', 'b'] });
+    assert.deepEqual(calls, [
+      ['vms.restart', ['calm', { ref: 'calm', waitSsh: true, sshTimeoutSec: 9 }]],
+      ['vms.kill', ['calm', undefined]],
+      ['vms.kill', ['calm', 'SIGTERM']],
+      ['vms.set', [{ ref: 'calm', vcpus: 2, diskGib: 16 }]],
+      ['vms.prune', [undefined]],
+      ['vms.prune', [['a', 'b']]],
+    ]);
+  });
+
+  it('refuses vm.kill with a signal it does not send, and vm.set or vm.prune with bad values', async () => {
+    await refused('vm.kill', { ref: 'calm', signal: 'SIGUSR1' }, /signal/);
+    await refused('vm.kill', { ref: 'calm', signal: 9 }, /signal/);
+    await refused('vm.set', { ref: 'calm', diskGib: 0 }, /diskGib must be at least 1/);
+    await refused('vm.set', { ref: 'calm', cpus: 2 }, /unknown field "cpus"/);
+    await refused('vm.prune', { ids: 'all' }, /ids/);
   });
 
   it('refuses vm.create with a name that is not a string', async () => {
@@ -132,7 +161,7 @@ describe('bangerd RPC handlers', () => {
     await refused('vm.logs', { ref: 'calm', offset: -1 }, /^vm\.logs: offset must be at least 0 \(got -1\)$/);
   });
 
-  for (const method of ['vm.start', 'vm.stop', 'vm.delete', 'vm.show', 'vm.ssh', 'vm.logs']) {
+  for (const method of ['vm.start', 'vm.stop', 'vm.delete', 'vm.show', 'vm.ssh', 'vm.logs', 'vm.restart', 'vm.kill', 'vm.set']) {
     it(`${method} refuses a missing, empty, non-string or 1 MB ref`, async () => {
       await refused(method, {}, new RegExp(`^${method.replace('.', '\\.')}: ref is required$`));
       await refused(method, undefined, /ref is required/);

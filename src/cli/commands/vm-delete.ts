@@ -4,5 +4,5 @@ import { onEachVm } from '../each-vm.ts';
 
 export async function vmDelete(ctx: CliContext, refs: string[], flags: { json?: boolean }): Promise<number> {
   const client = await ctx.client();
-  return onEachVm(ctx, refs, { json: flags.json, done: 'deleted', op: (ref) => client.deleteVm(ref) });
+  return onEachVm(ctx, refs, { json: flags.json, op: (vm) => client.deleteVm(vm.id), done: (vm) => `${vm.name} deleted` });
 }

@@ -4,5 +4,5 @@ import { onEachVm } from '../each-vm.ts';
 
 export async function vmStop(ctx: CliContext, refs: string[], flags: { json?: boolean }): Promise<number> {
   const client = await ctx.client();
-  return onEachVm(ctx, refs, { json: flags.json, done: 'stopped', op: (ref) => client.stopVm(ref) });
+  return onEachVm(ctx, refs, { json: flags.json, op: (vm) => client.stopVm(vm.id), done: (vm) => `${vm.name} stopped` });
 }

@@ -1,9 +1,10 @@
 // The VM lifecycle: every state change of a VM goes through here, one operation per VM at a time.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { BangerError, messageOf } from '../../protocol/errors.ts';
 import type { CallContext, ProgressEvent } from '../../protocol/jsonrpc.ts';
-import type { KernelInfo, SshTarget, VmCreateParams, VmInfo, VmLogsResult } from '../../protocol/methods.ts';
+import type { KernelInfo, SshTarget, VmCreateParams, VmInfo, VmLogsResult, VmPruneResult, VmSetParams } from '../../protocol/methods.ts';
 import type { PrivilegedOps } from '../../protocol/privileged-ops.ts';
 import type { Store } from '../../store/store.ts';
 import { isoNow, type Clock } from '../../system/clock.ts';
@@ -19,6 +20,11 @@ import { isSshTimeout, keptAfterFailedCreate, tapKeptError, throwIfCancelled, un
 import { prepareVmFiles } from './vm-files.ts';
 import { VmLocks } from './vm-locks.ts';
 import { VmReaper } from './vm-reaper.ts';
+import { oneVm } from '../../protocol/vm-refs.ts';
+import { DEFAULT_KILL_SIGNAL } from '../../protocol/kill-signals.ts';
+import { growWorkDisk, planVmSet } from './vm-resize.ts';
+import { pruneCandidates, pruneEach } from './vm-prune.ts';
+import { copyFileSync, resolveFileSync } from './file-sync.ts';
 import { accelText, specLine, validSshTimeout, vmSpecOf, type VmSpec } from './vm-spec.ts';
 
 
@@ -34,6 +40,8 @@ export interface VmServiceDeps {
   vmsDir: string;
   /** banger's own ssh key pair (private key path; the public key is beside it with .pub). */
   sshKey: string;
+  /** The owner's home directory, where [[file_sync]] reads from; os.homedir() when not given. */
+  home?: string;
   log(message: string): void;
 }
 
@@ -76,13 +84,7 @@ export class VmService {
   }
 
   resolve(ref: string): VmInfo {
-    if (ref === '') throw new BangerError('INVALID_ARGUMENT', 'a VM name or id is required', { hint: 'see banger vm list' });
-    const matches = this.deps.store.findVms(ref);
-    if (matches.length === 0) throw new BangerError('VM_NOT_FOUND', `no VM named or with id ${JSON.stringify(ref)}`, { hint: 'see banger vm list' });
-    if (matches.length > 1) {
-      throw new BangerError('INVALID_ARGUMENT', `${JSON.stringify(ref)} matches ${matches.length} VMs (${matches.map((m) => m.name).join(', ')})`, { hint: 'use the full name or a longer id prefix' });
-    }
-    return matches[0]!;
+    return oneVm(ref, ref === '' ? [] : this.deps.store.findVms(ref));
   }
 
   /** Current VMs, with any whose VMM died marked stopped. */
@@ -107,6 +109,8 @@ export class VmService {
     const { store, config } = this.deps;
     const spec = vmSpecOf(params, config.vmDefaults, () => pickName(store));
     checkNameFree(store, spec.name);
+    // Before any disk or tap: an entry that breaks a rule stops the create here (copied at the first boot).
+    resolveFileSync(config.fileSync, this.home());
     const kernel = await this.deps.kernels.ensureDefault(ctx);
     const accel = this.accelFor(kernel, params.freshAccel === true, ctx);
     const announced = this.announceSpec(ctx, accel, (text) => specLine({ ...spec, accel: text }));
@@ -269,7 +273,20 @@ export class VmService {
     this.deps.store.updateVm(vm.id, { state: 'running', pid, accel: choice.accel });
     const running = this.deps.store.getVm(vm.id)!;
     if (options.waitSsh) await this.waitForSsh(running, options.sshTimeoutSec, ctx);
+    if (vm.state === 'created') await this.syncFiles(running, options.waitSsh === true, ctx);
     return running;
+  }
+
+  private home(): string {
+    return this.deps.home ?? os.homedir();
+  }
+
+  /** [[file_sync]] on a VM's first boot, once sshd answers (a boot that does not wait for it copies nothing). */
+  private async syncFiles(vm: VmInfo, sshReady: boolean, ctx: Ctx): Promise<void> {
+    await copyFileSync({
+      vm, entries: this.deps.config.fileSync, home: this.home(), now: this.deps.clock.now(), runner: this.deps.runner, sshReady,
+      target: this.ssh.target(vm), scratch: this.files(vm.id).dir, ctx, log: this.deps.log,
+    });
   }
 
   private waitForSsh(vm: VmInfo, timeoutSec: number | undefined, ctx: Ctx): Promise<void> {
@@ -311,22 +328,31 @@ export class VmService {
     });
   }
 
-  private async stopLocked(vm: VmInfo): Promise<void> {
+  /** With `how.signal` (vm kill), the VMM gets that signal instead of a guest sync and a clean quit. */
+  private async stopLocked(vm: VmInfo, how: { signal?: NodeJS.Signals } = {}): Promise<void> {
     const netns = this.deps.config.network.netns;
     switch (vm.state) {
       case 'created':
       case 'stopped': {
         // Nothing should run, but a launch that did not finish may have left a VMM, and a VMM that died its tap.
         const stray = this.reaper.unrecordedVmmPid(vm);
-        if (stray !== null) await this.reaper.stopUnrecordedVmm(vm, stray);
+        if (stray !== null && how.signal) {
+          await this.deps.driver.terminate({ vmId: vm.id, pid: stray }, how.signal);
+          this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
+        } else if (stray !== null) await this.reaper.stopUnrecordedVmm(vm, stray);
         if (vm.state === 'stopped' || stray !== null) await this.deps.ops.deleteTap({ tap: vm.tap, netns });
         return;
       }
       case 'running':
         // Flush the guest's page cache so the disks are consistent, then stop the VMM without a slow shutdown.
-        if (this.deps.driver.isAlive(vm.id, vm.pid)) await this.ssh.sync(vm);
-        await this.ssh.closeMaster(vm);
-        await this.deps.driver.stop({ vmId: vm.id, pid: vm.pid, files: this.files(vm.id) });
+        if (how.signal) {
+          await this.ssh.closeMaster(vm);
+          await this.deps.driver.terminate({ vmId: vm.id, pid: vm.pid }, how.signal);
+        } else {
+          if (this.deps.driver.isAlive(vm.id, vm.pid)) await this.ssh.sync(vm);
+          await this.ssh.closeMaster(vm);
+          await this.deps.driver.stop({ vmId: vm.id, pid: vm.pid, files: this.files(vm.id) });
+        }
         this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
         await this.deps.ops.deleteTap({ tap: vm.tap, netns });
         return;
@@ -339,7 +365,7 @@ export class VmService {
     const found = this.resolve(ref);
     return this.locks.run(found.id, async () => {
       const vm = this.deps.store.getVm(found.id);
-      if (!vm) throw new BangerError('VM_NOT_FOUND', `VM ${found.name} was deleted meanwhile`, { hint: 'see banger vm list' });
+      if (!vm) throw new BangerError('VM_NOT_FOUND', `VM ${found.name} was deleted meanwhile`, { hint: 'see banger vm list --all' });
       await this.destroyLocked(vm);
       return { id: vm.id, name: vm.name };
     });
@@ -365,6 +391,59 @@ export class VmService {
     }
     fs.rmSync(this.files(vm.id).dir, { recursive: true, force: true });
     this.deps.store.deleteVm(vm.id);
+  }
+
+  /** Ends the VMM with `signal` (no guest sync): the VM ends stopped and its tap is removed, like vm stop. */
+  async kill(ref: string, signal: NodeJS.Signals = DEFAULT_KILL_SIGNAL): Promise<VmInfo> {
+    const found = this.resolve(ref);
+    return this.locks.run(found.id, async () => {
+      await this.stopLocked(this.deps.store.getVm(found.id) ?? found, { signal });
+      return this.deps.store.getVm(found.id)!;
+    });
+  }
+
+  /**
+   * vm stop, then vm start (a stopped VM is only started). Two operations, each under the VM's lock: whatever
+   * another caller asks for in between (a start, a delete) is done in between, as if typed by hand.
+   */
+  async restart(ref: string, options: StartOptions, ctx: Ctx): Promise<VmInfo> {
+    validSshTimeout(options.sshTimeoutSec);
+    const { id } = await this.stop(ref);
+    return this.start(id, options, ctx);
+  }
+
+  /** New vCPUs, memory or a larger work disk for a VM that is not running; they apply from its next boot. */
+  async set(params: VmSetParams): Promise<VmInfo> {
+    const found = this.resolve(params.ref);
+    return this.locks.run(found.id, async () => {
+      const vm = this.reaper.reapIfDead(this.deps.store.getVm(found.id) ?? found);
+      switch (vm.state) {
+        case 'running':
+          throw new BangerError('VM_BAD_STATE', `VM ${vm.name} is running; its size can change only while it is stopped`, {
+            hint: `stop it first: banger vm stop ${vm.name}, then rerun vm set (and start it again: banger vm start ${vm.name})`,
+          });
+        case 'created':
+        case 'stopped': {
+          const change = planVmSet(vm, params);
+          if (change.diskGib !== undefined) await growWorkDisk({ runner: this.deps.runner, file: this.files(vm.id).workDisk, gib: change.diskGib });
+          this.deps.store.updateVm(vm.id, change);
+          return this.deps.store.getVm(vm.id)!;
+        }
+        default:
+          return unhandledState(vm.state);
+      }
+    });
+  }
+
+  /** Deletes every VM that is not running (only those of `ids` when given), each under its lock, all at once. */
+  async prune(ids?: string[]): Promise<VmPruneResult> {
+    return pruneEach(pruneCandidates(this.list(), ids), (candidate) => this.locks.run(candidate.id, async () => {
+      const vm = this.deps.store.getVm(candidate.id);
+      // Started or deleted since the listing: not this prune's to delete.
+      if (!vm || this.reaper.reapIfDead(vm).state === 'running') return false;
+      await this.destroyLocked(vm);
+      return true;
+    }));
   }
 
   logs(ref: string, offset = 0): VmLogsResult {

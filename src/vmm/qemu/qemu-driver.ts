@@ -120,6 +120,16 @@ export class QemuDriver implements VmmDriver {
     }
   }
 
+  async terminate(vm: { vmId: string; pid: number | null }, signal: NodeJS.Signals): Promise<void> {
+    if (!this.isAlive(vm.vmId, vm.pid)) return;
+    this.signal(vm.pid!, signal);
+    if (!(await this.waitExit(vm.vmId, vm.pid, 5000))) {
+      throw new BangerError('VMM_FAILED', `QEMU process ${vm.pid} of VM ${vm.vmId} did not exit within 5s of ${signal}`, {
+        hint: 'send SIGKILL, which it cannot ignore: banger vm kill NAME --signal KILL',
+      });
+    }
+  }
+
   private signal(pid: number, sig: NodeJS.Signals): void {
     try {
       process.kill(pid, sig);
