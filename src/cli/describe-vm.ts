@@ -10,6 +10,7 @@ export function describeVm(vm: VmInfo): string {
     `image:   ${vm.image}`,
     `kernel:  ${vm.kernel}`,
     `address: ${vm.ip} (tap ${vm.tap}, mac ${vm.mac})`,
+    `nat:     ${vm.nat ? 'on (outbound through the host)' : 'off (host and other VMs only)'}`,
     `accel:   ${vm.accel ?? '-'}`,
     `created: ${vm.createdAt}`,
   ].join('\n');

@@ -936,6 +936,15 @@ describe('VmService', { timeout: 30_000 }, () => {
       assert.deepEqual(h.ops.callsTo('natDisable'), []);
     });
 
+    it('the spec line says NAT when the VM has it', async () => {
+      const withNat = makeCtx();
+      await h.service.create({ name: 'out', nat: true }, withNat.ctx);
+      assert.match(withNat.events.find((e) => e.stage === 'spec')!.message, /image debian-bookworm, NAT, fake\//);
+      const without = makeCtx();
+      await h.service.create({ name: 'plain' }, without.ctx);
+      assert.doesNotMatch(without.events.find((e) => e.stage === 'spec')!.message, /NAT/);
+    });
+
     it('a VM without nat never gets NAT, and its address loses any NAT left from before', async () => {
       h.ops.natIps.add('172.30.0.2');
       const vm = await h.service.create({ name: 'plain' }, makeCtx().ctx);

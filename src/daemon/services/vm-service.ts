@@ -109,7 +109,7 @@ export class VmService {
     checkNameFree(store, spec.name);
     const kernel = await this.deps.kernels.ensureDefault(ctx);
     const accel = this.accelFor(kernel, params.freshAccel === true, ctx);
-    const announced = this.announceSpec(ctx, accel, (text) => specLine({ ...spec, accel: text }));
+    const announced = this.announceSpec(ctx, accel, (text) => specLine({ ...spec, nat: params.nat === true, accel: text }));
     try {
       return await this.createAnnounced(params, spec, kernel, accel, announced.ctx);
     } finally {
