@@ -13,6 +13,7 @@ packages=(
   debian-archive-keyring gpgv  # debootstrap verifies what it downloads against Debian's keys
   openssh-client               # ssh into guests, ssh-keygen for keys
   iproute2 util-linux          # bridge/tap/netns (ip), setpriv
+  nftables                     # guests kept off other networks, and --nat (iptables is used where nft is missing)
   procps                       # pgrep/ps, which the tests use to find leftover processes
   xz-utils zstd ca-certificates
 )

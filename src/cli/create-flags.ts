@@ -10,6 +10,7 @@ export interface CreateFlags {
   disk?: string;
   sshTimeout?: string;
   freshAccel?: boolean;
+  nat?: boolean;
   json?: boolean;
 }
 
@@ -27,5 +28,6 @@ export function createParams(flags: CreateFlags): VmCreateParams {
   const timeout = wholeNumber(flags.sshTimeout, '--ssh-timeout');
   if (timeout !== undefined) params.sshTimeoutSec = timeout;
   if (flags.freshAccel) params.freshAccel = true;
+  if (flags.nat) params.nat = true;
   return params;
 }

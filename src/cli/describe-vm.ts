@@ -10,6 +10,7 @@ export function describeVm(vm: VmInfo): string {
     `image:   ${vm.image}`,
     `kernel:  ${vm.kernel}`,
     `address: ${vm.ip} (tap ${vm.tap}, mac ${vm.mac})`,
+    `nat:     ${vm.nat ? 'on (outbound through the host)' : 'off (host and other VMs only)'}`,
     `accel:   ${vm.accel ?? '-'}`,
     `nat:     ${vm.nat ? 'on' : 'off'}`,
     `workspace: ${vm.workspace ? `${vm.workspace.source} at ${vm.workspace.dir} (base ${vm.workspace.baseCommit.slice(0, 12)}${vm.workspace.branch ? `, branch ${vm.workspace.branch}` : ''})` : '-'}`,

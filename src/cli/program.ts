@@ -34,6 +34,7 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
       .option('--memory <size>', 'memory, e.g. 2048, 2048M or 2G')
       .option('--disk <size>', 'work disk (/root) size in GiB, e.g. 8 or 8G')
       .option('--ssh-timeout <seconds>', 'how long to wait for sshd in the guest')
+      .option('--nat', 'let the guest reach beyond the host (outbound, masqueraded); kept across restarts')
       .option(...freshAccel);
   // vm list, its aliases vm ls and vm ps, and the top-level ps.
   const listCommand = (cmd: Command): Command =>

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { connect, type RpcConnection } from '../protocol/jsonrpc.ts';
 import { BangerError } from '../protocol/errors.ts';
-import { HELPER_METHODS, type BridgeParams, type BuildImageParams, type DeleteTapParams, type HelperPong, type LaunchQemuParams, type OpOptions, type PrivilegedOps, type TapParams } from '../protocol/privileged-ops.ts';
+import { HELPER_METHODS, type BridgeParams, type BuildImageParams, type DeleteTapParams, type HelperPong, type LaunchQemuParams, type NatListParams, type NatParams, type OpOptions, type PrivilegedOps, type TapParams } from '../protocol/privileged-ops.ts';
 import { SingleFlight, systemClock, type Clock } from '../system/clock.ts';
 import { logTail, spawnDetached, waitForSocket } from '../system/detached-start.ts';
 import { helperArgs, helperStartCommand } from '../system/helper-command.ts';
@@ -80,6 +80,9 @@ export class HelperClient implements PrivilegedOps {
   async ensureBridge(params: BridgeParams): Promise<void> { await this.call('net.ensureBridge', params); }
   async createTap(params: TapParams): Promise<void> { await this.call('net.createTap', params); }
   async deleteTap(params: DeleteTapParams): Promise<void> { await this.call('net.deleteTap', params); }
+  async natEnable(params: NatParams): Promise<void> { await this.call('net.natEnable', params); }
+  async natDisable(params: NatParams): Promise<void> { await this.call('net.natDisable', params); }
+  natList(params: NatListParams): Promise<{ ips: string[] }> { return this.call('net.natList', params); }
   launchQemu(params: LaunchQemuParams, options?: OpOptions): Promise<{ pid: number }> { return this.call('vmm.launchQemu', params, options); }
   buildImage(params: BuildImageParams, options?: OpOptions): Promise<{ sizeBytes: number }> { return this.call('image.build', params, options); }
   async shutdown(): Promise<void> { await this.call('helper.shutdown', {}); }

@@ -15,11 +15,16 @@ import { findTapUsers } from '../system/tap-users.ts';
 import { DiesWithParentRunner } from '../system/dies-with-parent.ts';
 import { DEFAULT_IMAGES } from '../protocol/image-recipes.ts';
 import {
-  bridgeParamsSchema, buildImageParamsSchema, deleteTapParamsSchema, emptyParamsSchema, launchQemuParamsSchema, tapParamsSchema,
+  bridgeParamsSchema, buildImageParamsSchema, deleteTapParamsSchema, emptyParamsSchema, launchQemuParamsSchema, natListParamsSchema, natParamsSchema,
+  tapParamsSchema,
 } from '../protocol/helper-schemas.ts';
 import { buildDebianImage } from './debian-image-build.ts';
+import { ChosenFirewall } from './chosen-firewall.ts';
+import type { GuestFirewall } from './guest-firewall.ts';
 import { refuse, refuseInvalid } from './refusal.ts';
-import type { BridgeParams, BuildImageParams, DeleteTapParams, HelperNetwork, LaunchQemuParams, QemuLaunchSpec, TapParams } from '../protocol/privileged-ops.ts';
+import type {
+  BridgeParams, BuildImageParams, DeleteTapParams, HelperNetwork, LaunchQemuParams, NatListParams, NatParams, QemuLaunchSpec, TapParams,
+} from '../protocol/privileged-ops.ts';
 import { VERSION } from '../version.ts';
 
 export interface HelperScope {
@@ -47,6 +52,12 @@ export const TAP_PATTERN = /^bgt[0-9a-f]{8,12}$/;
 const VM_ID_PATTERN = /^[0-9a-f]{8,32}$/;
 const MAC_PATTERN = /^52:54:00(:[0-9a-f]{2}){3}$/;
 const CIDR_PATTERN = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
+const IPV4_PATTERN = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+export interface HelperServiceOptions {
+  /** The guests' firewall for the helper's bridge and namespace; by default nft, or iptables where nft is missing. */
+  firewall?: GuestFirewall;
+}
 
 function str(value: unknown, what: string): string {
   if (typeof value !== 'string') refuse(`${what} must be a string`);
@@ -100,12 +111,14 @@ export class HelperService {
   /** Runs QEMU only: it daemonizes and must outlive a helper restart, so it gets no death signal. */
   private readonly qemuRunner: ProcessRunner;
   private readonly scope: HelperScope;
+  private readonly firewall: GuestFirewall;
 
   /** `runner` starts processes as they are; the service adds the death signal where it belongs. */
-  constructor(runner: ProcessRunner, scope: HelperScope) {
+  constructor(runner: ProcessRunner, scope: HelperScope, options: HelperServiceOptions = {}) {
     this.runner = new DiesWithParentRunner(runner);
     this.qemuRunner = runner;
     this.scope = scope;
+    this.firewall = options.firewall ?? new ChosenFirewall({ runner: this.runner, bridge: scope.network.bridge, netns: scope.network.netns });
   }
 
   /**
@@ -226,6 +239,17 @@ export class HelperService {
     return netns ? ['-n', netns, ...args] : args;
   }
 
+  /** A guest's address: inside the helper's subnet, neither its network, gateway (the host) nor broadcast address. */
+  private guestIp(value: unknown): string {
+    const ip = matching(value, IPV4_PATTERN, 'guest address');
+    const prefix = this.scope.network.subnet.split('.').slice(0, 3).join('.');
+    const host = Number(ip.split('.')[3]);
+    if (!ip.startsWith(`${prefix}.`) || host < 2 || host > 254) {
+      refuse(`guest address ${ip} is not a guest address in ${this.scope.network.subnet}, the subnet this bangerd-root manages`);
+    }
+    return ip;
+  }
+
   private async linkExists(netns: string | null, name: string): Promise<boolean> {
     const r = await this.runner.run('ip', this.ip(netns, ['link', 'show', 'dev', name]));
     return r.code === 0;
@@ -262,6 +286,31 @@ export class HelperService {
     }
     await runChecked(this.runner, 'ip', this.ip(netns, ['link', 'set', 'dev', bridge, 'up']));
     if (netns) await runChecked(this.runner, 'ip', this.ip(netns, ['link', 'set', 'dev', 'lo', 'up']));
+    // Before any guest boots: without NAT a guest reaches the host and its bridge, even where the host routes.
+    await this.firewall.isolate();
+  }
+
+  async natEnable(raw: NatParams): Promise<void> {
+    const ip = this.guestIp(raw.ip);
+    this.bridge(raw.bridge);
+    this.netns(raw.netns);
+    await this.firewall.enableNat(ip);
+  }
+
+  async natDisable(raw: NatParams): Promise<void> {
+    const ip = this.guestIp(raw.ip);
+    this.bridge(raw.bridge);
+    // A namespace that is gone took its rules with it; stopping or deleting a VM must still work then.
+    const netns = this.netnsName(raw.netns);
+    if (netns !== null && !fs.existsSync(path.join(this.scope.netnsDir, netns))) return;
+    await this.firewall.disableNat(ip);
+  }
+
+  async natList(raw: NatListParams): Promise<{ ips: string[] }> {
+    this.bridge(raw.bridge);
+    const netns = this.netnsName(raw.netns);
+    if (netns !== null && !fs.existsSync(path.join(this.scope.netnsDir, netns))) return { ips: [] };
+    return { ips: await this.firewall.natAddresses() };
   }
 
   async createTap(raw: TapParams): Promise<void> {
@@ -376,6 +425,9 @@ export class HelperService {
     h.set('net.ensureBridge', async (p) => this.ensureBridge(refuseInvalid(bridgeParamsSchema, 'net.ensureBridge', p)));
     h.set('net.createTap', async (p) => this.createTap(refuseInvalid(tapParamsSchema, 'net.createTap', p)));
     h.set('net.deleteTap', async (p) => this.deleteTap(refuseInvalid(deleteTapParamsSchema, 'net.deleteTap', p)));
+    h.set('net.natEnable', async (p) => this.natEnable(refuseInvalid(natParamsSchema, 'net.natEnable', p)));
+    h.set('net.natDisable', async (p) => this.natDisable(refuseInvalid(natParamsSchema, 'net.natDisable', p)));
+    h.set('net.natList', async (p) => this.natList(refuseInvalid(natListParamsSchema, 'net.natList', p)));
     h.set('vmm.launchQemu', async (p, ctx) => this.launchQemu(refuseInvalid(launchQemuParamsSchema, 'vmm.launchQemu', p), ctx));
     h.set('image.build', async (p, ctx) => this.buildImage(refuseInvalid(buildImageParamsSchema, 'image.build', p), ctx));
     h.set('helper.shutdown', async (p) => {

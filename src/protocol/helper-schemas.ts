@@ -24,6 +24,18 @@ export const deleteTapParamsSchema = z.strictObject({
   netns: z.string().nullable(),
 });
 
+/** One guest's outbound NAT: its address on the helper's bridge. */
+export const natParamsSchema = z.strictObject({
+  ip: z.string(),
+  bridge: z.string(),
+  netns: z.string().nullable(),
+});
+
+export const natListParamsSchema = z.strictObject({
+  bridge: z.string(),
+  netns: z.string().nullable(),
+});
+
 export const qemuDiskSchema = z.strictObject({
   id: z.string(),
   path: z.string(),

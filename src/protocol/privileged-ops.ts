@@ -2,7 +2,7 @@
 import type { z } from 'zod';
 import type { ProgressEvent } from './jsonrpc.ts';
 import type {
-  bridgeParamsSchema, buildImageParamsSchema, deleteTapParamsSchema, launchQemuParamsSchema, qemuDiskSchema, qemuLaunchSpecSchema, tapParamsSchema,
+  bridgeParamsSchema, buildImageParamsSchema, deleteTapParamsSchema, launchQemuParamsSchema, natListParamsSchema, natParamsSchema, qemuDiskSchema, qemuLaunchSpecSchema, tapParamsSchema,
 } from './helper-schemas.ts';
 
 /** The bridge, subnet and namespace a bangerd-root was started for. */
@@ -14,6 +14,8 @@ export type TapParams = z.infer<typeof tapParamsSchema>;
 export type DeleteTapParams = z.infer<typeof deleteTapParamsSchema>;
 export type LaunchQemuParams = z.infer<typeof launchQemuParamsSchema>;
 export type BuildImageParams = z.infer<typeof buildImageParamsSchema>;
+export type NatParams = z.infer<typeof natParamsSchema>;
+export type NatListParams = z.infer<typeof natListParamsSchema>;
 export interface OpOptions { signal?: AbortSignal; progress?: (e: ProgressEvent) => void }
 
 export interface PrivilegedOps {
@@ -21,11 +23,17 @@ export interface PrivilegedOps {
   ensureBridge(params: BridgeParams): Promise<void>;
   createTap(params: TapParams): Promise<void>;
   deleteTap(params: DeleteTapParams): Promise<void>;
+  /** Lets the guest at `ip` reach beyond the host (forwarding and masquerading); idempotent. */
+  natEnable(params: NatParams): Promise<void>;
+  /** Takes that away again; disabling a guest without NAT succeeds. */
+  natDisable(params: NatParams): Promise<void>;
+  /** The guest addresses that have NAT now. */
+  natList(params: NatListParams): Promise<{ ips: string[] }>;
   launchQemu(params: LaunchQemuParams, options?: OpOptions): Promise<{ pid: number }>;
   buildImage(params: BuildImageParams, options?: OpOptions): Promise<{ sizeBytes: number }>;
 }
 
-export const HELPER_METHODS = ['helper.ping', 'net.ensureBridge', 'net.createTap', 'net.deleteTap', 'vmm.launchQemu', 'image.build', 'helper.shutdown'] as const;
+export const HELPER_METHODS = ['helper.ping', 'net.ensureBridge', 'net.createTap', 'net.deleteTap', 'net.natEnable', 'net.natDisable', 'net.natList', 'vmm.launchQemu', 'image.build', 'helper.shutdown'] as const;
 
 /** What bangerd-root turns into QEMU's command line (system/qemu-argv.ts), after checking every field. */
 export type QemuDisk = z.infer<typeof qemuDiskSchema>;

@@ -1,16 +1,18 @@
 // PrivilegedOps without root: records calls and keeps the taps and bridges that would exist on the host.
 import type {
-  BridgeParams, BuildImageParams, DeleteTapParams, HelperPong, LaunchQemuParams, OpOptions, PrivilegedOps, TapParams,
+  BridgeParams, BuildImageParams, DeleteTapParams, HelperPong, LaunchQemuParams, NatListParams, NatParams, OpOptions, PrivilegedOps, TapParams,
 } from '../../src/protocol/privileged-ops.ts';
 import { BangerError } from '../../src/protocol/errors.ts';
 
-export type OpName = 'ping' | 'ensureBridge' | 'createTap' | 'deleteTap' | 'launchQemu' | 'buildImage';
+export type OpName = 'ping' | 'ensureBridge' | 'createTap' | 'deleteTap' | 'natEnable' | 'natDisable' | 'natList' | 'launchQemu' | 'buildImage';
 
 export class FakePrivilegedOps implements PrivilegedOps {
   readonly calls: Array<{ op: OpName; params: unknown }> = [];
   /** Taps that exist now: createTap adds, deleteTap removes. */
   readonly taps = new Set<string>();
   readonly bridges = new Set<string>();
+  /** Guest addresses with NAT now: natEnable adds, natDisable removes. */
+  readonly natIps = new Set<string>();
   private readonly failures = new Map<OpName, Error>();
   private readonly holds = new Map<OpName, Promise<void>>();
 
@@ -66,6 +68,22 @@ export class FakePrivilegedOps implements PrivilegedOps {
   async deleteTap(params: DeleteTapParams): Promise<void> {
     await this.record('deleteTap', params);
     this.taps.delete(params.tap);
+  }
+
+  async natEnable(params: NatParams): Promise<void> {
+    await this.record('natEnable', params);
+    this.natIps.add(params.ip);
+  }
+
+  /** Like the helper, disabling NAT a guest does not have succeeds. */
+  async natDisable(params: NatParams): Promise<void> {
+    await this.record('natDisable', params);
+    this.natIps.delete(params.ip);
+  }
+
+  async natList(params: NatListParams): Promise<{ ips: string[] }> {
+    await this.record('natList', params);
+    return { ips: [...this.natIps].sort() };
   }
 
   async launchQemu(params: LaunchQemuParams, _options?: OpOptions): Promise<{ pid: number }> {

@@ -138,6 +138,17 @@ describe('errors from main', () => {
     assert.deepEqual(r.err, ['banger: `-- CMD` is only accepted by vm run, vm exec and vm ssh', 'hint: run a command in a VM with: banger vm run -- CMD, or banger vm exec NAME -- CMD']);
   });
 
+  it('vm create --nat asks for NAT, and without it nothing about NAT is sent', async () => {
+    const sent: unknown[] = [];
+    const createVm = async (params: unknown) => {
+      sent.push(params);
+      throw new BangerError('CANCELLED', 'stop here');
+    };
+    await run(['vm', 'create', '--nat'], { createVm });
+    await run(['vm', 'create'], { createVm });
+    assert.deepEqual(sent, [{ nat: true, start: true }, { start: true }]);
+  });
+
   it('a second Ctrl-C during a create exits 130 through the injected exit', async () => {
     const signals = new EventEmitter();
     const r = await run(['vm', 'create'], {

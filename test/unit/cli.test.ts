@@ -21,6 +21,11 @@ describe('createParams', () => {
     assert.deepEqual(createParams({}), {});
   });
 
+  it('passes nat only when --nat is given', () => {
+    assert.deepEqual(createParams({ nat: true }), { nat: true });
+    assert.deepEqual(createParams({ nat: false }), {});
+  });
+
   it('reads memory as MiB from plain numbers, M and G suffixes', () => {
     assert.equal(createParams({ memory: '2048' }).memoryMib, 2048);
     assert.equal(createParams({ memory: '512M' }).memoryMib, 512);
@@ -260,5 +265,7 @@ describe('progress and formatting', () => {
     assert.match(describeVm(vm), /^state: +running \(pid 42\)$/m);
     assert.match(describeVm({ ...vm, state: 'stopped', pid: null, accel: null }), /^state: +stopped$/m);
     assert.match(describeVm({ ...vm, accel: null }), /^accel: +-$/m);
+    assert.match(describeVm(vm), /^nat: +off/m);
+    assert.match(describeVm({ ...vm, nat: true }), /^nat: +on/m);
   });
 });

@@ -10,6 +10,7 @@ import { buildQemuArgv } from '../../src/system/qemu-argv.ts';
 import type { QemuLaunchSpec } from '../../src/protocol/privileged-ops.ts';
 import { FakeProcessRunner, type FakeCall } from '../fakes/fake-process-runner.ts';
 import { fails } from '../fakes/expect-error.ts';
+import { FakeGuestFirewall } from '../fakes/fake-guest-firewall.ts';
 
 const IS_ROOT = process.getuid?.() === 0;
 // Non-root owner, so QEMU is wrapped in setpriv. Running unprivileged, chown only works to ourselves.
@@ -105,6 +106,7 @@ describe('HelperService', () => {
   let qemuBin: string;
   let runner: FakeProcessRunner;
   let helper: HelperService;
+  let firewall: FakeGuestFirewall;
 
   const spec = (overrides: Partial<QemuLaunchSpec> = {}): QemuLaunchSpec => ({
     vmId: VM_ID,
@@ -162,11 +164,12 @@ describe('HelperService', () => {
 
   beforeEach(() => {
     runner = new FakeProcessRunner();
-    helper = new HelperService(runner, scope);
+    firewall = new FakeGuestFirewall();
+    helper = new HelperService(runner, scope, { firewall });
   });
 
   /** A helper started for another namespace (`ip netns add` made testns; ghost does not exist). */
-  const inNetns = (netns: string): HelperService => new HelperService(runner, { ...scope, network: { ...scope.network, netns } });
+  const inNetns = (netns: string): HelperService => new HelperService(runner, { ...scope, network: { ...scope.network, netns } }, { firewall });
 
   describe('validateLaunchSpec', () => {
     it('accepts a spec inside banger directories and returns real paths', () => {
@@ -344,6 +347,53 @@ describe('HelperService', () => {
         return true;
       });
       assert.equal(runner.calls.length, 0);
+    });
+  });
+
+  describe('guest firewall and NAT', () => {
+    it('ensureBridge isolates the bridge once it is up', async () => {
+      fakeIp(runner);
+      await helper.ensureBridge({ bridge: 'banger0', gatewayCidr: '172.30.0.1/24', netns: null });
+      assert.deepEqual(firewall.calls, [['isolate']]);
+    });
+
+    it('ensureBridge isolates nothing when the bridge cannot be made', async () => {
+      fakeIp(runner).fail('link add');
+      await assert.rejects(helper.ensureBridge({ bridge: 'banger0', gatewayCidr: '172.30.0.1/24', netns: null }), fails('NETWORK_FAILED'));
+      assert.deepEqual(firewall.calls, []);
+    });
+
+    it('enables, lists and disables NAT for a guest address in its subnet', async () => {
+      await helper.natEnable({ ip: '172.30.0.2', bridge: 'banger0', netns: null });
+      await helper.natEnable({ ip: '172.30.0.254', bridge: 'banger0', netns: null });
+      assert.deepEqual(await helper.natList({ bridge: 'banger0', netns: null }), { ips: ['172.30.0.2', '172.30.0.254'] });
+      await helper.natDisable({ ip: '172.30.0.2', bridge: 'banger0', netns: null });
+      assert.deepEqual(await helper.natList({ bridge: 'banger0', netns: null }), { ips: ['172.30.0.254'] });
+      await inNetns('testns').natEnable({ ip: '172.30.0.9', bridge: 'banger0', netns: 'testns' });
+      assert.ok(firewall.natIps.has('172.30.0.9'));
+    });
+
+    for (const ip of ['10.0.0.5', '172.30.1.5', '172.30.0.0', '172.30.0.1', '172.30.0.255', '172.30.0.256', '172.30.0.05', '172.30.0', '172.30.0.5/32', '172.30.0.5; flush ruleset', ' 172.30.0.5', '']) {
+      it(`refuses guest address ${JSON.stringify(ip)} without touching the firewall`, async () => {
+        await assert.rejects(helper.natEnable({ ip, bridge: 'banger0', netns: null }), refused(/guest address/));
+        await assert.rejects(helper.natDisable({ ip, bridge: 'banger0', netns: null }), refused(/guest address/));
+        assert.deepEqual(firewall.calls, []);
+      });
+    }
+
+    it('refuses another bridge or namespace for NAT, before touching the firewall', async () => {
+      await assert.rejects(helper.natEnable({ ip: '172.30.0.5', bridge: 'docker0', netns: null }), refused(/manages bridge banger0, not docker0/));
+      await assert.rejects(helper.natEnable({ ip: '172.30.0.5', bridge: 'banger0', netns: 'testns' }), refused(/network namespace/));
+      await assert.rejects(helper.natDisable({ ip: '172.30.0.5', bridge: 'banger0', netns: 'testns' }), refused(/network namespace/));
+      await assert.rejects(helper.natList({ bridge: 'br1', netns: null }), refused(/manages bridge banger0, not br1/));
+      await assert.rejects(inNetns('ghost').natEnable({ ip: '172.30.0.5', bridge: 'banger0', netns: 'ghost' }), fails('NETWORK_FAILED', /ghost does not exist/));
+      assert.deepEqual(firewall.calls, []);
+    });
+
+    it('treats NAT in a namespace that is gone as already removed', async () => {
+      await inNetns('ghost').natDisable({ ip: '172.30.0.5', bridge: 'banger0', netns: 'ghost' });
+      assert.deepEqual(await inNetns('ghost').natList({ bridge: 'banger0', netns: 'ghost' }), { ips: [] });
+      assert.deepEqual(firewall.calls, []);
     });
   });
 
@@ -657,6 +707,9 @@ describe('HelperService', () => {
       'net.ensureBridge': { bridge: 'banger0', gatewayCidr: '172.30.0.1/24', netns: null },
       'net.createTap': { tap: TAP, bridge: 'banger0', netns: null },
       'net.deleteTap': { tap: TAP, netns: null },
+      'net.natEnable': { ip: '172.30.0.5', bridge: 'banger0', netns: null },
+      'net.natDisable': { ip: '172.30.0.5', bridge: 'banger0', netns: null },
+      'net.natList': { bridge: 'banger0', netns: null },
       'vmm.launchQemu': { qemu: qemuBin, spec: spec(), netns: null },
       'image.build': { name: 'debian-bookworm', mirror: 'http://deb.debian.org/debian', output: path.join(scope.cacheDir, 'x.ext4') },
       'helper.shutdown': {},
@@ -667,12 +720,15 @@ describe('HelperService', () => {
       'net.ensureBridge': [() => ({ ...valid()['net.ensureBridge'], bridge: 7 }), /bridge must be a string \(got number\)/],
       'net.createTap': [() => ({ ...valid()['net.createTap'], netns: ['testns'] }), /netns must be a string \(got a list\)/],
       'net.deleteTap': [() => ({ netns: null }), /tap is required/],
+      'net.natEnable': [() => ({ ...valid()['net.natEnable'], ip: 172 }), /ip must be a string \(got number\)/],
+      'net.natDisable': [() => ({ bridge: 'banger0', netns: null }), /ip is required/],
+      'net.natList': [() => ({ bridge: 'banger0', netns: 7 }), /netns must be a string \(got number\)/],
       'vmm.launchQemu': [() => ({ ...valid()['vmm.launchQemu'], spec: { ...spec(), vcpus: '2' } }), /spec\.vcpus must be a number \(got string\)/],
       'image.build': [() => ({ ...valid()['image.build'], output: { path: '/x' } }), /output must be a string \(got an object\)/],
       'helper.shutdown': [() => [], /params must be an object \(got a list\)/],
     };
 
-    for (const method of ['helper.ping', 'net.ensureBridge', 'net.createTap', 'net.deleteTap', 'vmm.launchQemu', 'image.build', 'helper.shutdown']) {
+    for (const method of ['helper.ping', 'net.ensureBridge', 'net.createTap', 'net.deleteTap', 'net.natEnable', 'net.natDisable', 'net.natList', 'vmm.launchQemu', 'image.build', 'helper.shutdown']) {
       it(`${method}: refuses null params, a field of the wrong type and an unknown field, before doing anything`, async () => {
         fakeIp(runner);
         await assert.rejects(call(method, null), refusedField(method, /params must be an object \(got null\)/));
@@ -681,6 +737,7 @@ describe('HelperService', () => {
         await assert.rejects(call(method, wrong()), refusedField(method, pattern));
         await assert.rejects(call(method, { ...valid()[method], extra: 1 }), refusedField(method, /unknown field "extra"/));
         assert.equal(runner.calls.length, 0);
+        assert.deepEqual(firewall.calls, []);
         assert.equal(shutdowns, 0);
       });
     }

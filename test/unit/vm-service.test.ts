@@ -919,4 +919,133 @@ describe('VmService', { timeout: 30_000 }, () => {
       assert.equal((await h.service.start('b', { waitSsh: true, sshTimeoutSec: 1 }, makeCtx().ctx)).state, 'running');
     });
   });
+  describe('NAT', () => {
+    const natOf = (ip: string) => ({ ip, bridge: 'banger0', netns: null });
+
+    it('a VM created with nat gets NAT for its address before it boots, and keeps the setting', async () => {
+      const release = h.ops.hold('natEnable');
+      const creating = h.service.create({ name: 'out', nat: true }, makeCtx().ctx);
+      await flush();
+      assert.deepEqual(h.ops.callsTo('natEnable'), [natOf('172.30.0.2')]);
+      assert.equal(h.driver.boots.length, 0, 'NAT is in place before the guest runs');
+      release();
+      const vm = await creating;
+      assert.equal(vm.nat, true);
+      assert.equal(h.store.getVm(vm.id)!.nat, true);
+      assert.deepEqual([...h.ops.natIps], ['172.30.0.2']);
+      assert.deepEqual(h.ops.callsTo('natDisable'), []);
+    });
+
+    it('the spec line says NAT when the VM has it', async () => {
+      const withNat = makeCtx();
+      await h.service.create({ name: 'out', nat: true }, withNat.ctx);
+      assert.match(withNat.events.find((e) => e.stage === 'spec')!.message, /image debian-bookworm, NAT, fake\//);
+      const without = makeCtx();
+      await h.service.create({ name: 'plain' }, without.ctx);
+      assert.doesNotMatch(without.events.find((e) => e.stage === 'spec')!.message, /NAT/);
+    });
+
+    it('a VM without nat never gets NAT, and its address loses any NAT left from before', async () => {
+      h.ops.natIps.add('172.30.0.2');
+      const vm = await h.service.create({ name: 'plain' }, makeCtx().ctx);
+      assert.equal(vm.nat, false);
+      assert.deepEqual(h.ops.callsTo('natEnable'), []);
+      assert.deepEqual(h.ops.callsTo('natDisable'), [natOf('172.30.0.2')]);
+      assert.deepEqual([...h.ops.natIps], []);
+    });
+
+    it('stop removes NAT and start puts it back; delete leaves none', async () => {
+      const vm = await h.service.create({ name: 'out', nat: true }, makeCtx().ctx);
+      await h.service.stop('out');
+      assert.deepEqual([...h.ops.natIps], []);
+      await h.service.start('out', {}, makeCtx().ctx);
+      assert.deepEqual([...h.ops.natIps], [vm.ip]);
+      assert.equal(h.ops.callsTo('natEnable').length, 2);
+      await h.service.delete('out');
+      assert.deepEqual([...h.ops.natIps], []);
+      assertNothingLeft();
+    });
+
+    it('delete of a running VM removes its NAT', async () => {
+      await h.service.create({ name: 'out', nat: true }, makeCtx().ctx);
+      await h.service.delete('out');
+      assert.deepEqual([...h.ops.natIps], []);
+      assertNothingLeft();
+    });
+
+    it('one VM\'s NAT stays when another VM stops', async () => {
+      const a = await h.service.create({ name: 'a', nat: true }, makeCtx().ctx);
+      const b = await h.service.create({ name: 'b', nat: true }, makeCtx().ctx);
+      await h.service.stop('b');
+      assert.deepEqual([...h.ops.natIps], [a.ip]);
+      assert.notEqual(a.ip, b.ip);
+    });
+
+    it('a boot that fails removes the NAT it added, with the tap', async () => {
+      h.driver.bootError = new BangerError('VMM_FAILED', 'QEMU did not start: fake');
+      await assert.rejects(h.service.create({ name: 'out', nat: true }, makeCtx().ctx), fails('VMM_FAILED'));
+      assert.deepEqual(h.ops.callsTo('natEnable'), [natOf('172.30.0.2')]);
+      assert.deepEqual([...h.ops.natIps], []);
+      assertNothingLeft();
+    });
+
+    it('a failed start of a stopped VM leaves no NAT behind', async () => {
+      await h.service.create({ name: 'out', nat: true, start: false }, makeCtx().ctx);
+      h.driver.bootError = new BangerError('VMM_FAILED', 'QEMU did not start: fake');
+      await assert.rejects(h.service.start('out', {}, makeCtx().ctx), fails('VMM_FAILED'));
+      assert.equal(h.ops.callsTo('natEnable').length, 1);
+      assert.deepEqual([...h.ops.natIps], []);
+      assert.deepEqual([...h.ops.taps], []);
+    });
+
+    it('NAT that cannot be added fails the create and leaves nothing', async () => {
+      h.ops.fail('natEnable', new BangerError('TOOL_FAILED', 'nft -f - failed (exit status 1): fake'));
+      await assert.rejects(h.service.create({ name: 'out', nat: true }, makeCtx().ctx), fails('TOOL_FAILED', /nft/));
+      assert.equal(h.driver.boots.length, 0);
+      assertNothingLeft();
+    });
+
+    it('delete keeps the VM, stopped, when its NAT cannot be removed, and says so', async () => {
+      const vm = await h.service.create({ name: 'out', nat: true }, makeCtx().ctx);
+      h.ops.fail('natDisable', new BangerError('TOOL_FAILED', 'nft -f - failed (exit status 1): fake'));
+      await assert.rejects(h.service.delete('out'), fails('TOOL_FAILED', /NAT rules of VM out \(172\.30\.0\.2\) could not be removed/, { hint: true }));
+      assert.equal(h.store.getVm(vm.id)!.state, 'stopped');
+      h.ops.succeed('natDisable');
+      await h.service.delete('out');
+      assertNothingLeft();
+    });
+
+    it('a VM whose VMM died loses its NAT when it is noticed', async () => {
+      const vm = await h.service.create({ name: 'out', nat: true }, makeCtx().ctx);
+      h.driver.kill(vm.id);
+      assert.equal(h.service.show('out').state, 'stopped');
+      await flush();
+      assert.deepEqual([...h.ops.natIps], []);
+    });
+
+    it('reconcile removes NAT of addresses without a running VM with nat, and restores a running one\'s', async () => {
+      const live = await h.service.create({ name: 'live', nat: true }, makeCtx().ctx);
+      const dead = await h.service.create({ name: 'dead', nat: true }, makeCtx().ctx);
+      const plain = await h.service.create({ name: 'plain' }, makeCtx().ctx);
+      const idle = await h.service.create({ name: 'idle', nat: true }, makeCtx().ctx);
+      await h.service.stop('idle');
+      h.driver.kill(dead.id);
+      // What a daemon killed at the wrong moment leaves: NAT for a deleted VM's address, a non-NAT VM's, a
+      // stopped VM's, and a running VM's NAT gone.
+      h.ops.natIps.clear();
+      for (const ip of ['172.30.0.99', plain.ip, idle.ip, dead.ip]) h.ops.natIps.add(ip);
+      await h.service.reconcile();
+      assert.deepEqual([...h.ops.natIps], [live.ip]);
+      assert.equal(h.store.getVm(dead.id)!.state, 'stopped');
+      assert.ok(h.logs.some((l) => /NAT for 172\.30\.0\.99: no running VM with nat/.test(l)), h.logs.join('\n'));
+      assert.ok(h.logs.some((l) => /vm live: its NAT rules are missing/.test(l)));
+    });
+
+    it('reconcile carries on, and says so, when NAT cannot be listed', async () => {
+      await h.service.create({ name: 'out', nat: true }, makeCtx().ctx);
+      h.ops.fail('natList', new BangerError('HELPER_UNAVAILABLE', 'fake: bangerd-root is not running'));
+      await h.service.reconcile();
+      assert.ok(h.logs.some((l) => /NAT rules: fake: bangerd-root is not running/.test(l)));
+    });
+  });
 });

@@ -30,8 +30,8 @@ export async function vmList(ctx: CliContext, flags: ListFlags): Promise<number>
   else if (flags.quiet) {
     if (vms.length > 0) ctx.output.out(vms.map((vm) => vm.id).join('\n'));
   } else if (vms.length === 0) ctx.output.out(emptyText(every));
-  else ctx.output.out(table(['NAME', 'ID', 'STATE', 'IP', 'VCPU', 'MEM', 'DISK', 'IMAGE', 'CREATED'],
-    vms.map((v) => [v.name, v.id, v.state, v.ip, v.vcpus, `${v.memoryMib}M`, `${v.diskGib}G`, v.image, v.createdAt.replace('T', ' ').slice(0, 19)])));
+  else ctx.output.out(table(['NAME', 'ID', 'STATE', 'IP', 'NAT', 'VCPU', 'MEM', 'DISK', 'IMAGE', 'CREATED'],
+    vms.map((v) => [v.name, v.id, v.state, v.ip, v.nat ? 'on' : '-', v.vcpus, `${v.memoryMib}M`, `${v.diskGib}G`, v.image, v.createdAt.replace('T', ' ').slice(0, 19)])));
   return 0;
 }
 

@@ -3,6 +3,15 @@ import { BangerError, messageOf } from '../../protocol/errors.ts';
 import type { VmInfo, VmState } from '../../protocol/methods.ts';
 
 /** Why a VM could not be deleted because its tap is still there, and how to finish the job. */
+/** Like tapKeptError, for a VM's NAT rules: while they may remain, its row keeps its address from another VM. */
+export function natKeptError(vm: VmInfo, err: unknown): BangerError {
+  const cause = err instanceof BangerError ? err : null;
+  return new BangerError(cause?.code ?? 'NETWORK_FAILED', `NAT rules of VM ${vm.name} (${vm.ip}) could not be removed (${messageOf(err)}); the VM is kept, stopped, so its address is not handed to another VM`, {
+    hint: `${cause?.hint ? `${cause.hint}; then ` : ''}rerun: banger vm delete ${vm.name}`,
+    cause: err,
+  });
+}
+
 export function tapKeptError(vm: VmInfo, err: unknown): BangerError {
   const cause = err instanceof BangerError ? err : null;
   const message = `tap ${vm.tap} of VM ${vm.name} could not be removed (${messageOf(err)}); the VM is kept, stopped, so the tap is not forgotten`;

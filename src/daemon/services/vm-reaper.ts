@@ -1,7 +1,7 @@
 // VMs whose VMM went away: marked stopped, with the tap and ssh connection they left cleaned up. Also finds a
 // VMM nobody recorded (a launch that did not finish) through its pid file.
 import { messageOf } from '../../protocol/errors.ts';
-import type { PrivilegedOps } from '../../protocol/privileged-ops.ts';
+import type { NatParams, PrivilegedOps } from '../../protocol/privileged-ops.ts';
 import type { VmInfo } from '../../protocol/methods.ts';
 import type { Store } from '../../store/store.ts';
 import { readPidFile } from '../../system/pid-file.ts';
@@ -17,6 +17,7 @@ export interface VmReaperDeps {
   ssh: GuestSsh;
   locks: VmLocks;
   netns: string | null;
+  bridge: string;
   files(id: string): VmFiles;
   log(message: string): void;
 }
@@ -40,6 +41,7 @@ export class VmReaper {
         const current = this.deps.store.getVm(vm.id);
         if (current?.state !== 'stopped') return;
         await this.deps.ssh.closeMaster(current);
+        await this.deps.ops.natDisable(this.natParams(vm));
         await this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.netns });
       }).catch((err: unknown) => this.deps.log(`vm ${vm.name}: could not clean up after its VMM died: ${messageOf(err)}`));
     }
@@ -66,6 +68,34 @@ export class VmReaper {
         this.deps.log(`vm ${vm.name}: ${messageOf(err)}`);
       }
     }
+    try {
+      await this.reconcileNat();
+    } catch (err) {
+      this.deps.log(`NAT rules: ${messageOf(err)}`);
+    }
+  }
+
+  /**
+   * After the VMs are reconciled: NAT stays only for running VMs with nat. A daemon killed between a VM's end and
+   * its cleanup leaves rules for an address another VM may get next; those go, and a running VM's missing one comes back.
+   */
+  private async reconcileNat(): Promise<void> {
+    const { ips } = await this.deps.ops.natList({ bridge: this.deps.bridge, netns: this.deps.netns });
+    const wanted = this.deps.store.listVms().filter((vm) => vm.nat && vm.state === 'running');
+    for (const ip of ips) {
+      if (wanted.some((vm) => vm.ip === ip)) continue;
+      this.deps.log(`NAT for ${ip}: no running VM with nat has that address; removing it`);
+      await this.deps.ops.natDisable({ ip, bridge: this.deps.bridge, netns: this.deps.netns });
+    }
+    for (const vm of wanted) {
+      if (ips.includes(vm.ip)) continue;
+      this.deps.log(`vm ${vm.name}: its NAT rules are missing; adding them again`);
+      await this.deps.ops.natEnable(this.natParams(vm));
+    }
+  }
+
+  private natParams(vm: VmInfo): NatParams {
+    return { ip: vm.ip, bridge: this.deps.bridge, netns: this.deps.netns };
   }
 
   private async reconcileOne(vm: VmInfo): Promise<void> {
@@ -87,6 +117,11 @@ export class VmReaper {
     else if (vm.state === 'running') this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
     else return;
     await this.deps.ssh.closeMaster(vm);
+    try {
+      await this.deps.ops.natDisable(this.natParams(vm));
+    } catch (err) {
+      this.deps.log(`vm ${vm.name}: could not remove NAT for ${vm.ip}: ${messageOf(err)}`);
+    }
     try {
       await this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.netns });
     } catch (err) {

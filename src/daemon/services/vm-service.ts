@@ -5,7 +5,7 @@ import path from 'node:path';
 import { BangerError, messageOf } from '../../protocol/errors.ts';
 import type { CallContext, ProgressEvent } from '../../protocol/jsonrpc.ts';
 import type { KernelInfo, SshTarget, VmCreateParams, VmInfo, VmLogsResult, VmPruneResult, VmSetParams } from '../../protocol/methods.ts';
-import type { PrivilegedOps } from '../../protocol/privileged-ops.ts';
+import type { NatParams, PrivilegedOps } from '../../protocol/privileged-ops.ts';
 import type { Store } from '../../store/store.ts';
 import { isoNow, type Clock } from '../../system/clock.ts';
 import { gatewayCidrOf, type BangerConfig } from '../../system/config.ts';
@@ -16,7 +16,7 @@ import type { KernelService } from './kernel-service.ts';
 import { GuestSsh } from './guest-ssh.ts';
 import { readSerialLog, serialLogTail } from './serial-log.ts';
 import { allocateIp, checkNameFree, newVmIdentity, pickName, subnetOf } from './vm-allocation.ts';
-import { isSshTimeout, keptAfterFailedCreate, tapKeptError, throwIfCancelled, unhandledState } from './vm-errors.ts';
+import { isSshTimeout, keptAfterFailedCreate, natKeptError, tapKeptError, throwIfCancelled, unhandledState } from './vm-errors.ts';
 import { prepareVmFiles } from './vm-files.ts';
 import { VmLocks } from './vm-locks.ts';
 import { VmReaper } from './vm-reaper.ts';
@@ -75,7 +75,7 @@ export class VmService {
     const netns = deps.config.network.netns;
     this.ssh = new GuestSsh({ runner: deps.runner, clock: deps.clock, sshKey: deps.sshKey, netns, vmDir: (id) => this.files(id).dir, log: deps.log });
     this.reaper = new VmReaper({
-      store: deps.store, driver: deps.driver, ops: deps.ops, ssh: this.ssh, locks: this.locks, netns, files: (id) => this.files(id), log: deps.log,
+      store: deps.store, driver: deps.driver, ops: deps.ops, ssh: this.ssh, locks: this.locks, netns, bridge: deps.config.network.bridge, files: (id) => this.files(id), log: deps.log,
     });
   }
 
@@ -113,7 +113,7 @@ export class VmService {
     resolveFileSync(config.fileSync, this.home());
     const kernel = await this.deps.kernels.ensureDefault(ctx);
     const accel = this.accelFor(kernel, params.freshAccel === true, ctx);
-    const announced = this.announceSpec(ctx, accel, (text) => specLine({ ...spec, accel: text }));
+    const announced = this.announceSpec(ctx, accel, (text) => specLine({ ...spec, nat: params.nat === true, accel: text }));
     try {
       return await this.createAnnounced(params, spec, kernel, accel, announced.ctx);
     } finally {
@@ -256,9 +256,13 @@ export class VmService {
     // The same address bangerd-root checks against the subnet it was started for.
     await ops.ensureBridge({ bridge: config.network.bridge, gatewayCidr: gatewayCidrOf(config.network.subnet), netns });
     await ops.createTap({ tap: vm.tap, bridge: config.network.bridge, netns });
+    const nat = { ip: vm.ip, bridge: config.network.bridge, netns };
     let pid: number;
     let choice: AccelChoice;
     try {
+      // Set either way: NAT follows the VM's setting, and an address never inherits another VM's.
+      if (vm.nat) ctx.progress({ stage: 'network', message: `NAT: ${vm.ip} reaches beyond the host, masqueraded` });
+      await (vm.nat ? ops.natEnable(nat) : ops.natDisable(nat));
       choice = await accel.decided;
       if (!accel.shown) ctx.progress({ stage: 'accel', message: `${driver.name}/${choice.accel} (${choice.reason})` });
       ctx.progress({ stage: 'boot', message: `starting ${driver.name}/${choice.accel}` });
@@ -267,6 +271,7 @@ export class VmService {
         ctx.signal,
       ));
     } catch (err) {
+      await ops.natDisable(nat).catch(() => undefined);
       await ops.deleteTap({ tap: vm.tap, netns }).catch(() => undefined);
       throw err;
     }
@@ -340,7 +345,10 @@ export class VmService {
           await this.deps.driver.terminate({ vmId: vm.id, pid: stray }, how.signal);
           this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
         } else if (stray !== null) await this.reaper.stopUnrecordedVmm(vm, stray);
-        if (vm.state === 'stopped' || stray !== null) await this.deps.ops.deleteTap({ tap: vm.tap, netns });
+        if (vm.state === 'stopped' || stray !== null) {
+          await this.deps.ops.natDisable(this.natParams(vm));
+          await this.deps.ops.deleteTap({ tap: vm.tap, netns });
+        }
         return;
       }
       case 'running':
@@ -354,6 +362,7 @@ export class VmService {
           await this.deps.driver.stop({ vmId: vm.id, pid: vm.pid, files: this.files(vm.id) });
         }
         this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
+        await this.deps.ops.natDisable(this.natParams(vm));
         await this.deps.ops.deleteTap({ tap: vm.tap, netns });
         return;
       default:
@@ -382,6 +391,12 @@ export class VmService {
     if (current.state === 'running' || this.deps.driver.isAlive(vm.id, pid)) {
       await this.deps.driver.stop({ vmId: vm.id, pid, files: this.files(vm.id) });
       this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
+    }
+    try {
+      await this.deps.ops.natDisable(this.natParams(vm));
+    } catch (err) {
+      this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
+      throw natKeptError(current, err);
     }
     try {
       await this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.config.network.netns });
@@ -444,6 +459,11 @@ export class VmService {
       await this.destroyLocked(vm);
       return true;
     }));
+  }
+
+  /** Whether or not the VM has NAT: its address is what bangerd-root adds or removes. */
+  private natParams(vm: VmInfo): NatParams {
+    return { ip: vm.ip, bridge: this.deps.config.network.bridge, netns: this.deps.config.network.netns };
   }
 
   logs(ref: string, offset = 0): VmLogsResult {

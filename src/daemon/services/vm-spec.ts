@@ -52,6 +52,6 @@ export function accelText(driver: string, choice: AccelChoice | null): string {
 }
 
 /** The line users see first: what they are about to get. */
-export function specLine(s: { name: string; vcpus: number; memoryMib: number; diskGib: number; image: string; accel: string }): string {
-  return `${s.name}: ${s.vcpus} vCPU, ${s.memoryMib} MiB RAM, ${s.diskGib} GiB disk, image ${s.image}, ${s.accel}`;
+export function specLine(s: { name: string; vcpus: number; memoryMib: number; diskGib: number; image: string; nat?: boolean; accel: string }): string {
+  return `${s.name}: ${s.vcpus} vCPU, ${s.memoryMib} MiB RAM, ${s.diskGib} GiB disk, image ${s.image}${s.nat ? ', NAT' : ''}, ${s.accel}`;
 }
