@@ -122,10 +122,10 @@ describe('resolveFileSync: the entries against the host', () => {
 });
 
 /** Unpacks the entries' archive with the system tar into a fresh directory and returns it. */
-function unpack(entries: Parameters<typeof writeTar>[1]): string {
+async function unpack(entries: Parameters<typeof writeTar>[1]): Promise<string> {
   const file = path.join(dir, 'a.tar');
   const fd = fs.openSync(file, 'w');
-  writeTar(fd, entries);
+  await writeTar(fd, entries);
   fs.closeSync(fd);
   const out = fs.mkdtempSync(path.join(dir, 'out-'));
   execFileSync('tar', ['-x', '-f', file, '-C', out, '--no-same-owner']);
@@ -133,9 +133,9 @@ function unpack(entries: Parameters<typeof writeTar>[1]): string {
 }
 
 describe('the archive', () => {
-  it('is a tar that the system tar unpacks with names, data and modes, also names over 100 bytes', () => {
+  it('is a tar that the system tar unpacks with names, data and modes, also names over 100 bytes', async () => {
     const long = `root/${'d'.repeat(80)}/${'f'.repeat(60)}.txt`;
-    const out = unpack([
+    const out = await unpack([
       { type: 'dir', name: 'root/.config', mode: 0o700, mtime: 0 },
       { type: 'file', name: 'root/.config/a', mode: 0o640, mtime: 0, data: Buffer.from('hello\n') },
       { type: 'file', name: long, mode: 0o600, mtime: 0, data: Buffer.alloc(1000, 7) },
@@ -146,7 +146,7 @@ describe('the archive', () => {
     assert.deepEqual(fs.readFileSync(path.join(out, long)), Buffer.alloc(1000, 7));
   });
 
-  it('maps entries to their guest paths: files 0600 or the mode given; in a directory 0700 for executables; symlinks inside skipped', () => {
+  it('maps entries to their guest paths: files 0600 or the mode given; in a directory 0700 for executables; symlinks inside skipped', async () => {
     const home = path.join(dir, 'home');
     fs.mkdirSync(path.join(home, 'dots/bin'), { recursive: true });
     fs.writeFileSync(path.join(home, '.gitconfig'), 'g', { mode: 0o644 });
@@ -162,7 +162,7 @@ describe('the archive', () => {
     assert.equal(archive.files, 4);
     assert.equal(archive.skipped.length, 1);
     assert.match(archive.skipped[0]!, /dots\/passwd \(a symlink inside a synced directory is not followed\)/);
-    const out = unpack(archive.entries);
+    const out = await unpack(archive.entries);
     const mode = (p: string) => fs.statSync(path.join(out, p)).mode & 0o777;
     assert.deepEqual([mode('root/.gitconfig'), mode('root/.dots/rc'), mode('root/.dots/bin/tool'), mode('root/copy'), mode('root/.dots')], [0o600, 0o600, 0o700, 0o644, 0o700]);
     assert.equal(fs.existsSync(path.join(out, 'root/.dots/passwd')), false);

@@ -128,7 +128,7 @@ export async function sendFileSync(o: SendFileSyncOptions): Promise<void> {
   const file = path.join(o.scratch, 'file-sync.tar');
   const out = fs.openSync(file, 'w', 0o600);
   try {
-    writeTar(out, o.archive.entries);
+    await writeTar(out, o.archive.entries);
   } finally {
     fs.closeSync(out);
   }
