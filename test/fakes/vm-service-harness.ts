@@ -9,6 +9,7 @@ import type { CallContext, ProgressEvent } from '../../src/protocol/jsonrpc.ts';
 import type { ImageInfo, KernelInfo } from '../../src/protocol/methods.ts';
 import { Store } from '../../src/store/store.ts';
 import { loadConfig, type BangerConfig } from '../../src/system/config.ts';
+import type { Clock } from '../../src/system/clock.ts';
 import { FakeClock } from './fake-clock.ts';
 import { FakePrivilegedOps } from './fake-privileged-ops.ts';
 import { FakeProcessRunner } from './fake-process-runner.ts';
@@ -25,12 +26,17 @@ export interface VmServiceHarness {
   runner: FakeProcessRunner;
   config: BangerConfig;
   logs: string[];
+  kernel: KernelInfo;
+  image: ImageInfo;
   service: VmService;
   dispose(): void;
 }
 
+/** The base initrd the harness's kernel has, as bytes. */
+export const BASE_INITRD = Buffer.alloc(1024, 0x42);
+
 /** `configText` is config.toml's text; `configure` may change the loaded config further. */
-export function vmServiceHarness(o: { configText?: string; configure?: (config: BangerConfig) => void } = {}): VmServiceHarness {
+export function vmServiceHarness(o: { configText?: string; configure?: (config: BangerConfig) => void; clock?: Clock } = {}): VmServiceHarness {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-harness-'));
   const home = path.join(dir, 'home');
   fs.mkdirSync(home);
@@ -48,7 +54,7 @@ export function vmServiceHarness(o: { configText?: string; configure?: (config: 
     initrdPath: path.join(dir, 'kernels', 'initrd.img'), source: 'test', createdAt: '2025-01-01T00:00:00.000Z',
   };
   fs.writeFileSync(kernel.kernelPath, 'kernel');
-  fs.writeFileSync(kernel.initrdPath, Buffer.alloc(1024, 0x42));
+  fs.writeFileSync(kernel.initrdPath, BASE_INITRD);
   fs.mkdirSync(path.join(dir, 'images'));
   const image: ImageInfo = { name: 'debian-bookworm', path: path.join(dir, 'images', 'rootfs.ext4'), sizeBytes: 6, source: 'test', createdAt: kernel.createdAt };
   fs.writeFileSync(image.path, 'rootfs');
@@ -59,7 +65,7 @@ export function vmServiceHarness(o: { configText?: string; configure?: (config: 
   const logs: string[] = [];
   const vmsDir = path.join(dir, 'vms');
   const service = new VmService({
-    store, driver, ops, runner, config, clock: new FakeClock(), vmsDir, sshKey, home, log: (m) => logs.push(m),
+    store, driver, ops, runner, config, clock: o.clock ?? new FakeClock(), vmsDir, sshKey, home, log: (m) => logs.push(m),
     kernels: {
       ensureDefault: async () => {
         store.upsertKernel(kernel);
@@ -74,7 +80,7 @@ export function vmServiceHarness(o: { configText?: string; configure?: (config: 
     },
   });
   return {
-    dir, home, vmsDir, store, driver, ops, runner, config, logs, service,
+    dir, home, vmsDir, store, driver, ops, runner, config, logs, kernel, image, service,
     dispose: () => {
       store.close();
       fs.rmSync(dir, { recursive: true, force: true });
@@ -82,7 +88,8 @@ export function vmServiceHarness(o: { configText?: string; configure?: (config: 
   };
 }
 
-export function callContext(): { ctx: CallContext; events: ProgressEvent[] } {
+export function callContext(): { ctx: CallContext; events: ProgressEvent[]; controller: AbortController } {
   const events: ProgressEvent[] = [];
-  return { ctx: { signal: new AbortController().signal, progress: (e) => events.push(e) }, events };
+  const controller = new AbortController();
+  return { ctx: { signal: controller.signal, progress: (e) => events.push(e) }, events, controller };
 }

@@ -1,92 +1,27 @@
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { VmService } from '../../src/daemon/services/vm-service.ts';
 import { VM_NAME_PATTERN } from '../../src/protocol/daemon-schemas.ts';
 import { readCpio } from '../../src/kernel/cpio.ts';
 import { BangerError } from '../../src/protocol/errors.ts';
-import type { CallContext, ProgressEvent } from '../../src/protocol/jsonrpc.ts';
-import type { ImageInfo, KernelInfo, VmInfo } from '../../src/protocol/methods.ts';
-import { Store } from '../../src/store/store.ts';
-import { loadConfig, type BangerConfig } from '../../src/system/config.ts';
-import { FakePrivilegedOps } from '../fakes/fake-privileged-ops.ts';
-import { FakeProcessRunner, type FakeCall } from '../fakes/fake-process-runner.ts';
-import { FakeVmmDriver } from '../fakes/fake-vmm-driver.ts';
+import type { VmInfo } from '../../src/protocol/methods.ts';
+import type { BangerConfig } from '../../src/system/config.ts';
+import type { FakeCall } from '../fakes/fake-process-runner.ts';
 import { fails } from '../fakes/expect-error.ts';
 import { FakeClock } from '../fakes/fake-clock.ts';
+import { BASE_INITRD, callContext, vmServiceHarness, type VmServiceHarness } from '../fakes/vm-service-harness.ts';
 import type { Clock } from '../../src/system/clock.ts';
 
-const BASE_INITRD = Buffer.alloc(1024, 0x42);
-
-interface Harness {
-  dir: string;
-  vmsDir: string;
-  store: Store;
-  driver: FakeVmmDriver;
-  ops: FakePrivilegedOps;
-  runner: FakeProcessRunner;
-  config: BangerConfig;
-  kernel: KernelInfo;
-  image: ImageInfo;
-  logs: string[];
-  service: VmService;
-}
+type Harness = VmServiceHarness;
 
 function makeHarness(configure: (config: BangerConfig) => void = () => undefined, clock: Clock = new FakeClock()): Harness {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-vms-'));
-  const store = new Store(':memory:');
-  const driver = new FakeVmmDriver();
-  const ops = new FakePrivilegedOps();
-  const runner = new FakeProcessRunner();
-  const config = loadConfig(path.join(dir, 'no-config.toml'), {});
-  configure(config);
-  fs.mkdirSync(path.join(dir, 'kernels'));
-  const kernel: KernelInfo = {
-    id: 'host-6.1.0-test', version: '6.1.0-test', kernelPath: path.join(dir, 'kernels', 'vmlinuz'),
-    initrdPath: path.join(dir, 'kernels', 'initrd.img'), source: 'test', createdAt: '2025-01-01T00:00:00.000Z',
-  };
-  fs.writeFileSync(kernel.kernelPath, 'kernel');
-  fs.writeFileSync(kernel.initrdPath, BASE_INITRD);
-  fs.mkdirSync(path.join(dir, 'images'));
-  const image: ImageInfo = { name: 'debian-bookworm', path: path.join(dir, 'images', 'rootfs.ext4'), sizeBytes: 6, source: 'test', createdAt: kernel.createdAt };
-  fs.writeFileSync(image.path, 'rootfs');
-  fs.mkdirSync(path.join(dir, 'ssh'));
-  const sshKey = path.join(dir, 'ssh', 'id_ed25519');
-  fs.writeFileSync(sshKey, 'private');
-  fs.writeFileSync(`${sshKey}.pub`, 'ssh-ed25519 AAAAbanger banger\n');
-  const logs: string[] = [];
-  const vmsDir = path.join(dir, 'vms');
-  const service = new VmService({
-    store, driver, ops, runner, config,
-    // Like KernelService, the kernel is recorded in the store when it is ensured.
-    kernels: {
-      ensureDefault: async () => {
-        store.upsertKernel(kernel);
-        return kernel;
-      },
-    },
-    images: {
-      ensure: async (name: string) => {
-        if (name !== image.name) throw new BangerError('IMAGE_NOT_FOUND', `no image named ${name}`);
-        return image;
-      },
-    },
-    vmsDir, sshKey, log: (m) => logs.push(m), clock,
-  });
-  return { dir, vmsDir, store, driver, ops, runner, config, kernel, image, logs, service };
+  return vmServiceHarness({ configure, clock });
 }
 
-function makeCtx(): { ctx: CallContext; events: ProgressEvent[]; controller: AbortController } {
-  const controller = new AbortController();
-  const events: ProgressEvent[] = [];
-  return { ctx: { signal: controller.signal, progress: (e) => events.push(e) }, events, controller };
-}
+const makeCtx = callContext;
 
-
-/** The VM id this ssh call is for, from its HostKeyAlias. */
 function vmIdOf(call: FakeCall): string {
   const alias = call.args.find((a) => a.startsWith('HostKeyAlias=banger-'));
   assert.ok(alias, 'ssh call pins a host key alias');
