@@ -256,6 +256,30 @@ describe('banger on a real guest', { timeout: 40 * 60_000 }, () => {
     assert.match(hostTree, /^100755 .*\tmise.toml$/m);
   });
 
+  test('three VMs at once: parallel creates, vm stop a b c, vm set --disk grows /root, vm kill, vm prune -f', async (t) => {
+    const names = ['e2e-a', 'e2e-b', 'e2e-c'];
+    t.after(() => names.forEach(cleanup));
+    const create = (name: string): Promise<number | null> => new Promise((resolve) => {
+      spawn(BANGER, ['vm', 'create', '--name', name], { env: ENV, stdio: 'ignore' }).on('exit', (code) => resolve(code));
+    });
+    assert.deepEqual(await Promise.all(names.map(create)), [0, 0, 0]);
+    // A name given twice runs once; a missing one fails alone while the others stop.
+    const stop = banger(['vm', 'stop', 'e2e-a', 'e2e-b', 'no-such-vm', 'e2e-c', 'e2e-a']);
+    assert.equal(stop.code, 3, stop.stderr);
+    assert.match(stop.stderr, /no-such-vm/);
+    assert.deepEqual(vms().map((v) => [v.name, v.state]).sort(), names.map((n) => [n, 'stopped']));
+    assert.deepEqual(vmmProcesses(), []);
+    ok(['vm', 'set', 'e2e-a', '--disk', '12']);
+    ok(['vm', 'start', 'e2e-a']);
+    const size = Number(/(\d+)G/.exec(ok(['vm', 'exec', 'e2e-a', '--', 'df', '-BG', '--output=size', '/root']).stdout)?.[1]);
+    assert.ok(size >= 11, `/root is ${size} GiB after vm set --disk 12`);
+    ok(['vm', 'kill', 'e2e-a']);
+    assert.equal(vms().find((v) => v.name === 'e2e-a')?.state, 'stopped');
+    assert.deepEqual(vmmProcesses(), []);
+    ok(['vm', 'prune', '-f']);
+    assert.deepEqual(vms(), []);
+  });
+
   test('nothing is left behind: no VMM or ssh process, tap or VM file', () => {
     assert.deepEqual(vmmProcesses(), []);
     assert.deepEqual(sshProcesses(), []);
