@@ -1,0 +1,170 @@
+// vm run PATH, vm exec and vm workspace export through main() with a fake client and a real git checkout:
+// every refusal comes before the daemon is reached, and the workspace is prepared in the VM that was created.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { main } from '../../src/cli/program.ts';
+import type { Output } from '../../src/cli/output.ts';
+import type { SshTarget, VmInfo, WorkspacePrepareParams } from '../../src/protocol/methods.ts';
+import type { BangerClient } from '../../src/sdk/client.ts';
+
+const vm: VmInfo = {
+  id: '0123456789ab', name: 'web', state: 'running', image: 'debian-bookworm', kernel: 'host-6.1', vcpus: 1, memoryMib: 512, diskGib: 1,
+  ip: '172.30.0.2', mac: '52:54:00:89:ab:cd', tap: 'bgt0123456789ab', accel: 'tcg', pid: 42, createdAt: '2025-01-01T00:00:00.000Z', nat: false, workspace: null,
+};
+const target: SshTarget = { vmId: vm.id, name: vm.name, ip: vm.ip, user: 'root', keyPath: 'k', knownHostsPath: 'h', hostKeyAlias: 'a', netns: null, workdir: '/root/repo' };
+
+interface Calls { connects: number; creates: number; prepares: WorkspacePrepareParams[]; deletes: string[]; ssh: Array<{ command: string[] | null; cwd: string | undefined }> }
+
+async function run(argv: string[], overrides: Partial<BangerClient> = {}): Promise<{ status: number; out: string[]; err: string[]; raw: Buffer[]; calls: Calls }> {
+  const calls: Calls = { connects: 0, creates: 0, prepares: [], deletes: [], ssh: [] };
+  const out: string[] = [];
+  const err: string[] = [];
+  const raw: Buffer[] = [];
+  const output: Output = { out: (t) => out.push(t), err: (t) => err.push(t), raw: (d) => raw.push(Buffer.from(d)) };
+  const client = {
+    createVm: async () => {
+      calls.creates++;
+      return vm;
+    },
+    prepareWorkspace: async (p: WorkspacePrepareParams) => {
+      calls.prepares.push(p);
+      return { vm: { id: vm.id, name: vm.name }, workspace: { source: p.path, dir: '/root/repo', baseCommit: 'a'.repeat(40), branch: null }, files: 1, untracked: 0, bootstrap: null };
+    },
+    deleteVm: async (ref: string) => {
+      calls.deletes.push(ref);
+      return { id: vm.id, name: vm.name };
+    },
+    sshTarget: async () => target,
+    close: () => undefined,
+    ...overrides,
+  } as unknown as BangerClient;
+  const status = await main(argv, {
+    output,
+    connect: async () => {
+      calls.connects++;
+      return client;
+    },
+    exit: () => undefined,
+    runSsh: async (_t, command, options) => {
+      calls.ssh.push({ command, cwd: options?.cwd });
+      return 0;
+    },
+  });
+  return { status, out, err, raw, calls };
+}
+
+describe('vm run PATH and the workspace commands', () => {
+  let dir: string;
+  let repo: string;
+
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-run-ws-'));
+    repo = path.join(dir, 'repo');
+    fs.mkdirSync(repo);
+    const git = (...args: string[]) => execFileSync('git', ['-C', repo, '-c', 'user.name=T', '-c', 'user.email=t@example.org', ...args]);
+    git('init', '-q');
+    fs.writeFileSync(path.join(repo, 'a.txt'), 'a\n');
+    git('add', '-A');
+    git('commit', '-q', '-m', 'init');
+  });
+
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  for (const [argv, pattern] of [
+    [['vm', 'run', '-d', '--rm'], /--detach and --rm contradict/],
+    [['vm', 'run', '-d', '--', 'true'], /takes no command/],
+    [['vm', 'run', '--from', 'HEAD', '.'], /--from needs --branch/],
+    [['vm', 'run', '--dry-run'], /need a PATH/],
+    [['vm', 'run', 'a', 'b'], /takes one path/],
+  ] as const) {
+    it(`refuses ${argv.join(' ')} before connecting`, async () => {
+      const r = await run([...argv]);
+      assert.equal(r.status, 2);
+      assert.match(r.err[0]!, pattern);
+      assert.match(r.err[1]!, /^hint: /);
+      assert.equal(r.calls.connects, 0);
+    });
+  }
+
+  it('refuses a directory outside git, and a mise repository without --nat, before connecting', async () => {
+    const r = await run(['vm', 'run', dir, '--', 'true']);
+    assert.equal(r.status, 2);
+    assert.match(r.err[0]!, /is not inside a git repository/);
+    fs.writeFileSync(path.join(repo, '.tool-versions'), '');
+    execFileSync('git', ['-C', repo, 'add', '.tool-versions']);
+    try {
+      const m = await run(['vm', 'run', repo, '--', 'true']);
+      assert.equal(m.status, 2);
+      assert.match(m.err.join('\n'), /--nat[\s\S]*--no-bootstrap/);
+      assert.equal(m.calls.connects, 0);
+      const skipped = await run(['vm', 'run', repo, '--no-bootstrap', '--rm', '--', 'true']);
+      assert.equal(skipped.status, 0, skipped.err.join('\n'));
+      assert.equal(skipped.calls.prepares[0]?.bootstrap, 'skip');
+    } finally {
+      execFileSync('git', ['-C', repo, 'rm', '-q', '--cached', '.tool-versions']);
+      fs.rmSync(path.join(repo, '.tool-versions'));
+    }
+  });
+
+  it('--dry-run prints the files and creates nothing', async () => {
+    const r = await run(['vm', 'run', repo, '--dry-run']);
+    assert.equal(r.status, 0);
+    assert.deepEqual(r.out, ['a.txt']);
+    assert.equal(r.calls.creates, 0);
+  });
+
+  it('ships into the VM it created and runs the command in /root/repo; a command gets its tools first', async () => {
+    const r = await run(['vm', 'run', path.relative(process.cwd(), repo), '--rm', '--', 'make', 'test']);
+    assert.equal(r.status, 0, r.err.join('\n'));
+    assert.equal(r.calls.prepares[0]?.ref, vm.id);
+    assert.equal(r.calls.prepares[0]?.path, repo, 'an absolute path reaches the daemon');
+    assert.equal(r.calls.prepares[0]?.bootstrap, 'foreground');
+    assert.deepEqual(r.calls.ssh, [{ command: ['make', 'test'], cwd: '/root/repo' }]);
+    assert.deepEqual(r.calls.deletes, [vm.id]);
+  });
+
+  it('an interactive session starts while the bootstrap runs in the background; -d waits for it and leaves the VM', async () => {
+    const shell = await run(['vm', 'run', repo]);
+    assert.equal(shell.calls.prepares[0]?.bootstrap, 'background');
+    assert.deepEqual(shell.calls.ssh, [{ command: null, cwd: '/root/repo' }]);
+    const d = await run(['vm', 'run', repo, '-d']);
+    assert.equal(d.status, 0);
+    assert.equal(d.calls.prepares[0]?.bootstrap, 'foreground');
+    assert.deepEqual(d.calls.ssh, []);
+    assert.match(d.out[0]!, /web is ready with .* at \/root\/repo: banger vm ssh web/);
+  });
+
+  it('a failed prepare under --rm deletes the VM; without --rm keeps it and says how to retry', async () => {
+    const failing = { prepareWorkspace: async () => Promise.reject(new Error('ship failed')) } as Partial<BangerClient>;
+    const rm = await run(['vm', 'run', repo, '--rm', '--', 'true'], failing);
+    assert.notEqual(rm.status, 0);
+    assert.deepEqual(rm.calls.deletes, [vm.id]);
+    const kept = await run(['vm', 'run', repo, '--', 'true'], failing);
+    assert.deepEqual(kept.calls.deletes, []);
+    assert.match(kept.err.join('\n'), /kept without its workspace \(retry: banger vm workspace prepare web /);
+  });
+
+  it('vm exec runs in the target\'s workdir and needs a command', async () => {
+    const r = await run(['vm', 'exec', 'web', '--', 'git', 'status']);
+    assert.deepEqual(r.calls.ssh, [{ command: ['git', 'status'], cwd: '/root/repo' }]);
+    const none = await run(['vm', 'exec', 'web']);
+    assert.equal(none.status, 2);
+    assert.match(none.err[0]!, /needs a command after --/);
+  });
+
+  it('vm workspace export writes the patch bytes as they are, to stdout or to a file', async () => {
+    const bytes = Buffer.from([0, 255, 10, 200]);
+    const exportWorkspace = async () => ({ baseCommit: 'b'.repeat(40), patchBase64: bytes.toString('base64'), bytes: bytes.length });
+    const r = await run(['vm', 'workspace', 'export', 'web'], { exportWorkspace } as Partial<BangerClient>);
+    assert.deepEqual(Buffer.concat(r.raw), bytes);
+    const file = path.join(dir, 'out.patch');
+    const f = await run(['vm', 'workspace', 'export', 'web', '-o', file], { exportWorkspace } as Partial<BangerClient>);
+    assert.equal(f.status, 0);
+    assert.deepEqual(fs.readFileSync(file), bytes);
+    assert.match(f.err[0]!, /apply with: git apply/);
+  });
+});
