@@ -271,7 +271,8 @@ describe('banger on a real guest', { timeout: 40 * 60_000 }, () => {
     assert.deepEqual(vmmProcesses(), []);
     ok(['vm', 'set', 'e2e-a', '--disk', '12']);
     ok(['vm', 'start', 'e2e-a']);
-    const size = Number(/(\d+)G/.exec(ok(['vm', 'exec', 'e2e-a', '--', 'df', '-BG', '--output=size', '/root']).stdout)?.[1]);
+    // df prints a header ("1G-blocks"), then the size ("12G").
+    const size = Number(/^\s*(\d+)G\s*$/m.exec(ok(['vm', 'exec', 'e2e-a', '--', 'df', '-BG', '--output=size', '/root']).stdout)?.[1]);
     assert.ok(size >= 11, `/root is ${size} GiB after vm set --disk 12`);
     ok(['vm', 'kill', 'e2e-a']);
     assert.equal(vms().find((v) => v.name === 'e2e-a')?.state, 'stopped');
