@@ -8,34 +8,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { e2eBanger, type Result } from './e2e-banger.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const BANGER = path.join(ROOT, 'bin/banger');
 const NETNS = `banger-nat-${process.pid}`;
 const SERVER_NS = `banger-natsrv-${process.pid}`;
 const SERVER = '10.77.0.2';
 const URL = `http://${SERVER}:8080/`;
 const TABLE = ['inet', 'banger_banger0'];
-const HOME = fs.mkdtempSync(path.join(process.env.BANGER_E2E_DIR ?? '/var/tmp', 'banger-e2e-nat-'));
-const ENV = { ...process.env, BANGER_HOME: HOME, BANGER_NETNS: NETNS };
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function banger(args: string[]): Result {
-  const r = spawnSync(BANGER, args, { env: ENV, encoding: 'utf8', timeout: 15 * 60_000 });
-  if (r.error) throw r.error;
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function ok(args: string[]): Result {
-  const r = banger(args);
-  assert.equal(r.code, 0, `banger ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-}
+const { home: HOME, banger, ok, teardown } = e2eBanger('banger-e2e-nat-', NETNS);
 
 function sh(argv: string[]): void {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 30_000 });
@@ -52,12 +32,6 @@ function natSet(): string[] {
   assert.equal(r.status, 0, r.stderr);
   const doc = JSON.parse(r.stdout) as { nftables: Array<{ set?: { elem?: string[] } }> };
   return doc.nftables.find((o) => o.set)?.set?.elem ?? [];
-}
-
-/** QEMU processes that belong to this test's BANGER_HOME. */
-function vmmPids(): number[] {
-  const r = spawnSync('pgrep', ['-f', `qemu-system.*${HOME}`], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter(Boolean).map(Number);
 }
 
 const fetchInGuest = (vm: string): Result => banger(['vm', 'ssh', vm, '--', 'curl', '-sS', '-m', '5', URL]);
@@ -77,12 +51,10 @@ describe('--nat on a real guest', { timeout: 30 * 60_000 }, () => {
   });
 
   after(() => {
-    spawnSync(BANGER, ['daemon', 'stop'], { env: ENV, encoding: 'utf8', timeout: 60_000 });
-    for (const pid of vmmPids()) process.kill(pid, 'SIGKILL');
+    teardown();
     if (server?.exitCode === null) server.kill('SIGKILL');
     spawnSync('ip', ['netns', 'del', SERVER_NS]);
     spawnSync('ip', ['netns', 'del', NETNS]);
-    if (!process.env.BANGER_E2E_KEEP) fs.rmSync(HOME, { recursive: true, force: true });
   });
 
   test('a --nat guest reaches a server beyond the host, across a restart; delete leaves no NAT', (t) => {

@@ -6,30 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { BANGER, e2eBanger } from './e2e-banger.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
-const BANGER = path.join(ROOT, 'bin/banger');
 const NETNS = `banger-e2e-${process.pid}`;
-const HOME = fs.mkdtempSync(path.join(process.env.BANGER_E2E_DIR ?? '/var/tmp', 'banger-e2e-'));
-const ENV = { ...process.env, BANGER_HOME: HOME, BANGER_NETNS: NETNS };
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function banger(args: string[], options: { timeoutMs?: number } = {}): Result {
-  const r = spawnSync(BANGER, args, { env: ENV, encoding: 'utf8', timeout: options.timeoutMs ?? 15 * 60_000 });
-  if (r.error) throw r.error;
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function ok(args: string[]): Result {
-  const r = banger(args);
-  assert.equal(r.code, 0, `banger ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-  return r;
-}
+const { home: HOME, env: ENV, banger, ok, vmmProcesses, teardown } = e2eBanger('banger-e2e-', NETNS);
 
 /** Deletes a VM a failed test may have left, so one failure does not cascade into the next tests. */
 function cleanup(name: string): void {
@@ -43,12 +23,6 @@ function vms(): Array<{ name: string; state: string; id: string; tap: string }> 
 function taps(): string[] {
   const r = spawnSync('ip', ['-n', NETNS, '-o', 'link', 'show'], { encoding: 'utf8' });
   return r.stdout.split('\n').map((l) => l.split(': ')[1]?.split('@')[0] ?? '').filter((n) => n.startsWith('bgt'));
-}
-
-/** QEMU processes that belong to this test's BANGER_HOME. */
-function vmmProcesses(): string[] {
-  const r = spawnSync('pgrep', ['-a', '-f', `qemu-system.*${HOME}`], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter(Boolean);
 }
 
 /** ssh processes (shared connections included) that belong to this test's BANGER_HOME. */
@@ -95,13 +69,8 @@ describe('banger on a real guest', { timeout: 40 * 60_000 }, () => {
   });
 
   after(() => {
-    spawnSync(BANGER, ['daemon', 'stop'], { env: ENV, encoding: 'utf8', timeout: 60_000 });
-    for (const line of vmmProcesses()) {
-      const pid = Number(line.split(' ')[0]);
-      if (pid) process.kill(pid, 'SIGKILL');
-    }
+    teardown();
     spawnSync('ip', ['netns', 'del', NETNS]);
-    if (!process.env.BANGER_E2E_KEEP) fs.rmSync(HOME, { recursive: true, force: true });
   });
 
   test('vm run --rm -- cat /etc/os-release boots Debian bookworm and prints the spec line first', () => {
