@@ -56,6 +56,14 @@ export function sshCommand(target: SshTarget, options: SshCommandOptions): { com
   return { command: full[0]!, args: full.slice(1) };
 }
 
+/**
+ * A command the daemon runs in the guest without a terminal or prompts, over the shared connection when there is
+ * one: what shipping a workspace, exporting it, its bootstrap and [[file_sync]] all use.
+ */
+export function guestBatchCommand(target: SshTarget, command: readonly string[], connectTimeoutSec = 10): { command: string; args: string[] } {
+  return sshCommand(target, { tty: false, batch: true, connectTimeoutSec, control: 'reuse', command });
+}
+
 /** Closes the shared connection, if any (local only: it talks to the control socket, not the network). */
 export function sshCloseMasterCommand(target: SshTarget): { command: string; args: string[] } | null {
   if (!target.controlPath) return null;

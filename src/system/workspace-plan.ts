@@ -95,8 +95,9 @@ export async function planWorkspace(runner: ProcessRunner, dir: string, options:
   if (head.code !== 0) throw refused(`${root} has no commits yet`, 'commit first (git add -A && git commit -m init); the guest checkout starts from a commit');
   const headCommit = head.stdout.trim();
 
-  const staged = await runChecked(runner, 'git', ['-C', root, 'ls-files', '-z', '--stage'], { ...(signal ? { signal } : {}) });
-  if (nulList(staged.stdout).some((entry) => entry.startsWith('160000 ')) || fs.existsSync(path.join(root, '.gitmodules'))) {
+  // "MODE OBJECT STAGE\tPATH" per index entry: the modes find submodules (gitlinks), the paths are what git tracks.
+  const index = nulList((await runChecked(runner, 'git', ['-C', root, 'ls-files', '-z', '--stage'], { ...(signal ? { signal } : {}) })).stdout);
+  if (index.some((entry) => entry.startsWith('160000 ')) || fs.existsSync(path.join(root, '.gitmodules'))) {
     throw refused(`${root} has submodules, which banger does not ship`, 'run banger on a repository without submodules, or on the submodule\'s own checkout');
   }
 
@@ -107,7 +108,7 @@ export async function planWorkspace(runner: ProcessRunner, dir: string, options:
     base = from.stdout.trim();
   }
 
-  const tracked = nulList((await runChecked(runner, 'git', ['-C', root, 'ls-files', '-z', '--cached'], { ...(signal ? { signal } : {}) })).stdout);
+  const tracked = index.map((entry) => entry.slice(entry.indexOf('\t') + 1));
   const deleted = new Set(nulList((await runChecked(runner, 'git', ['-C', root, 'ls-files', '-z', '--deleted'], { ...(signal ? { signal } : {}) })).stdout));
   const files: string[] = [];
   const seen = new Set<string>();

@@ -31,9 +31,6 @@ function checkFlags(ctx: CliContext, paths: string[], flags: RunFlags): void {
     const needsPath = [flags.includeUntracked && '--include-untracked', flags.branch !== undefined && '--branch', flags.from !== undefined && '--from', flags.dryRun && '--dry-run'].filter(Boolean);
     if (needsPath.length > 0) throw new BangerError('INVALID_ARGUMENT', `${needsPath.join(', ')} need a PATH to ship`, { hint: 'give the checkout: banger vm run ./repo ...' });
   }
-  if (flags.from !== undefined && flags.branch === undefined) {
-    throw new BangerError('INVALID_ARGUMENT', '--from needs --branch: it says where the guest-only branch starts', { hint: 'add --branch NAME, or leave out --from to start at HEAD' });
-  }
 }
 
 function printPlan(ctx: CliContext, plan: WorkspacePlan, json: boolean): void {
@@ -68,9 +65,7 @@ export async function vmRun(ctx: CliContext, paths: string[], flags: RunFlags): 
     () => ctx.output.err('banger: cancelling; the VM being created is removed'),
     (signal) => client.createVm(params, { signal, onProgress: progressPrinter(ctx.output) }),
   );
-  if (plan && paths[0] !== undefined) {
-    await prepare(ctx, client, vm, path.resolve(paths[0]), flags);
-  }
+  if (plan) await prepare(ctx, client, vm, path.resolve(paths[0]!), flags);
   if (flags.detach) {
     const where = plan ? ` with ${plan.root} at ${GUEST_WORKSPACE_DIR}` : '';
     ctx.output.out(`${vm.name} is ready${where}: banger vm ssh ${vm.name}; banger vm exec ${vm.name} -- CMD; banger vm delete ${vm.name}`);

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { BangerError, messageOf } from '../../protocol/errors.ts';
 import type { CallContext } from '../../protocol/jsonrpc.ts';
 import type { SshTarget, VmInfo } from '../../protocol/methods.ts';
-import { sshCommand } from '../../protocol/ssh-command.ts';
+import { guestBatchCommand } from '../../protocol/ssh-command.ts';
 import { entryName, isGuestReserved, type FileSyncEntry } from '../../system/file-sync-rules.ts';
 import type { ProcessRunner } from '../../system/process.ts';
 import { writeTar, type TarEntry } from '../../system/tar-writer.ts';
@@ -135,9 +135,7 @@ export async function sendFileSync(o: SendFileSyncOptions): Promise<void> {
   // Opened afresh for ssh's stdin: it must read from the start.
   const fd = fs.openSync(file, 'r');
   try {
-    const { command, args } = sshCommand(o.target, {
-      tty: false, batch: true, connectTimeoutSec: 5, control: 'reuse', command: ['tar', '-x', '-f', '-', '-C', '/', '--no-overwrite-dir'],
-    });
+    const { command, args } = guestBatchCommand(o.target, ['tar', '-x', '-f', '-', '-C', '/', '--no-overwrite-dir'], 5);
     const result = await o.runner.run(command, args, { stdinFd: fd, timeoutMs: 300_000, ...(o.signal ? { signal: o.signal } : {}) });
     if (result.code !== 0) {
       throw new BangerError('TOOL_FAILED', `copying the [[file_sync]] files into VM ${o.target.name} failed (${result.timedOut ? 'timed out' : `exit status ${result.code}`}): ${result.stderr.trim().split('\n').slice(-5).join('\n')}`, {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { BangerError } from '../../protocol/errors.ts';
 import type { CallContext } from '../../protocol/jsonrpc.ts';
 import type { SshTarget, VmInfo } from '../../protocol/methods.ts';
-import { sshCloseMasterCommand, sshCommand } from '../../protocol/ssh-command.ts';
+import { guestBatchCommand, sshCloseMasterCommand, sshCommand } from '../../protocol/ssh-command.ts';
 import { pollUntil, type Clock } from '../../system/clock.ts';
 import type { ProcessRunner } from '../../system/process.ts';
 
@@ -74,7 +74,7 @@ export class GuestSsh {
 
   /** Flushes the guest's page cache so its disks are consistent before the VMM stops; a failure is logged, not fatal. */
   async sync(vm: VmInfo): Promise<void> {
-    const { command, args } = sshCommand(this.target(vm), { tty: false, batch: true, connectTimeoutSec: 2, command: ['sync'], control: 'reuse' });
+    const { command, args } = guestBatchCommand(this.target(vm), ['sync'], 2);
     const synced = await this.deps.runner.run(command, args, { timeoutMs: 10_000 });
     if (synced.code !== 0) this.deps.log(`vm ${vm.name}: guest sync failed (${synced.stderr.trim() || synced.code}); stopping anyway`);
   }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { BangerError } from '../../protocol/errors.ts';
 import type { CallContext } from '../../protocol/jsonrpc.ts';
 import type { SshTarget, WorkspaceExportParams, WorkspaceExportResult, WorkspaceInfo, WorkspacePrepareParams, WorkspacePrepareResult } from '../../protocol/methods.ts';
-import { sshCommand } from '../../protocol/ssh-command.ts';
+import { guestBatchCommand } from '../../protocol/ssh-command.ts';
 import type { Store } from '../../store/store.ts';
 import type { ProcessRunner } from '../../system/process.ts';
 import { bootstrapNeedsNat, GUEST_WORKSPACE_DIR, planWorkspace } from '../../system/workspace-plan.ts';
@@ -92,7 +92,7 @@ export class WorkspaceService {
     const script = ['sh', '-c', GUEST_BOOTSTRAP_SCRIPT, 'banger-bootstrap', GUEST_WORKSPACE_DIR, BOOTSTRAP_LOG];
     const command = mode === 'foreground' ? script : ['setsid', '-f', ...script];
     ctx.progress({ stage: 'bootstrap', message: `${config}: mise install ${mode === 'foreground' ? '' : 'in the background '}(log: ${BOOTSTRAP_LOG})` });
-    const { command: ssh, args } = sshCommand(target, { tty: false, batch: true, connectTimeoutSec: 10, control: 'reuse', command });
+    const { command: ssh, args } = guestBatchCommand(target, command);
     const r = await this.deps.runner.run(ssh, args, { signal: ctx.signal });
     if (ctx.signal.aborted) throw new BangerError('CANCELLED', 'the tooling bootstrap was cancelled', { hint: `run it by hand: banger vm exec ${target.name} -- mise install` });
     if (r.code !== 0) {
@@ -115,14 +115,14 @@ export class WorkspaceService {
           hint: `prepare one first (banger vm workspace prepare ${vm.name} PATH), or name the commit to diff against: --base-commit SHA`,
         });
       }
-      const dir = vm.workspace?.dir ?? '/root/repo';
+      const dir = vm.workspace?.dir ?? GUEST_WORKSPACE_DIR;
       const scratch = fs.mkdtempSync(path.join(this.deps.tmpDir ?? os.tmpdir(), 'banger-export-'));
       try {
         const file = path.join(scratch, 'patch');
         const fd = fs.openSync(file, 'w', 0o600);
         let r;
         try {
-          const { command, args } = sshCommand(target, { tty: false, batch: true, connectTimeoutSec: 10, control: 'reuse', command: ['sh', '-c', GUEST_EXPORT_SCRIPT, 'banger-export', dir, base] });
+          const { command, args } = guestBatchCommand(target, ['sh', '-c', GUEST_EXPORT_SCRIPT, 'banger-export', dir, base]);
           r = await this.deps.runner.run(command, args, { signal: ctx.signal, stdoutFd: fd });
         } finally {
           fs.closeSync(fd);

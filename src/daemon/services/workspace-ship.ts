@@ -7,7 +7,7 @@ import path from 'node:path';
 import { BangerError } from '../../protocol/errors.ts';
 import type { ProgressEvent } from '../../protocol/jsonrpc.ts';
 import type { SshTarget } from '../../protocol/methods.ts';
-import { sshCommand } from '../../protocol/ssh-command.ts';
+import { guestBatchCommand } from '../../protocol/ssh-command.ts';
 import type { ProcessRunner } from '../../system/process.ts';
 import { runChecked } from '../../system/process.ts';
 import type { WorkspacePlan } from '../../system/workspace-plan.ts';
@@ -87,7 +87,7 @@ export async function shipWorkspace(options: ShipOptions): Promise<void> {
     fs.writeFileSync(list, plan.files.map((f) => `${f}\0`).join(''));
     options.progress({ stage: 'workspace', message: `shipping ${plan.files.length} files and ${HISTORY_DEPTH} commits of history from ${plan.root}` });
     const unpack = ['sh', '-c', GUEST_UNPACK_SCRIPT, 'banger-unpack', options.dir, plan.branch ?? '', plan.branch && plan.base !== plan.head ? plan.base : ''];
-    const ssh = options.remote?.(unpack) ?? sshCommand(options.target, { tty: false, batch: true, connectTimeoutSec: 10, control: 'reuse', command: unpack });
+    const ssh = options.remote?.(unpack) ?? guestBatchCommand(options.target, unpack);
     const result = await runner.run('bash', ['-c', HOST_PACK_SCRIPT, 'banger-pack', plan.root, list, path.dirname(gitDir), ssh.command, ...ssh.args], {
       signal,
       onLine: (line, stream) => {
