@@ -1,5 +1,5 @@
 // The flags that say what to ship from a host checkout, shared by vm run PATH and vm workspace prepare.
-import type { WorkspacePrepareParams } from '../protocol/methods.ts';
+import type { WorkspaceSource } from '../protocol/methods.ts';
 
 export interface WorkspaceFlags {
   includeUntracked?: boolean;
@@ -9,7 +9,7 @@ export interface WorkspaceFlags {
   bootstrap?: boolean;
 }
 
-export function workspaceParams(absPath: string, flags: WorkspaceFlags): Pick<WorkspacePrepareParams, 'path' | 'includeUntracked' | 'branch' | 'from'> {
+export function workspaceParams(absPath: string, flags: WorkspaceFlags): WorkspaceSource {
   return {
     path: absPath,
     ...(flags.includeUntracked ? { includeUntracked: true } : {}),

@@ -15,7 +15,7 @@ export interface RpcServices {
   vms: Pick<VmService, 'create' | 'start' | 'stop' | 'delete' | 'list' | 'show' | 'sshTarget' | 'logs' | 'restart' | 'kill' | 'set' | 'prune'>;
   images: Pick<ImageService, 'list'>;
   kernels: Pick<KernelService, 'list'>;
-  workspaces: Pick<WorkspaceService, 'prepare' | 'export'>;
+  workspaces: Pick<WorkspaceService, 'create' | 'prepare' | 'bootstrap' | 'export'>;
   version(): VersionInfo;
   status(): Promise<DaemonStatus>;
   /** Called once daemon.shutdown has been answered; the daemon closes and exits. */
@@ -31,7 +31,8 @@ export function createRpcHandlers(services: RpcServices): Map<string, Handler> {
     h.set(method, async (raw, ctx) => fn(parseParams(schema, method, raw) as ParamsOf<M>, ctx));
   };
   const { vms } = services;
-  on('vm.create', (p, ctx) => vms.create(p, ctx));
+  // A VM made with a workspace is the workspace service's: it plans the checkout and seeds the work disk.
+  on('vm.create', (p, ctx) => (p.workspace ? services.workspaces.create(p, ctx) : vms.create(p, ctx)));
   on('vm.start', (p, ctx) => vms.start(p.ref, p, ctx));
   on('vm.stop', (p) => vms.stop(p.ref));
   on('vm.delete', (p) => vms.delete(p.ref));
@@ -40,6 +41,7 @@ export function createRpcHandlers(services: RpcServices): Map<string, Handler> {
   on('vm.ssh', (p) => vms.sshTarget(p.ref));
   on('vm.logs', (p) => vms.logs(p.ref, p.offset ?? 0));
   on('vm.workspace.prepare', (p, ctx) => services.workspaces.prepare(p, ctx));
+  on('vm.workspace.bootstrap', (p, ctx) => services.workspaces.bootstrap(p, ctx));
   on('vm.workspace.export', (p, ctx) => services.workspaces.export(p, ctx));
   on('vm.restart', (p, ctx) => vms.restart(p.ref, p, ctx));
   on('vm.kill', (p) => vms.kill(p.ref, p.signal));

@@ -14,6 +14,12 @@ export const VM_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const ref = z.string().min(1).max(64);
 const sshTimeoutSec = z.int().min(L.sshTimeoutSec.min).max(L.sshTimeoutSec.max);
 const noParams = z.strictObject({});
+const workspaceSource = {
+  path: z.string().min(1).max(4096).refine((p) => p.startsWith('/'), { error: 'must be an absolute path' }),
+  includeUntracked: z.boolean().optional(),
+  branch: z.string().min(1).max(200).optional(),
+  from: z.string().min(1).max(200).optional(),
+};
 
 export const DAEMON_PARAMS = {
   'vm.create': z.strictObject({
@@ -29,6 +35,7 @@ export const DAEMON_PARAMS = {
     sshTimeoutSec: sshTimeoutSec.optional(),
     freshAccel: z.boolean().optional(),
     nat: z.boolean().optional(),
+    workspace: z.strictObject(workspaceSource).optional(),
   }),
   'vm.start': z.strictObject({ ref, waitSsh: z.boolean().optional(), sshTimeoutSec: sshTimeoutSec.optional(), freshAccel: z.boolean().optional() }),
   'vm.stop': z.strictObject({ ref }),
@@ -39,13 +46,11 @@ export const DAEMON_PARAMS = {
   'vm.logs': z.strictObject({ ref, offset: z.int().min(0).optional() }),
   'vm.workspace.prepare': z.strictObject({
     ref,
-    path: z.string().min(1).max(4096).refine((p) => p.startsWith('/'), { error: 'must be an absolute path' }),
-    includeUntracked: z.boolean().optional(),
-    branch: z.string().min(1).max(200).optional(),
-    from: z.string().min(1).max(200).optional(),
+    ...workspaceSource,
     bootstrap: z.enum(['foreground', 'background', 'skip']).optional(),
   }),
   'vm.workspace.export': z.strictObject({ ref, baseCommit: z.string().regex(/^[0-9a-f]{4,64}$/, { error: 'must be a commit id (hex)' }).optional() }),
+  'vm.workspace.bootstrap': z.strictObject({ ref, mode: z.enum(['foreground', 'background']) }),
   'image.list': noParams,
   'kernel.list': noParams,
   'daemon.version': noParams,

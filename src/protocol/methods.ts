@@ -69,6 +69,23 @@ export interface VmCreateParams {
   freshAccel?: boolean;
   /** Outbound access through the host's NAT (kept across restarts). */
   nat?: boolean;
+  /**
+   * A host checkout the VM is made with, at /root/repo: written into the work disk before the first boot, so it
+   * costs no guest time (see `vm.workspace.prepare` for a running VM). Needs `start` and `waitSsh` left on.
+   */
+  workspace?: WorkspaceSource;
+}
+
+/** A host checkout to ship, and how. */
+export interface WorkspaceSource {
+  /** A directory inside the host checkout (absolute: the daemon does not share the caller's working directory). */
+  path: string;
+  /** Untracked, non-ignored files too (default: tracked files only). */
+  includeUntracked?: boolean;
+  /** Create this guest-only branch. */
+  branch?: string;
+  /** Start the branch here (a ref on the host) instead of at HEAD with the local changes; needs `branch`. */
+  from?: string;
 }
 
 export interface VmSpecLine {
@@ -126,17 +143,21 @@ export interface VmLogsResult {
 /** How `vm.workspace.prepare` runs `mise install` when the repository pins tools (it needs --nat). */
 export type BootstrapMode = 'foreground' | 'background' | 'skip';
 
-export interface WorkspacePrepareParams extends VmRef {
-  /** A directory inside the host checkout (absolute: the daemon does not share the caller's working directory). */
-  path: string;
-  /** Untracked, non-ignored files too (default: tracked files only). */
-  includeUntracked?: boolean;
-  /** Create this guest-only branch. */
-  branch?: string;
-  /** Start the branch here (a ref on the host) instead of at HEAD with the local changes; needs `branch`. */
-  from?: string;
+export interface WorkspacePrepareParams extends VmRef, WorkspaceSource {
   /** Default 'foreground'. */
   bootstrap?: BootstrapMode;
+}
+
+/** `mise install` in a VM's workspace, for a VM created with one (`vm.create` with `workspace`). */
+export interface WorkspaceBootstrapParams extends VmRef {
+  mode: Exclude<BootstrapMode, 'skip'>;
+}
+
+/** What ran or was started; `config` null when the workspace pins no tools (nothing ran). */
+export interface WorkspaceBootstrapResult {
+  config: string | null;
+  mode: Exclude<BootstrapMode, 'skip'>;
+  log: string;
 }
 
 export interface WorkspacePrepareResult {
@@ -145,7 +166,7 @@ export interface WorkspacePrepareResult {
   files: number;
   untracked: number;
   /** The tooling bootstrap that ran or was started, if the repository asked for one. */
-  bootstrap: { config: string; mode: Exclude<BootstrapMode, 'skip'>; log: string } | null;
+  bootstrap: (WorkspaceBootstrapResult & { config: string }) | null;
 }
 
 export interface WorkspaceExportParams extends VmRef {
@@ -195,6 +216,7 @@ export interface Methods {
   'vm.logs': [VmLogsParams, VmLogsResult];
   'vm.workspace.prepare': [WorkspacePrepareParams, WorkspacePrepareResult];
   'vm.workspace.export': [WorkspaceExportParams, WorkspaceExportResult];
+  'vm.workspace.bootstrap': [WorkspaceBootstrapParams, WorkspaceBootstrapResult];
   'image.list': [Record<string, never>, ImageInfo[]];
   'kernel.list': [Record<string, never>, KernelInfo[]];
   'daemon.version': [Record<string, never>, VersionInfo];

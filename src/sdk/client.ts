@@ -4,7 +4,7 @@ import { BangerError } from '../protocol/errors.ts';
 import { connect as connectSocket, type ProgressEvent, type RpcConnection } from '../protocol/jsonrpc.ts';
 import type {
   DaemonStatus, ImageInfo, KernelInfo, MethodName, ParamsOf, ResultOf, SshTarget, VersionInfo, VmCreateParams, VmInfo, VmLogsResult,
-  WorkspaceExportParams, WorkspaceExportResult, WorkspacePrepareParams, WorkspacePrepareResult,
+  WorkspaceBootstrapParams, WorkspaceBootstrapResult, WorkspaceExportParams, WorkspaceExportResult, WorkspacePrepareParams, WorkspacePrepareResult,
 } from '../protocol/methods.ts';
 import { resolvePaths } from '../system/paths.ts';
 import type { KillSignal } from '../protocol/kill-signals.ts';
@@ -55,6 +55,8 @@ export class BangerClient {
   vmLogs(ref: string, offset = 0): Promise<VmLogsResult> { return this.call('vm.logs', { ref, offset }); }
   /** Ships a host checkout into a running VM at /root/repo and records its base commit (then runs its mise bootstrap). */
   prepareWorkspace(params: WorkspacePrepareParams, options?: CallOptions): Promise<WorkspacePrepareResult> { return this.call('vm.workspace.prepare', params, options); }
+  /** `mise install` in the workspace a VM was created with (waited for, or started in the background). */
+  bootstrapWorkspace(params: WorkspaceBootstrapParams, options?: CallOptions): Promise<WorkspaceBootstrapResult> { return this.call('vm.workspace.bootstrap', params, options); }
   /** Everything that changed in the VM's workspace since its base commit, as one binary patch (base64). */
   exportWorkspace(params: WorkspaceExportParams, options?: CallOptions): Promise<WorkspaceExportResult> { return this.call('vm.workspace.export', params, options); }
   /** Stops a VM (if running) and boots it again, waiting for ssh. */

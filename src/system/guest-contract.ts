@@ -2,3 +2,5 @@
 export const ROOT_LABEL = 'banger-root';
 export const WORK_LABEL = 'banger-work';
 export const PROBE_MARKER = 'BANGER_PROBE_OK';
+/** Where the initrd mounts the work disk: root's home, and everything a VM keeps of its own. */
+export const WORK_DISK_MOUNT = '/root';

@@ -10,6 +10,14 @@ export interface AccelChoice {
   reason: string;
 }
 
+export interface DiskOptions {
+  baseImage: string;
+  workDiskGib: number;
+  /** A directory whose contents the work disk (the guest's /root) is made with, owners and modes kept. */
+  workDiskSeed?: string;
+  signal: AbortSignal;
+}
+
 export interface VmFiles {
   dir: string;
   rootDisk: string;
@@ -53,8 +61,8 @@ export interface VmmDriver {
    * binary, whatever the outcome, and shared by concurrent callers. `fresh` decides again.
    */
   selectAccel(kernel: KernelInfo, options: { signal: AbortSignal; fresh?: boolean }): Promise<AccelChoice>;
-  /** Creates the VM's disks: a copy-on-write layer over the image and an empty work disk. */
-  prepareDisks(files: VmFiles, options: { baseImage: string; workDiskGib: number; signal: AbortSignal }): Promise<void>;
+  /** Creates the VM's disks: a copy-on-write layer over the image and a work disk, empty or made with `workDiskSeed`. */
+  prepareDisks(files: VmFiles, options: DiskOptions): Promise<void>;
   /** Starts the VMM; resolves once the VMM process runs, not when the guest has booted. */
   boot(spec: BootSpec, signal: AbortSignal): Promise<{ pid: number }>;
   /** Stops the VMM quickly (the caller syncs the guest first). */

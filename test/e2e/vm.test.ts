@@ -185,12 +185,16 @@ describe('banger on a real guest', { timeout: 40 * 60_000 }, () => {
     assert.match(refused.stderr, /--no-bootstrap/);
     assert.deepEqual(vms(), [], 'nothing was created');
     const head = gitIn(repo, 'rev-parse', 'HEAD');
-    const r = banger(['vm', 'run', repo, '--rm', '--no-bootstrap', '--', 'sh', '-c', 'pwd; cat README; git rev-parse HEAD; ls -a; ./tool.sh; exit 3']);
+    const guest = 'pwd; cat README; git rev-parse HEAD; git status --porcelain; find . -not -uid 0 | wc -l; git config --global --get-all safe.directory; ls -a; ./tool.sh; exit 3';
+    const r = banger(['vm', 'run', repo, '--rm', '--no-bootstrap', '--', 'sh', '-c', guest]);
     assert.equal(r.code, 3, r.stderr);
     const out = r.stdout.split('\n');
     assert.equal(out[0], '/root/repo');
     assert.equal(out[1], 'edited, not committed');
     assert.equal(out[2], head);
+    assert.equal(out[3], ' M README', 'the uncommitted change shows as one in the guest');
+    assert.equal(out[4], '0', 'every file of the checkout is root\'s');
+    assert.equal(out[5], '/root/repo', 'marked safe for git');
     assert.ok(!r.stdout.includes('.env'), 'untracked files stay home');
     assert.match(r.stdout, /^tool ran$/m);
     assert.deepEqual(vms(), []);
@@ -223,6 +227,15 @@ describe('banger on a real guest', { timeout: 40 * 60_000 }, () => {
     assert.equal(hostTree, guestTree);
     assert.match(hostTree, /^120000 .*\tlink$/m);
     assert.match(hostTree, /^100755 .*\tmise.toml$/m);
+
+    // Into a running VM over ssh: refused over an existing checkout, shipped once it is gone.
+    const again = banger(['vm', 'workspace', 'prepare', 'e2e-ws', repo, '--no-bootstrap']);
+    assert.equal(again.code, 5, again.stderr);
+    assert.match(again.stderr, /already has a workspace at \/root\/repo/);
+    ok(['vm', 'exec', 'e2e-ws', '--', 'rm', '-rf', '/root/repo']);
+    ok(['vm', 'workspace', 'prepare', 'e2e-ws', repo, '--no-bootstrap']);
+    const shipped = ok(['vm', 'exec', 'e2e-ws', '--', 'sh', '-c', 'git rev-parse HEAD; git status --porcelain | wc -l; find . -not -uid 0 | wc -l']).stdout.split('\n');
+    assert.deepEqual(shipped.slice(0, 3), [base, '0', '0']);
   });
 
   test('three VMs at once: parallel creates, vm stop a b c, vm set --disk grows /root, vm kill, vm prune -f', async (t) => {

@@ -2,7 +2,8 @@
 import fs from 'node:fs';
 import { BangerError } from '../../src/protocol/errors.ts';
 import type { KernelInfo } from '../../src/protocol/methods.ts';
-import type { AccelChoice, BootSpec, VmFiles, VmmDriver } from '../../src/vmm/driver.ts';
+import path from 'node:path';
+import type { AccelChoice, BootSpec, DiskOptions, VmFiles, VmmDriver } from '../../src/vmm/driver.ts';
 
 export class FakeVmmDriver implements VmmDriver {
   readonly name = 'fake';
@@ -12,6 +13,8 @@ export class FakeVmmDriver implements VmmDriver {
   /** When true, the VMM survives every signal but SIGKILL (kill fails as QemuDriver's does). */
   ignoresSignals = false;
   readonly preparedDisks: VmFiles[] = [];
+  /** For each work disk made with a seed: the seed's entries (relative paths, directories ending in /), sorted. */
+  readonly workDiskSeeds: string[][] = [];
   /** When set, boot throws this. */
   bootError: Error | null = null;
   /** When true, boot returns a pid but the VMM is already gone (a guest that dies at once). */
@@ -52,8 +55,10 @@ export class FakeVmmDriver implements VmmDriver {
     return this.accelChoice;
   }
 
-  async prepareDisks(files: VmFiles, options: { baseImage: string; workDiskGib: number; signal: AbortSignal }): Promise<void> {
+  async prepareDisks(files: VmFiles, options: DiskOptions): Promise<void> {
     this.preparedDisks.push(files);
+    // The seed is gone once the disk is made: what it held is kept here, as mkfs.ext4 -d would keep it.
+    if (options.workDiskSeed) this.workDiskSeeds.push(listTree(options.workDiskSeed));
     fs.writeFileSync(files.rootDisk, `overlay over ${options.baseImage}\n`);
     fs.writeFileSync(files.workDisk, `work disk ${options.workDiskGib} GiB\n`);
   }
@@ -104,4 +109,19 @@ export class FakeVmmDriver implements VmmDriver {
   aliveCount(): number {
     return this.alive.size;
   }
+}
+
+function listTree(root: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const rel = path.relative(root, path.join(dir, entry.name));
+      if (entry.isDirectory()) {
+        out.push(`${rel}/`);
+        walk(path.join(dir, entry.name));
+      } else out.push(rel);
+    }
+  };
+  walk(root);
+  return out.sort();
 }

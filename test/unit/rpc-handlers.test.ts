@@ -36,7 +36,9 @@ function fakeServices(calls: Array<[string, unknown[]]>, shutdowns: { count: num
     images: { list: record('images.list', []) },
     kernels: { list: record('kernels.list', []) },
     workspaces: {
+      create: record('workspaces.create', Promise.resolve(VM)),
       prepare: record('workspaces.prepare', Promise.resolve({} as WorkspacePrepareResult)),
+      bootstrap: record('workspaces.bootstrap', Promise.resolve({ config: null, mode: 'foreground' as const, log: '/l' })),
       export: record('workspaces.export', Promise.resolve({ baseCommit: 'abc', patchBase64: '', bytes: 0 })),
     },
     version: record('version', { version: '0.1.0', node: 'v24', pid: 1 }),
@@ -71,7 +73,18 @@ describe('bangerd RPC handlers', () => {
     assert.deepEqual([...handlers.keys()].sort(), [
       'daemon.shutdown', 'daemon.status', 'daemon.version', 'image.list', 'kernel.list',
       'vm.create', 'vm.delete', 'vm.kill', 'vm.list', 'vm.logs', 'vm.prune', 'vm.restart', 'vm.set', 'vm.show', 'vm.ssh', 'vm.start', 'vm.stop',
-      'vm.workspace.export', 'vm.workspace.prepare',
+      'vm.workspace.bootstrap', 'vm.workspace.export', 'vm.workspace.prepare',
+    ]);
+  });
+
+  it('hands a create with a workspace to the workspace service, and a bootstrap its mode', async () => {
+    await refused('vm.create', { workspace: { path: 'relative/app' } }, /workspace\.path must be an absolute path/);
+    await refused('vm.workspace.bootstrap', { ref: 'calm', mode: 'skip' }, /mode/);
+    await call('vm.create', { name: 'calm-otter', workspace: { path: '/src/app', includeUntracked: true } });
+    await call('vm.workspace.bootstrap', { ref: 'calm', mode: 'background' });
+    assert.deepEqual(calls, [
+      ['workspaces.create', [{ name: 'calm-otter', workspace: { path: '/src/app', includeUntracked: true } }]],
+      ['workspaces.bootstrap', [{ ref: 'calm', mode: 'background' }]],
     ]);
   });
 

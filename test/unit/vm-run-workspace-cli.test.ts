@@ -1,5 +1,6 @@
 // vm run PATH, vm exec and vm workspace export through main() with a fake client and a real git checkout:
-// every refusal comes before the daemon is reached, and the workspace is prepared in the VM that was created.
+// every refusal comes before the daemon is reached, the VM is created with the workspace, and its bootstrap
+// runs in that VM.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -8,7 +9,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { main } from '../../src/cli/program.ts';
 import type { Output } from '../../src/cli/output.ts';
-import type { SshTarget, VmInfo, WorkspacePrepareParams } from '../../src/protocol/methods.ts';
+import type { SshTarget, VmCreateParams, VmInfo, WorkspaceBootstrapParams } from '../../src/protocol/methods.ts';
 import type { BangerClient } from '../../src/sdk/client.ts';
 
 const vm: VmInfo = {
@@ -17,22 +18,22 @@ const vm: VmInfo = {
 };
 const target: SshTarget = { vmId: vm.id, name: vm.name, ip: vm.ip, user: 'root', keyPath: 'k', knownHostsPath: 'h', hostKeyAlias: 'a', netns: null, workdir: '/root/repo' };
 
-interface Calls { connects: number; creates: number; prepares: WorkspacePrepareParams[]; deletes: string[]; ssh: Array<{ command: string[] | null; cwd: string | undefined }> }
+interface Calls { connects: number; creates: VmCreateParams[]; bootstraps: WorkspaceBootstrapParams[]; deletes: string[]; ssh: Array<{ command: string[] | null; cwd: string | undefined }> }
 
 async function run(argv: string[], overrides: Partial<BangerClient> = {}): Promise<{ status: number; out: string[]; err: string[]; raw: Buffer[]; calls: Calls }> {
-  const calls: Calls = { connects: 0, creates: 0, prepares: [], deletes: [], ssh: [] };
+  const calls: Calls = { connects: 0, creates: [], bootstraps: [], deletes: [], ssh: [] };
   const out: string[] = [];
   const err: string[] = [];
   const raw: Buffer[] = [];
   const output: Output = { out: (t) => out.push(t), err: (t) => err.push(t), raw: (d) => raw.push(Buffer.from(d)) };
   const client = {
-    createVm: async () => {
-      calls.creates++;
+    createVm: async (p: VmCreateParams) => {
+      calls.creates.push(p);
       return vm;
     },
-    prepareWorkspace: async (p: WorkspacePrepareParams) => {
-      calls.prepares.push(p);
-      return { vm: { id: vm.id, name: vm.name }, workspace: { source: p.path, dir: '/root/repo', baseCommit: 'a'.repeat(40), branch: null }, files: 1, untracked: 0, bootstrap: null };
+    bootstrapWorkspace: async (p: WorkspaceBootstrapParams) => {
+      calls.bootstraps.push(p);
+      return { config: '.tool-versions', mode: p.mode, log: '/root/.cache/banger/mise-install.log' };
     },
     deleteVm: async (ref: string) => {
       calls.deletes.push(ref);
@@ -103,7 +104,22 @@ describe('vm run PATH and the workspace commands', () => {
       assert.equal(m.calls.connects, 0);
       const skipped = await run(['vm', 'run', repo, '--no-bootstrap', '--rm', '--', 'true']);
       assert.equal(skipped.status, 0, skipped.err.join('\n'));
-      assert.equal(skipped.calls.prepares[0]?.bootstrap, 'skip');
+      assert.deepEqual(skipped.calls.bootstraps, []);
+      const withNat = await run(['vm', 'run', repo, '--nat', '--rm', '--', 'true']);
+      assert.equal(withNat.status, 0, withNat.err.join('\n'));
+      assert.deepEqual(withNat.calls.bootstraps, [{ ref: vm.id, mode: 'foreground' }], 'a command gets its tools first');
+      const shell = await run(['vm', 'run', repo, '--nat']);
+      assert.deepEqual(shell.calls.bootstraps, [{ ref: vm.id, mode: 'background' }], 'an interactive session starts while mise installs');
+      const d = await run(['vm', 'run', repo, '--nat', '-d']);
+      assert.deepEqual(d.calls.bootstraps, [{ ref: vm.id, mode: 'foreground' }], '-d returns once the tools are there');
+
+      const failing = { bootstrapWorkspace: async () => Promise.reject(new Error('mise failed')) } as Partial<BangerClient>;
+      const rm = await run(['vm', 'run', repo, '--nat', '--rm', '--', 'true'], failing);
+      assert.notEqual(rm.status, 0);
+      assert.deepEqual(rm.calls.deletes, [vm.id], 'a failed bootstrap under --rm deletes the VM');
+      const kept = await run(['vm', 'run', repo, '--nat', '--', 'true'], failing);
+      assert.deepEqual(kept.calls.deletes, []);
+      assert.match(kept.err.join('\n'), /kept with its workspace but without its tools \(retry: banger vm exec web -- mise install/);
     } finally {
       execFileSync('git', ['-C', repo, 'rm', '-q', '--cached', '.tool-versions']);
       fs.rmSync(path.join(repo, '.tool-versions'));
@@ -114,38 +130,33 @@ describe('vm run PATH and the workspace commands', () => {
     const r = await run(['vm', 'run', repo, '--dry-run']);
     assert.equal(r.status, 0);
     assert.deepEqual(r.out, ['a.txt']);
-    assert.equal(r.calls.creates, 0);
+    assert.deepEqual(r.calls.creates, []);
   });
 
-  it('ships into the VM it created and runs the command in /root/repo; a command gets its tools first', async () => {
-    const r = await run(['vm', 'run', path.relative(process.cwd(), repo), '--rm', '--', 'make', 'test']);
+  it('creates the VM with the workspace (an absolute path) and runs the command in /root/repo', async () => {
+    const r = await run(['vm', 'run', path.relative(process.cwd(), repo), '--rm', '--include-untracked', '--branch', 'try', '--', 'make', 'test']);
     assert.equal(r.status, 0, r.err.join('\n'));
-    assert.equal(r.calls.prepares[0]?.ref, vm.id);
-    assert.equal(r.calls.prepares[0]?.path, repo, 'an absolute path reaches the daemon');
-    assert.equal(r.calls.prepares[0]?.bootstrap, 'foreground');
+    assert.deepEqual(r.calls.creates[0]?.workspace, { path: repo, includeUntracked: true, branch: 'try' });
+    assert.deepEqual(r.calls.bootstraps, [], 'no tool config, no bootstrap');
     assert.deepEqual(r.calls.ssh, [{ command: ['make', 'test'], cwd: '/root/repo' }]);
     assert.deepEqual(r.calls.deletes, [vm.id]);
   });
 
-  it('an interactive session starts while the bootstrap runs in the background; -d waits for it and leaves the VM', async () => {
+  it('an interactive session and -d both get the workspace; -d leaves the VM and says how to reach it', async () => {
     const shell = await run(['vm', 'run', repo]);
-    assert.equal(shell.calls.prepares[0]?.bootstrap, 'background');
+    assert.equal(shell.calls.creates[0]?.workspace?.path, repo);
     assert.deepEqual(shell.calls.ssh, [{ command: null, cwd: '/root/repo' }]);
     const d = await run(['vm', 'run', repo, '-d']);
     assert.equal(d.status, 0);
-    assert.equal(d.calls.prepares[0]?.bootstrap, 'foreground');
     assert.deepEqual(d.calls.ssh, []);
     assert.match(d.out[0]!, /web is ready with .* at \/root\/repo: banger vm ssh web/);
   });
 
-  it('a failed prepare under --rm deletes the VM; without --rm keeps it and says how to retry', async () => {
-    const failing = { prepareWorkspace: async () => Promise.reject(new Error('ship failed')) } as Partial<BangerClient>;
-    const rm = await run(['vm', 'run', repo, '--rm', '--', 'true'], failing);
-    assert.notEqual(rm.status, 0);
-    assert.deepEqual(rm.calls.deletes, [vm.id]);
-    const kept = await run(['vm', 'run', repo, '--', 'true'], failing);
-    assert.deepEqual(kept.calls.deletes, []);
-    assert.match(kept.err.join('\n'), /kept without its workspace \(retry: banger vm workspace prepare web /);
+  it('vm run without a PATH creates a VM without a workspace', async () => {
+    const r = await run(['vm', 'run', '--rm', '--', 'true']);
+    assert.equal(r.status, 0, r.err.join('\n'));
+    assert.equal(r.calls.creates[0]?.workspace, undefined);
+    assert.deepEqual(r.calls.ssh, [{ command: ['true'], cwd: undefined }]);
   });
 
   it('vm exec runs in the target\'s workdir and needs a command', async () => {

@@ -12,7 +12,8 @@ import type { ProgressEvent } from '../../src/protocol/jsonrpc.ts';
 import type { SshTarget } from '../../src/protocol/methods.ts';
 import { NodeProcessRunner } from '../../src/system/process.ts';
 import { planWorkspace } from '../../src/system/workspace-plan.ts';
-import { shipWorkspace } from '../../src/daemon/services/workspace-ship.ts';
+import { GUEST_SEEDED_SCRIPT, shipWorkspace, stageWorkspace } from '../../src/daemon/services/workspace-ship.ts';
+import type { WorkspacePlan } from '../../src/system/workspace-plan.ts';
 import { GUEST_EXPORT_SCRIPT } from '../../src/daemon/services/workspace-service.ts';
 import { fails } from '../fakes/expect-error.ts';
 
@@ -91,10 +92,8 @@ describe('workspace round trip (real git and tar, host as guest)', () => {
     assert.equal(withUntracked.untracked, 1);
   });
 
-  it('ships a real repository: same HEAD, history, local changes, staged changes staged, symlinks as symlinks', async () => {
-    const plan = await planWorkspace(runner, host);
-    const dest = path.join(guestRoot, 'repo');
-    await shipWorkspace({ runner, plan, target: TARGET, dir: dest, signal: new AbortController().signal, progress: (e) => progress.push(e), tmpDir: dir, remote: local });
+  /** What the guest must find, however the checkout got there. */
+  function assertCheckout(dest: string, plan: WorkspacePlan): void {
     assert.equal(sh(dest, 'git rev-parse HEAD').trim(), plan.head);
     assert.equal(sh(dest, 'git symbolic-ref --short HEAD').trim(), 'main');
     assert.equal(sh(dest, 'git log --format=%s').trim().split('\n').length, 3);
@@ -106,9 +105,36 @@ describe('workspace round trip (real git and tar, host as guest)', () => {
     assert.equal(sh(dest, 'git diff --cached --name-only').trim().split('\n').sort().join(','), 'history.txt,staged-new.txt');
     assert.equal(sh(dest, 'git diff --name-only').trim().split('\n').sort().join(','), '-dash.txt,README');
     assert.equal(sh(dest, 'git config user.name').trim(), 'Repo Owner');
-    assert.ok(sh(dest, 'git config --global --get-all safe.directory').includes(dest));
+    assert.ok(sh(dest, 'git config --global --get-all safe.directory').split('\n').includes(dest));
+    assert.deepEqual(fs.readdirSync(path.join(dest, '.git')).filter((f) => f.startsWith('banger')), [], 'no scratch files left in .git');
+  }
+
+  it('ships a real repository: same HEAD, history, local changes, staged changes staged, symlinks as symlinks', async () => {
+    const plan = await planWorkspace(runner, path.join(host, '.'));
+    const dest = path.join(guestRoot, 'repo');
+    await shipWorkspace({ runner, plan, target: TARGET, dir: dest, signal: new AbortController().signal, progress: (e) => progress.push(e), tmpDir: dir, remote: local });
+    assertCheckout(dest, plan);
     assert.ok(!fs.existsSync(`${dest}.banger-incoming`));
-    assert.ok(progress.some((e) => e.stage === 'workspace' && /shipping 9 files/.test(e.message)));
+    assert.ok(progress.some((e) => e.stage === 'workspace' && /copying 9 files and 20 commits/.test(e.message)));
+  });
+
+  it('builds the same checkout for a new work disk; the guest takes ownership of it and never of what a symlink points to', async (t) => {
+    if (process.getuid?.() !== 0) return t.skip('chown to root needs root');
+    const plan = await planWorkspace(runner, host);
+    const seed = path.join(dir, 'seed');
+    fs.mkdirSync(seed);
+    const dest = path.join(seed, 'repo');
+    await stageWorkspace({ runner, plan, dest, signal: new AbortController().signal, progress: () => undefined });
+    // As the daemon's own user would leave them on the host, and a file of that user's outside the checkout.
+    const outside = path.join(dir, 'not-in-the-checkout');
+    fs.writeFileSync(outside, 'x');
+    fs.symlinkSync(outside, path.join(dest, 'link-out'));
+    sh(dir, 'chown -hR 1000:1000 "$1" "$2"', dest, outside);
+    sh(dir, 'sh -c "$1" banger-seeded "$2"', GUEST_SEEDED_SCRIPT, dest);
+    fs.rmSync(path.join(dest, 'link-out'));
+    assertCheckout(dest, plan);
+    assert.equal(sh(dest, 'find . -not -uid 0 | wc -l').trim(), '0');
+    assert.equal(fs.statSync(outside).uid, 1000, 'a symlink\'s target keeps its owner');
   });
 
   it('refuses to ship over an existing checkout, and leaves it as it was', async () => {

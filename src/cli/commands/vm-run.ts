@@ -60,12 +60,14 @@ export async function vmRun(ctx: CliContext, paths: string[], flags: RunFlags): 
   if (bootstrap && !flags.nat) throw bootstrapNeedsNat(bootstrap, flags.name ?? null);
 
   const client = await ctx.client();
+  // The checkout goes into the new VM's work disk as it is made: the VM exists only with its workspace.
+  const workspace = plan ? { workspace: workspaceParams(path.resolve(paths[0]!), flags) } : {};
   const vm = await withCtrlC(
     ctx,
     () => ctx.output.err('banger: cancelling; the VM being created is removed'),
-    (signal) => client.createVm(params, { signal, onProgress: progressPrinter(ctx.output) }),
+    (signal) => client.createVm({ ...params, ...workspace }, { signal, onProgress: progressPrinter(ctx.output) }),
   );
-  if (plan) await prepare(ctx, client, vm, path.resolve(paths[0]!), flags);
+  if (bootstrap) await runBootstrap(ctx, client, vm, flags);
   if (flags.detach) {
     const where = plan ? ` with ${plan.root} at ${GUEST_WORKSPACE_DIR}` : '';
     ctx.output.out(`${vm.name} is ready${where}: banger vm ssh ${vm.name}; banger vm exec ${vm.name} -- CMD; banger vm delete ${vm.name}`);
@@ -94,12 +96,12 @@ export async function vmRun(ctx: CliContext, paths: string[], flags: RunFlags): 
 }
 
 /**
- * Ships the checkout into the new VM. The VM exists for this workspace: cancelled, or failed under --rm, it is
- * deleted; failed otherwise, it is kept and the user is told how to retry or remove it.
+ * `mise install` in the new VM's workspace. Interactive sessions start while it runs; a command or a detached VM
+ * gets its tools first. Cancelled, or failed under --rm, the VM is deleted; failed otherwise, it is kept and the
+ * user is told how to retry or remove it.
  */
-async function prepare(ctx: CliContext, client: BangerClient, vm: VmInfo, dir: string, flags: RunFlags): Promise<void> {
-  // Interactive sessions start while mise installs; a command or a detached VM gets its tools first.
-  const mode = flags.bootstrap === false ? 'skip' : ctx.guestCommand === null && !flags.detach ? 'background' : 'foreground';
+async function runBootstrap(ctx: CliContext, client: BangerClient, vm: VmInfo, flags: RunFlags): Promise<void> {
+  const mode = ctx.guestCommand === null && !flags.detach ? 'background' : 'foreground';
   let cancelled = false;
   try {
     await withCtrlC(
@@ -108,11 +110,11 @@ async function prepare(ctx: CliContext, client: BangerClient, vm: VmInfo, dir: s
         cancelled = true;
         ctx.output.err('banger: cancelling; the VM is removed');
       },
-      (signal) => client.prepareWorkspace({ ref: vm.id, ...workspaceParams(dir, flags), bootstrap: mode }, { signal, onProgress: progressPrinter(ctx.output) }),
+      (signal) => client.bootstrapWorkspace({ ref: vm.id, mode }, { signal, onProgress: progressPrinter(ctx.output) }),
     );
   } catch (err) {
     if (cancelled || flags.rm) await client.deleteVm(vm.id);
-    else ctx.output.err(`banger: VM ${vm.name} is kept without its workspace (retry: banger vm workspace prepare ${vm.name} ${dir}; remove: banger vm delete ${vm.name})`);
+    else ctx.output.err(`banger: VM ${vm.name} is kept with its workspace but without its tools (retry: banger vm exec ${vm.name} -- mise install; remove: banger vm delete ${vm.name})`);
     throw err;
   }
 }

@@ -20,6 +20,8 @@ export interface PrepareVmFilesOptions {
   runner: ProcessRunner;
   driver: VmmDriver;
   signal: AbortSignal;
+  /** Fills a directory the work disk (the guest's /root) is then made with; it is removed afterwards. */
+  seedWorkDisk?: (root: string) => Promise<void>;
 }
 
 export async function prepareVmFiles(o: PrepareVmFilesOptions): Promise<void> {
@@ -30,7 +32,19 @@ export async function prepareVmFiles(o: PrepareVmFilesOptions): Promise<void> {
   const hostKeyPub = fs.readFileSync(`${hostKey}.pub`, 'utf8');
   // Host key made here and pinned, so even the first connection is verified.
   fs.writeFileSync(path.join(files.dir, 'known_hosts'), `${hostKeyAlias(vm)} ${hostKeyPub.split(' ').slice(0, 2).join(' ')}\n`);
-  await o.driver.prepareDisks(files, { baseImage: o.baseImage, workDiskGib: vm.diskGib, signal: o.signal });
+  if (o.seedWorkDisk) {
+    const seed = path.join(files.dir, 'work-seed');
+    fs.rmSync(seed, { recursive: true, force: true });
+    fs.mkdirSync(seed, { mode: 0o700 });
+    try {
+      await o.seedWorkDisk(seed);
+      await o.driver.prepareDisks(files, { baseImage: o.baseImage, workDiskGib: vm.diskGib, workDiskSeed: seed, signal: o.signal });
+    } finally {
+      fs.rmSync(seed, { recursive: true, force: true });
+    }
+  } else {
+    await o.driver.prepareDisks(files, { baseImage: o.baseImage, workDiskGib: vm.diskGib, signal: o.signal });
+  }
   const configArchive = buildVmConfigArchive({
     hostname: vm.name,
     ip: vm.ip,

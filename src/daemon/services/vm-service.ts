@@ -54,6 +54,14 @@ export interface StartOptions {
 
 type Ctx = CallContext;
 
+/** What a create adds for a caller that builds on the new VM (a workspace): both run under the VM's lock. */
+export interface CreateExtras {
+  /** Fills the directory the work disk (the guest's /root) is made with, before the VM first boots. */
+  seedWorkDisk?(root: string, ctx: Ctx): Promise<void>;
+  /** Once sshd answers on the first boot; a failure fails the create, and the VM is removed. Needs `waitSsh`. */
+  afterFirstBoot?(vm: VmInfo, target: SshTarget, ctx: Ctx): Promise<void>;
+}
+
 /** The accelerator decision of one create or start: known at once, or under way; `shown` once the user saw it. */
 interface Accel {
   known: AccelChoice | null;
@@ -105,7 +113,7 @@ export class VmService {
    * Creates a VM and, unless `start: false`, boots it. The accelerator decision (a KVM probe on the first VM of a
    * host boot) runs alongside the image, disks and network; the boot waits for it.
    */
-  async create(params: VmCreateParams, ctx: Ctx): Promise<VmInfo> {
+  async create(params: Omit<VmCreateParams, 'workspace'>, ctx: Ctx, extras: CreateExtras = {}): Promise<VmInfo> {
     const { store, config } = this.deps;
     const spec = vmSpecOf(params, config.vmDefaults, () => pickName(store));
     checkNameFree(store, spec.name);
@@ -115,14 +123,14 @@ export class VmService {
     const accel = this.accelFor(kernel, params.freshAccel === true, ctx);
     const announced = this.announceSpec(ctx, accel, (text) => specLine({ ...spec, nat: params.nat === true, accel: text }));
     try {
-      return await this.createAnnounced(params, spec, kernel, accel, announced.ctx);
+      return await this.createAnnounced(params, spec, kernel, accel, announced.ctx, extras);
     } finally {
       // However the create ends, the spec line and every stage reach the caller before its answer does.
       announced.flush();
     }
   }
 
-  private async createAnnounced(params: VmCreateParams, spec: VmSpec, kernel: KernelInfo, accel: Accel, ctx: Ctx): Promise<VmInfo> {
+  private async createAnnounced(params: Omit<VmCreateParams, 'workspace'>, spec: VmSpec, kernel: KernelInfo, accel: Accel, ctx: Ctx, extras: CreateExtras): Promise<VmInfo> {
     const { store, driver, config } = this.deps;
     const image = await this.deps.images.ensure(spec.image, ctx);
     throwIfCancelled(ctx.signal);
@@ -140,10 +148,13 @@ export class VmService {
         ctx.progress({ stage: 'disk', message: `creating disks for ${vm.name} (copy-on-write over ${image.name}, ${vm.diskGib} GiB work disk)` });
         await prepareVmFiles({
           vm, files: this.files(id), kernel, baseImage: image.path, gateway: subnetOf(config.network.subnet).gateway, sshKey: this.deps.sshKey,
-          runner: this.deps.runner, driver, signal: ctx.signal,
+          runner: this.deps.runner, driver, signal: ctx.signal, ...(extras.seedWorkDisk ? { seedWorkDisk: (root: string) => extras.seedWorkDisk!(root, ctx) } : {}),
         });
         if (params.start === false) return vm;
-        return await this.startLocked(vm, kernel, accel, { waitSsh: params.waitSsh ?? true, sshTimeoutSec: spec.sshTimeoutSec }, ctx);
+        const running = await this.startLocked(vm, kernel, accel, { waitSsh: params.waitSsh ?? true, sshTimeoutSec: spec.sshTimeoutSec }, ctx);
+        if (!extras.afterFirstBoot) return running;
+        await extras.afterFirstBoot(running, this.ssh.target(running), ctx);
+        return store.getVm(id)!;
       } catch (err) {
         // A guest that booted but never answered ssh is kept for post-mortem; anything else is undone.
         if (isSshTimeout(err)) throw err;

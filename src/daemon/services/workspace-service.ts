@@ -1,17 +1,22 @@
-// Workspaces: a host checkout shipped into a running VM (prepare), its tooling bootstrap, and the guest's changes
-// since the base commit as one patch (export). Each runs under the VM's lock (VmService.withRunningVm).
+// Workspaces: a new VM made with a host checkout in its work disk (create), a checkout shipped into a running VM
+// (prepare), the tooling bootstrap, and the guest's changes since the base commit as one patch (export). Each
+// runs under the VM's lock (VmService.create's extras, VmService.withRunningVm).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BangerError } from '../../protocol/errors.ts';
 import type { CallContext } from '../../protocol/jsonrpc.ts';
-import type { SshTarget, WorkspaceExportParams, WorkspaceExportResult, WorkspaceInfo, WorkspacePrepareParams, WorkspacePrepareResult } from '../../protocol/methods.ts';
+import type {
+  SshTarget, VmCreateParams, VmInfo, WorkspaceBootstrapParams, WorkspaceBootstrapResult, WorkspaceExportParams, WorkspaceExportResult, WorkspaceInfo,
+  WorkspacePrepareParams, WorkspacePrepareResult, WorkspaceSource,
+} from '../../protocol/methods.ts';
 import { guestBatchCommand } from '../../protocol/ssh-command.ts';
 import type { Store } from '../../store/store.ts';
 import type { ProcessRunner } from '../../system/process.ts';
-import { bootstrapNeedsNat, GUEST_WORKSPACE_DIR, planWorkspace } from '../../system/workspace-plan.ts';
+import { WORK_DISK_MOUNT } from '../../system/guest-contract.ts';
+import { bootstrapNeedsNat, GUEST_WORKSPACE_DIR, MISE_CONFIG_FILES, planWorkspace, type WorkspacePlan } from '../../system/workspace-plan.ts';
 import type { VmService } from './vm-service.ts';
-import { shipWorkspace } from './workspace-ship.ts';
+import { GUEST_SEEDED_SCRIPT, shipWorkspace, stageWorkspace } from './workspace-ship.ts';
 
 /** Where the bootstrap writes its log in the guest. */
 export const BOOTSTRAP_LOG = '/root/.cache/banger/mise-install.log';
@@ -39,15 +44,25 @@ GIT_INDEX_FILE=$idx git add -A
 GIT_INDEX_FILE=$idx git diff --cached --binary --full-index -M --no-color --no-ext-diff --no-textconv --src-prefix=a/ --dst-prefix=b/ "$base" --
 `;
 
-/** Runs in the guest: `mise install` in the checkout $1, logging to $2. Trusts that checkout's config only. */
+/**
+ * Runs in the guest: `mise install` in the checkout $1 when it pins tools, logging to $2, waited for or ($3 =
+ * background) left running in its own session. Prints the config file it found, nothing when there is none.
+ * Trusts that checkout's config only.
+ */
 const GUEST_BOOTSTRAP_SCRIPT = `set -eu
-mkdir -p "$(dirname "$2")"
 cd "$1"
-MISE_YES=1 MISE_TRUSTED_CONFIG_PATHS="$1" mise install >"$2" 2>&1
+config=
+for f in ${MISE_CONFIG_FILES.join(' ')}; do if [ -e "$f" ]; then config=$f; break; fi; done
+[ -n "$config" ] || exit 0
+echo "$config"
+command -v mise >/dev/null 2>&1 || { echo "banger: mise: not found" >&2; exit 127; }
+mkdir -p "$(dirname "$2")"
+install='MISE_YES=1 MISE_TRUSTED_CONFIG_PATHS="$1" exec mise install >"$2" 2>&1'
+if [ "$3" = background ]; then setsid -f sh -c "$install" banger-bootstrap "$1" "$2" </dev/null >/dev/null 2>&1; else sh -c "$install" banger-bootstrap "$1" "$2"; fi
 `;
 
 export interface WorkspaceServiceDeps {
-  vms: Pick<VmService, 'withRunningVm'>;
+  vms: Pick<VmService, 'withRunningVm' | 'create'>;
   store: Pick<Store, 'setWorkspace'>;
   runner: ProcessRunner;
   /** Host scratch space for shipping and for patches on their way out (default: the OS temp directory). */
@@ -61,50 +76,97 @@ export class WorkspaceService {
     this.deps = deps;
   }
 
+  /**
+   * A new VM whose work disk is made with the checkout at GUEST_WORKSPACE_DIR: planned first (every refusal before
+   * anything exists), built on the host, written by mkfs with the disk, and handed to root once sshd answers.
+   */
+  async create(params: VmCreateParams, ctx: CallContext): Promise<VmInfo> {
+    const { workspace: source, ...rest } = params;
+    if (!source) return this.deps.vms.create(rest, ctx);
+    if (rest.start === false || rest.waitSsh === false) {
+      throw new BangerError('INVALID_ARGUMENT', 'a VM made with a workspace is started and waited for: leave start and waitSsh on', {
+        hint: 'or create it bare and ship the checkout once it runs: banger vm workspace prepare VM PATH',
+      });
+    }
+    const plan = await this.plan(source, ctx);
+    const rel = path.posix.relative(WORK_DISK_MOUNT, GUEST_WORKSPACE_DIR);
+    return this.deps.vms.create(rest, ctx, {
+      seedWorkDisk: (root, c) => stageWorkspace({ runner: this.deps.runner, plan, dest: path.join(root, rel), signal: c.signal, progress: (e) => c.progress(e) }),
+      afterFirstBoot: async (vm, target, c) => {
+        const { command, args } = guestBatchCommand(target, ['sh', '-c', GUEST_SEEDED_SCRIPT, 'banger-seeded', GUEST_WORKSPACE_DIR]);
+        const r = await this.deps.runner.run(command, args, { signal: c.signal });
+        if (c.signal.aborted) throw new BangerError('CANCELLED', 'creating the VM was cancelled', { hint: 'run it again when you want it' });
+        if (r.code !== 0) {
+          throw new BangerError('WORKSPACE_FAILED', `handing ${GUEST_WORKSPACE_DIR} to root in ${vm.name} failed (exit ${r.code ?? r.signal})${tail(r.stderr)}`, {
+            hint: `see the guest's console: banger vm logs ${vm.name}`,
+          });
+        }
+        this.deps.store.setWorkspace(vm.id, workspaceOf(plan));
+        c.progress({ stage: 'workspace', message: `${plan.root} is at ${GUEST_WORKSPACE_DIR} (${plan.files.length} files, base ${plan.base.slice(0, 12)})` });
+      },
+    });
+  }
+
   async prepare(params: WorkspacePrepareParams, ctx: CallContext): Promise<WorkspacePrepareResult> {
     const { runner } = this.deps;
     const mode = params.bootstrap ?? 'foreground';
     return this.deps.vms.withRunningVm(params.ref, 'preparing a workspace', async (vm, target) => {
-      ctx.progress({ stage: 'workspace', message: `listing files in ${params.path}` });
-      const plan = await planWorkspace(runner, params.path, {
-        ...(params.includeUntracked ? { includeUntracked: true } : {}),
-        ...(params.branch !== undefined ? { branch: params.branch } : {}),
-        ...(params.from !== undefined ? { from: params.from } : {}),
-        signal: ctx.signal,
-      });
+      const plan = await this.plan(params, ctx);
       if (plan.bootstrap && mode !== 'skip' && !vm.nat) throw bootstrapNeedsNat(plan.bootstrap, vm.name);
       await shipWorkspace({
         runner, plan, target, dir: GUEST_WORKSPACE_DIR, signal: ctx.signal, progress: (e) => ctx.progress(e), ...(this.deps.tmpDir ? { tmpDir: this.deps.tmpDir } : {}),
       });
-      const workspace: WorkspaceInfo = { source: plan.root, dir: GUEST_WORKSPACE_DIR, baseCommit: plan.base, branch: plan.branch };
+      const workspace = workspaceOf(plan);
       this.deps.store.setWorkspace(vm.id, workspace);
-      let bootstrap: WorkspacePrepareResult['bootstrap'] = null;
-      if (plan.bootstrap && mode !== 'skip') {
-        await this.bootstrap(target, plan.bootstrap, mode, ctx);
-        bootstrap = { config: plan.bootstrap, mode, log: BOOTSTRAP_LOG };
-      }
+      const ran = plan.bootstrap && mode !== 'skip' ? await this.runBootstrap(target, mode, ctx) : null;
+      const bootstrap = ran?.config ? { ...ran, config: ran.config } : null;
       return { vm: { id: vm.id, name: vm.name }, workspace, files: plan.files.length, untracked: plan.untracked, bootstrap };
     });
   }
 
+  /** `mise install` in the workspace of a running VM with NAT; nothing runs when the workspace pins no tools. */
+  async bootstrap(params: WorkspaceBootstrapParams, ctx: CallContext): Promise<WorkspaceBootstrapResult> {
+    return this.deps.vms.withRunningVm(params.ref, 'bootstrapping its workspace', async (vm, target) => {
+      if (!vm.workspace) {
+        throw new BangerError('INVALID_ARGUMENT', `VM ${vm.name} has no workspace to bootstrap`, { hint: `ship one first: banger vm workspace prepare ${vm.name} PATH` });
+      }
+      if (!vm.nat) {
+        throw new BangerError('INVALID_ARGUMENT', `VM ${vm.name} has no NAT, and mise install needs outbound network`, {
+          hint: 'create the VM with --nat (banger vm run --nat PATH), or go without the bootstrap (--no-bootstrap)',
+        });
+      }
+      return this.runBootstrap(target, params.mode, ctx);
+    });
+  }
+
+  private plan(source: WorkspaceSource, ctx: CallContext): Promise<WorkspacePlan> {
+    ctx.progress({ stage: 'workspace', message: `listing files in ${source.path}` });
+    return planWorkspace(this.deps.runner, source.path, {
+      ...(source.includeUntracked ? { includeUntracked: true } : {}),
+      ...(source.branch !== undefined ? { branch: source.branch } : {}),
+      ...(source.from !== undefined ? { from: source.from } : {}),
+      signal: ctx.signal,
+    });
+  }
+
   /** `mise install` in the guest: waited for (its failure is this call's), or started and left running. */
-  private async bootstrap(target: SshTarget, config: string, mode: 'foreground' | 'background', ctx: CallContext): Promise<void> {
-    const script = ['sh', '-c', GUEST_BOOTSTRAP_SCRIPT, 'banger-bootstrap', GUEST_WORKSPACE_DIR, BOOTSTRAP_LOG];
-    const command = mode === 'foreground' ? script : ['setsid', '-f', ...script];
-    ctx.progress({ stage: 'bootstrap', message: `${config}: mise install ${mode === 'foreground' ? '' : 'in the background '}(log: ${BOOTSTRAP_LOG})` });
-    const { command: ssh, args } = guestBatchCommand(target, command);
+  private async runBootstrap(target: SshTarget, mode: 'foreground' | 'background', ctx: CallContext): Promise<WorkspaceBootstrapResult> {
+    ctx.progress({ stage: 'bootstrap', message: `mise install ${mode === 'foreground' ? '' : 'in the background '}(log: ${BOOTSTRAP_LOG})` });
+    const { command: ssh, args } = guestBatchCommand(target, ['sh', '-c', GUEST_BOOTSTRAP_SCRIPT, 'banger-bootstrap', GUEST_WORKSPACE_DIR, BOOTSTRAP_LOG, mode]);
     const r = await this.deps.runner.run(ssh, args, { signal: ctx.signal });
     if (ctx.signal.aborted) throw new BangerError('CANCELLED', 'the tooling bootstrap was cancelled', { hint: `run it by hand: banger vm exec ${target.name} -- mise install` });
+    const config = r.stdout.trim().split('\n')[0] || null;
     if (r.code !== 0) {
       const missing = /mise: (command )?not found/.test(r.stderr);
       throw new BangerError('WORKSPACE_FAILED', missing
-        ? `${target.name}'s image has no mise, so ${config} cannot be bootstrapped`
-        : `mise install failed in ${target.name} (exit ${r.code ?? r.signal})${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').slice(-4).join('\n')}` : ''}`, {
+        ? `${target.name}'s image has no mise, so ${config ?? 'the tool config'} cannot be bootstrapped`
+        : `mise install failed in ${target.name} (exit ${r.code ?? r.signal})${tail(r.stderr)}`, {
         hint: missing
           ? 'use an image with mise (the default debian-bookworm has it), or skip the bootstrap: --no-bootstrap'
           : `see its log: banger vm exec ${target.name} -- cat ${BOOTSTRAP_LOG}`,
       });
     }
+    return { config, mode, log: BOOTSTRAP_LOG };
   }
 
   async export(params: WorkspaceExportParams, ctx: CallContext): Promise<WorkspaceExportResult> {
@@ -134,7 +196,7 @@ export class WorkspaceService {
           });
         }
         if (r.code !== 0) {
-          throw new BangerError('WORKSPACE_FAILED', `exporting ${dir} from ${vm.name} failed (exit ${r.code ?? r.signal})${r.stderr.trim() ? `: ${r.stderr.trim().split('\n').slice(-4).join('\n')}` : ''}`, {
+          throw new BangerError('WORKSPACE_FAILED', `exporting ${dir} from ${vm.name} failed (exit ${r.code ?? r.signal})${tail(r.stderr)}`, {
             hint: `see the checkout's state: banger vm exec ${vm.name} -- git status`,
           });
         }
@@ -151,4 +213,14 @@ export class WorkspaceService {
       }
     });
   }
+}
+
+function workspaceOf(plan: WorkspacePlan): WorkspaceInfo {
+  return { source: plan.root, dir: GUEST_WORKSPACE_DIR, baseCommit: plan.base, branch: plan.branch };
+}
+
+/** The last lines of a guest command's stderr, for a message (empty when it said nothing). */
+function tail(stderr: string): string {
+  const text = stderr.trim();
+  return text ? `: ${text.split('\n').slice(-4).join('\n')}` : '';
 }

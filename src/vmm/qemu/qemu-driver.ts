@@ -4,8 +4,8 @@ import { BangerError, messageOf } from '../../protocol/errors.ts';
 import type { KernelInfo } from '../../protocol/methods.ts';
 import type { PrivilegedOps } from '../../protocol/privileged-ops.ts';
 import { runChecked } from '../../system/process.ts';
-import { WORK_LABEL } from '../../system/guest-contract.ts';
-import type { AccelChoice, BootSpec, VmFiles, VmmDriver } from '../driver.ts';
+import type { AccelChoice, BootSpec, DiskOptions, VmFiles, VmmDriver } from '../driver.ts';
+import { makeWorkDisk } from '../work-disk.ts';
 import { buildQemuArgv, guestCmdline, qemuProcessName } from '../../system/qemu-argv.ts';
 import { qmpCommand } from './qmp.ts';
 import { pollUntil } from '../../system/clock.ts';
@@ -53,15 +53,11 @@ export class QemuDriver implements VmmDriver {
     return this.accel.decide(kernel, options);
   }
 
-  async prepareDisks(files: VmFiles, options: { baseImage: string; workDiskGib: number; signal: AbortSignal }): Promise<void> {
+  async prepareDisks(files: VmFiles, options: DiskOptions): Promise<void> {
     const { runner } = this.options;
     // The overlay records only the blocks the guest writes; the image itself is shared read-only.
     await runChecked(runner, 'qemu-img', ['create', '-q', '-f', 'qcow2', '-b', options.baseImage, '-F', 'raw', files.rootDisk], { signal: options.signal });
-    // A sparse file with a fresh filesystem costs a few milliseconds whatever its size.
-    const fd = fs.openSync(files.workDisk, 'w', 0o600);
-    fs.ftruncateSync(fd, options.workDiskGib * 1024 ** 3);
-    fs.closeSync(fd);
-    await runChecked(runner, 'mkfs.ext4', ['-q', '-F', '-L', WORK_LABEL, '-E', 'root_owner=0:0,lazy_itable_init=1,lazy_journal_init=1', files.workDisk], { signal: options.signal });
+    await makeWorkDisk(runner, files.workDisk, options);
   }
 
   async boot(spec: BootSpec, signal: AbortSignal): Promise<{ pid: number }> {
