@@ -62,7 +62,7 @@ export class Daemon {
       store: this.store, driver, ops: this.ops, runner, clock, config, kernels: this.kernels, images: this.images,
       vmsDir: paths.vmsDir, sshKey: path.join(paths.sshDir, 'id_ed25519'), log,
     });
-    this.workspaces = new WorkspaceService({ vms: this.vms, store: this.store, runner });
+    this.workspaces = new WorkspaceService({ vms: this.vms, store: this.store, runner, log });
   }
 
   /** Creates banger's ssh key pair once; it is the only key guests accept. */

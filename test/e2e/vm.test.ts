@@ -119,6 +119,34 @@ describe('banger on a real guest', { timeout: 40 * 60_000 }, () => {
     assert.deepEqual(vms(), []);
   });
 
+  test('[[file_sync]] copies into a new VM on its first boot only; vm restart keeps /root', (t) => {
+    // The daemon reads config.toml and the owner's home when it starts: it is restarted with both made here.
+    const owner = fs.mkdtempSync(path.join(path.dirname(HOME), 'banger-e2e-owner-'));
+    const configFile = path.join(HOME, 'config', 'config.toml');
+    t.after(() => {
+      cleanup('e2e-sync');
+      fs.rmSync(configFile, { force: true });
+      banger(['daemon', 'stop']);
+      fs.rmSync(owner, { recursive: true, force: true });
+    });
+    fs.writeFileSync(path.join(owner, '.gitconfig'), '[user]\n\tname = Synced Owner\n');
+    fs.mkdirSync(path.join(owner, 'dots', 'nested'), { recursive: true });
+    fs.writeFileSync(path.join(owner, 'dots', 'nested', 'hello.sh'), '#!/bin/sh\necho hello\n', { mode: 0o755 });
+    fs.mkdirSync(path.dirname(configFile), { recursive: true });
+    fs.writeFileSync(configFile, '[[file_sync]]\nhost = "~/.gitconfig"\nguest = "~/.gitconfig"\nmode = "0644"\n\n[[file_sync]]\nhost = "~/dots"\nguest = "/root/dots"\n');
+    ok(['daemon', 'stop']);
+    const create = spawnSync(BANGER, ['vm', 'create', '--name', 'e2e-sync'], { env: { ...ENV, HOME: owner }, encoding: 'utf8', timeout: 15 * 60_000 });
+    assert.equal(create.status, 0, create.stderr);
+    const look = 'stat -c "%a %U" /root/.gitconfig /root/dots/nested/hello.sh; git config --global user.name; /root/dots/nested/hello.sh';
+    assert.deepEqual(ok(['vm', 'ssh', 'e2e-sync', '--', 'sh', '-c', look]).stdout.trim().split('\n'), ['644 root', '700 root', 'Synced Owner', 'hello']);
+    // Changed in the guest, then a restart: the guest's copy stays (file_sync is for the first boot only).
+    ok(['vm', 'ssh', 'e2e-sync', '--', 'sh', '-c', 'git config --global user.name "Changed In Guest"']);
+    ok(['vm', 'restart', 'e2e-sync']);
+    assert.equal(ok(['vm', 'ssh', 'e2e-sync', '--', 'git', 'config', '--global', 'user.name']).stdout.trim(), 'Changed In Guest');
+    assert.equal(vms().find((v) => v.name === 'e2e-sync')?.state, 'running');
+    ok(['vm', 'delete', 'e2e-sync']);
+  });
+
   test('a guest whose sshd does not answer in time is kept for inspection even with --rm', (t) => {
     t.after(() => cleanup('e2e-slow'));
     const r = banger(['vm', 'run', '--rm', '--name', 'e2e-slow', '--ssh-timeout', '1', '--', 'true']);

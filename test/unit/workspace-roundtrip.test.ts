@@ -112,7 +112,7 @@ describe('workspace round trip (real git and tar, host as guest)', () => {
   it('ships a real repository: same HEAD, history, local changes, staged changes staged, symlinks as symlinks', async () => {
     const plan = await planWorkspace(runner, path.join(host, '.'));
     const dest = path.join(guestRoot, 'repo');
-    await shipWorkspace({ runner, plan, target: TARGET, dir: dest, signal: new AbortController().signal, progress: (e) => progress.push(e), tmpDir: dir, remote: local });
+    await shipWorkspace({ runner, plan, target: TARGET, dir: dest, signal: new AbortController().signal, progress: (e) => progress.push(e), scratch: fs.mkdtempSync(path.join(dir, 'scratch-')), remote: local });
     assertCheckout(dest, plan);
     assert.ok(!fs.existsSync(`${dest}.banger-incoming`));
     assert.ok(progress.some((e) => e.stage === 'workspace' && /copying 9 files and 20 commits/.test(e.message)));
@@ -141,7 +141,7 @@ describe('workspace round trip (real git and tar, host as guest)', () => {
     const plan = await planWorkspace(runner, host);
     const dest = path.join(guestRoot, 'repo');
     await assert.rejects(
-      shipWorkspace({ runner, plan, target: TARGET, dir: dest, signal: new AbortController().signal, progress: () => undefined, tmpDir: dir, remote: local }),
+      shipWorkspace({ runner, plan, target: TARGET, dir: dest, signal: new AbortController().signal, progress: () => undefined, scratch: fs.mkdtempSync(path.join(dir, 'scratch-')), remote: local }),
       fails('VM_BAD_STATE', /already has a workspace/, { hint: true }),
     );
     assert.equal(fs.readFileSync(path.join(dest, 'README'), 'utf8'), 'hello, edited but not staged\n');
@@ -202,7 +202,7 @@ describe('workspace round trip (real git and tar, host as guest)', () => {
     const plan = await planWorkspace(runner, wt, { branch: 'guest-work', from: 'HEAD~1' });
     assert.equal(plan.headBranch, null);
     const dest = path.join(guestRoot, 'wt-repo');
-    await shipWorkspace({ runner, plan, target: TARGET, dir: dest, signal: new AbortController().signal, progress: () => undefined, tmpDir: dir, remote: local });
+    await shipWorkspace({ runner, plan, target: TARGET, dir: dest, signal: new AbortController().signal, progress: () => undefined, scratch: fs.mkdtempSync(path.join(dir, 'scratch-')), remote: local });
     assert.equal(sh(dest, 'git symbolic-ref --short HEAD').trim(), 'guest-work');
     assert.equal(sh(dest, 'git rev-parse HEAD').trim(), plan.base);
     assert.equal(sh(dest, 'git status --porcelain').trim(), '');

@@ -26,7 +26,8 @@ describe('WorkspaceService', () => {
     const real = new NodeProcessRunner();
     // The checkout is planned and built with real git and tar; the guest is the fake ssh.
     for (const tool of ['git', 'bash']) h.runner.on(tool, ({ command, args, options }) => real.run(command, args, options));
-    workspaces = new WorkspaceService({ vms: h.service, store: h.store, runner: h.runner, tmpDir: h.dir });
+    workspaces = new WorkspaceService({ vms: h.service, store: h.store, runner: h.runner, tmpDir: h.dir, staging: { memory: path.join(h.dir, 'shm'), disk: path.join(h.dir, 'disk') } });
+    fs.mkdirSync(path.join(h.dir, 'shm'));
     repo = path.join(h.dir, 'repo');
     fs.mkdirSync(repo);
     const git = (...args: string[]) => execFileSync('git', ['-C', repo, '-c', 'user.name=T', '-c', 'user.email=t@example.org', ...args], { encoding: 'utf8' });
@@ -46,7 +47,8 @@ describe('WorkspaceService', () => {
     const vm = await workspaces.create({ name: 'ws', workspace: { path: path.join(repo, 'src') } }, ctx);
     const seed = h.driver.workDiskSeeds[0]!;
     for (const entry of ['repo/', 'repo/.git/', 'repo/.git/HEAD', 'repo/.git/index', 'repo/src/', 'repo/src/a.txt']) assert.ok(seed.includes(entry), `${entry} in ${seed.join(' ')}`);
-    assert.ok(!fs.existsSync(path.join(h.service.files(vm.id).dir, 'work-seed')), 'the seed is removed once the disk is made');
+    assert.deepEqual(fs.readdirSync(path.join(h.dir, 'shm')), [], 'the checkout is removed once the disk is made');
+    assert.ok(events.some((e) => /building the checkout in memory/.test(e.message)), 'a small checkout is built in memory');
     const guest = h.runner.callsTo('ssh').map(scriptOf).filter(Boolean);
     assert.deepEqual(guest, ['banger-seeded']);
     assert.deepEqual(vm.workspace, { source: repo, dir: '/root/repo', baseCommit: head, branch: null });

@@ -9,6 +9,11 @@ import { buildVmConfigArchive } from '../../kernel/initrd.ts';
 import type { VmFiles, VmmDriver } from '../../vmm/driver.ts';
 import { hostKeyAlias } from './guest-ssh.ts';
 
+export interface WorkDiskSeed {
+  dir: string;
+  remove(): void;
+}
+
 export interface PrepareVmFilesOptions {
   vm: VmInfo;
   files: VmFiles;
@@ -20,8 +25,8 @@ export interface PrepareVmFilesOptions {
   runner: ProcessRunner;
   driver: VmmDriver;
   signal: AbortSignal;
-  /** Fills a directory the work disk (the guest's /root) is then made with; it is removed afterwards. */
-  seedWorkDisk?: (root: string) => Promise<void>;
+  /** Builds a directory the work disk (the guest's /root) is then made with; it is removed afterwards. */
+  seedWorkDisk?: () => Promise<WorkDiskSeed>;
 }
 
 export async function prepareVmFiles(o: PrepareVmFilesOptions): Promise<void> {
@@ -33,14 +38,11 @@ export async function prepareVmFiles(o: PrepareVmFilesOptions): Promise<void> {
   // Host key made here and pinned, so even the first connection is verified.
   fs.writeFileSync(path.join(files.dir, 'known_hosts'), `${hostKeyAlias(vm)} ${hostKeyPub.split(' ').slice(0, 2).join(' ')}\n`);
   if (o.seedWorkDisk) {
-    const seed = path.join(files.dir, 'work-seed');
-    fs.rmSync(seed, { recursive: true, force: true });
-    fs.mkdirSync(seed, { mode: 0o700 });
+    const seed = await o.seedWorkDisk();
     try {
-      await o.seedWorkDisk(seed);
-      await o.driver.prepareDisks(files, { baseImage: o.baseImage, workDiskGib: vm.diskGib, workDiskSeed: seed, signal: o.signal });
+      await o.driver.prepareDisks(files, { baseImage: o.baseImage, workDiskGib: vm.diskGib, workDiskSeed: seed.dir, signal: o.signal });
     } finally {
-      fs.rmSync(seed, { recursive: true, force: true });
+      seed.remove();
     }
   } else {
     await o.driver.prepareDisks(files, { baseImage: o.baseImage, workDiskGib: vm.diskGib, signal: o.signal });

@@ -17,7 +17,7 @@ import { GuestSsh } from './guest-ssh.ts';
 import { readSerialLog, serialLogTail } from './serial-log.ts';
 import { allocateIp, checkNameFree, newVmIdentity, pickName, subnetOf } from './vm-allocation.ts';
 import { isSshTimeout, keptAfterFailedCreate, natKeptError, tapKeptError, throwIfCancelled, unhandledState } from './vm-errors.ts';
-import { prepareVmFiles } from './vm-files.ts';
+import { prepareVmFiles, type WorkDiskSeed } from './vm-files.ts';
 import { VmLocks } from './vm-locks.ts';
 import { VmReaper } from './vm-reaper.ts';
 import { oneVm } from '../../protocol/vm-refs.ts';
@@ -56,8 +56,8 @@ type Ctx = CallContext;
 
 /** What a create adds for a caller that builds on the new VM (a workspace): both run under the VM's lock. */
 export interface CreateExtras {
-  /** Fills the directory the work disk (the guest's /root) is made with, before the VM first boots. */
-  seedWorkDisk?(root: string, ctx: Ctx): Promise<void>;
+  /** Builds the directory the work disk (the guest's /root) is made with, before the VM first boots. */
+  seedWorkDisk?(ctx: Ctx): Promise<WorkDiskSeed>;
   /** Once sshd answers on the first boot; a failure fails the create, and the VM is removed. Needs `waitSsh`. */
   afterFirstBoot?(vm: VmInfo, target: SshTarget, ctx: Ctx): Promise<void>;
 }
@@ -148,7 +148,7 @@ export class VmService {
         ctx.progress({ stage: 'disk', message: `creating disks for ${vm.name} (copy-on-write over ${image.name}, ${vm.diskGib} GiB work disk)` });
         await prepareVmFiles({
           vm, files: this.files(id), kernel, baseImage: image.path, gateway: subnetOf(config.network.subnet).gateway, sshKey: this.deps.sshKey,
-          runner: this.deps.runner, driver, signal: ctx.signal, ...(extras.seedWorkDisk ? { seedWorkDisk: (root: string) => extras.seedWorkDisk!(root, ctx) } : {}),
+          runner: this.deps.runner, driver, signal: ctx.signal, ...(extras.seedWorkDisk ? { seedWorkDisk: () => extras.seedWorkDisk!(ctx) } : {}),
         });
         if (params.start === false) return vm;
         const running = await this.startLocked(vm, kernel, accel, { waitSsh: params.waitSsh ?? true, sshTimeoutSec: spec.sshTimeoutSec }, ctx);

@@ -17,6 +17,7 @@ import { WORK_DISK_MOUNT } from '../../system/guest-contract.ts';
 import { bootstrapNeedsNat, GUEST_WORKSPACE_DIR, MISE_CONFIG_FILES, planWorkspace, type WorkspacePlan } from '../../system/workspace-plan.ts';
 import type { VmService } from './vm-service.ts';
 import { GUEST_SEEDED_SCRIPT, shipWorkspace, stageWorkspace } from './workspace-ship.ts';
+import { makeStagingDir, sweepStagingDirs, type StagingDir, type StagingDirs } from './workspace-staging.ts';
 
 /** Where the bootstrap writes its log in the guest. */
 export const BOOTSTRAP_LOG = '/root/.cache/banger/mise-install.log';
@@ -65,15 +66,24 @@ export interface WorkspaceServiceDeps {
   vms: Pick<VmService, 'withRunningVm' | 'create'>;
   store: Pick<Store, 'setWorkspace'>;
   runner: ProcessRunner;
-  /** Host scratch space for shipping and for patches on their way out (default: the OS temp directory). */
+  /** Host scratch space for patches on their way out, and for checkouts too big for memory (default: the OS temp directory). */
   tmpDir?: string;
+  /** Where checkouts are built (default: /dev/shm when it is there, else tmpDir). */
+  staging?: StagingDirs;
+  log?(message: string): void;
 }
 
 export class WorkspaceService {
   private readonly deps: WorkspaceServiceDeps;
 
+  private readonly staging: StagingDirs;
+
   constructor(deps: WorkspaceServiceDeps) {
     this.deps = deps;
+    const disk = deps.tmpDir ?? os.tmpdir();
+    this.staging = deps.staging ?? { memory: fs.existsSync('/dev/shm') ? '/dev/shm' : null, disk };
+    // A daemon that died while building a checkout left it behind; in memory, it would hold RAM until reboot.
+    for (const dir of sweepStagingDirs(this.staging)) deps.log?.(`removed ${dir}, left by a daemon that is gone`);
   }
 
   /**
@@ -91,7 +101,9 @@ export class WorkspaceService {
     const plan = await this.plan(source, ctx);
     const rel = path.posix.relative(WORK_DISK_MOUNT, GUEST_WORKSPACE_DIR);
     return this.deps.vms.create(rest, ctx, {
-      seedWorkDisk: (root, c) => stageWorkspace({ runner: this.deps.runner, plan, dest: path.join(root, rel), signal: c.signal, progress: (e) => c.progress(e) }),
+      seedWorkDisk: (c) => this.stage(plan, c, (staging) => stageWorkspace({
+        runner: this.deps.runner, plan, dest: path.join(staging.dir, rel), signal: c.signal, progress: (e) => c.progress(e),
+      })),
       afterFirstBoot: async (vm, target, c) => {
         const { command, args } = guestBatchCommand(target, ['sh', '-c', GUEST_SEEDED_SCRIPT, 'banger-seeded', GUEST_WORKSPACE_DIR]);
         const r = await this.deps.runner.run(command, args, { signal: c.signal });
@@ -113,9 +125,10 @@ export class WorkspaceService {
     return this.deps.vms.withRunningVm(params.ref, 'preparing a workspace', async (vm, target) => {
       const plan = await this.plan(params, ctx);
       if (plan.bootstrap && mode !== 'skip' && !vm.nat) throw bootstrapNeedsNat(plan.bootstrap, vm.name);
-      await shipWorkspace({
-        runner, plan, target, dir: GUEST_WORKSPACE_DIR, signal: ctx.signal, progress: (e) => ctx.progress(e), ...(this.deps.tmpDir ? { tmpDir: this.deps.tmpDir } : {}),
-      });
+      const staging = await this.stage(plan, ctx, (s) => shipWorkspace({
+        runner, plan, target, dir: GUEST_WORKSPACE_DIR, signal: ctx.signal, progress: (e) => ctx.progress(e), scratch: s.dir,
+      }));
+      staging.remove();
       const workspace = workspaceOf(plan);
       this.deps.store.setWorkspace(vm.id, workspace);
       const ran = plan.bootstrap && mode !== 'skip' ? await this.runBootstrap(target, mode, ctx) : null;
@@ -137,6 +150,19 @@ export class WorkspaceService {
       }
       return this.runBootstrap(target, params.mode, ctx);
     });
+  }
+
+  /** A fresh staging directory with `build` run in it: the caller removes it, unless `build` fails. */
+  private async stage(plan: WorkspacePlan, ctx: CallContext, build: (staging: StagingDir) => Promise<void>): Promise<StagingDir> {
+    const staging = makeStagingDir(plan, this.staging);
+    ctx.progress({ stage: 'workspace', message: `building the checkout ${staging.inMemory ? 'in memory' : 'on disk'} (${staging.dir})` });
+    try {
+      await build(staging);
+      return staging;
+    } catch (err) {
+      staging.remove();
+      throw err;
+    }
   }
 
   private plan(source: WorkspaceSource, ctx: CallContext): Promise<WorkspacePlan> {

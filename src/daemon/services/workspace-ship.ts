@@ -4,7 +4,6 @@
 // on the host (stageWorkspace) and then either becomes part of a new VM's work disk (the guest only takes
 // ownership: GUEST_SEEDED_SCRIPT) or goes into a running guest as one tar stream over ssh (shipWorkspace).
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { BangerError } from '../../protocol/errors.ts';
 import type { ProgressEvent } from '../../protocol/jsonrpc.ts';
@@ -139,8 +138,8 @@ export interface ShipOptions {
   dir: string;
   signal: AbortSignal;
   progress(event: ProgressEvent): void;
-  /** Scratch space on the host (default: the OS temp directory). */
-  tmpDir?: string;
+  /** An empty private directory on the host where the checkout is built; the caller removes it. */
+  scratch: string;
   /** How the guest command runs: over ssh to `target` unless given (tests run it on the host). */
   remote?: (command: string[]) => { command: string; args: string[] };
 }
@@ -148,28 +147,23 @@ export interface ShipOptions {
 /** Ships the workspace into a running guest; resolves when the guest has it at `dir`. */
 export async function shipWorkspace(options: ShipOptions): Promise<void> {
   const { runner, plan, signal } = options;
-  const scratch = fs.mkdtempSync(path.join(options.tmpDir ?? os.tmpdir(), 'banger-workspace-'));
-  try {
-    const staged = path.join(scratch, 'repo');
-    await stageWorkspace({ runner, plan, dest: staged, signal, progress: options.progress });
-    options.progress({ stage: 'workspace', message: `shipping the checkout to ${options.target.name}:${options.dir}` });
-    const unpack = ['sh', '-c', GUEST_UNPACK_SCRIPT, 'banger-unpack', options.dir];
-    const ssh = options.remote?.(unpack) ?? guestBatchCommand(options.target, unpack);
-    const result = await runner.run('bash', ['-c', 'set -o pipefail; tar -c -f - -C "$1" . | "${@:2}"', 'banger-ship', staged, ssh.command, ...ssh.args], { signal });
-    throwIfCancelled(signal);
-    if (result.code === EXISTS_STATUS) {
-      throw new BangerError('VM_BAD_STATE', `${options.target.name} already has a workspace at ${options.dir}`, {
-        hint: `use it (banger vm exec ${options.target.name} -- git status), or remove it first: banger vm exec ${options.target.name} -- rm -rf ${options.dir}`,
-      });
-    }
-    if (result.code !== 0) {
-      const detail = result.stderr.split('\n').filter((l) => l.trim() !== '').slice(-6).join('\n');
-      throw new BangerError('WORKSPACE_FAILED', `shipping ${plan.root} into ${options.target.name} failed (exit ${result.code ?? result.signal}):\n${detail}`, {
-        hint: `check that the guest's disk has room (banger vm exec ${options.target.name} -- df -h /root)`,
-      });
-    }
-  } finally {
-    fs.rmSync(scratch, { recursive: true, force: true });
+  const staged = path.join(options.scratch, 'repo');
+  await stageWorkspace({ runner, plan, dest: staged, signal, progress: options.progress });
+  options.progress({ stage: 'workspace', message: `shipping the checkout to ${options.target.name}:${options.dir}` });
+  const unpack = ['sh', '-c', GUEST_UNPACK_SCRIPT, 'banger-unpack', options.dir];
+  const ssh = options.remote?.(unpack) ?? guestBatchCommand(options.target, unpack);
+  const result = await runner.run('bash', ['-c', 'set -o pipefail; tar -c -f - -C "$1" . | "${@:2}"', 'banger-ship', staged, ssh.command, ...ssh.args], { signal });
+  throwIfCancelled(signal);
+  if (result.code === EXISTS_STATUS) {
+    throw new BangerError('VM_BAD_STATE', `${options.target.name} already has a workspace at ${options.dir}`, {
+      hint: `use it (banger vm exec ${options.target.name} -- git status), or remove it first: banger vm exec ${options.target.name} -- rm -rf ${options.dir}`,
+    });
+  }
+  if (result.code !== 0) {
+    const detail = result.stderr.split('\n').filter((l) => l.trim() !== '').slice(-6).join('\n');
+    throw new BangerError('WORKSPACE_FAILED', `shipping ${plan.root} into ${options.target.name} failed (exit ${result.code ?? result.signal}):\n${detail}`, {
+      hint: `check that the guest's disk has room (banger vm exec ${options.target.name} -- df -h /root)`,
+    });
   }
 }
 
