@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { BangerError, messageOf } from '../../protocol/errors.ts';
-import type { CallContext, ProgressEvent } from '../../protocol/jsonrpc.ts';
+import type { CallContext } from '../../protocol/jsonrpc.ts';
 import type { KernelInfo, SshTarget, VmCreateParams, VmInfo, VmLogsResult, VmPruneResult, VmSetParams } from '../../protocol/methods.ts';
 import type { NatParams, PrivilegedOps } from '../../protocol/privileged-ops.ts';
 import type { Store } from '../../store/store.ts';
@@ -25,7 +25,8 @@ import { DEFAULT_KILL_SIGNAL } from '../../protocol/kill-signals.ts';
 import { growWorkDisk, planVmSet } from './vm-resize.ts';
 import { pruneCandidates, pruneEach } from './vm-prune.ts';
 import { copyFileSync, resolveFileSync } from './file-sync.ts';
-import { accelText, specLine, validSshTimeout, vmSpecOf, type VmSpec } from './vm-spec.ts';
+import { specLine, validSshTimeout, vmSpecOf, type VmSpec } from './vm-spec.ts';
+import { accelFor, announceSpec, type Accel, type Announcer } from './vm-announce.ts';
 
 
 export interface VmServiceDeps {
@@ -62,24 +63,16 @@ export interface CreateExtras {
   afterFirstBoot?(vm: VmInfo, target: SshTarget, ctx: Ctx): Promise<void>;
 }
 
-/** The accelerator decision of one create or start: known at once, or under way; `shown` once the user saw it. */
-interface Accel {
-  known: AccelChoice | null;
-  decided: Promise<AccelChoice>;
-  shown: boolean;
-}
-
-/** How long the spec line waits for an accelerator decision under way before it goes out without one. */
-const SPEC_GRACE_MS = 1_500;
-
 export class VmService {
   private readonly deps: VmServiceDeps;
   private readonly locks = new VmLocks();
   private readonly ssh: GuestSsh;
   private readonly reaper: VmReaper;
+  private readonly announcer: Announcer;
 
   constructor(deps: VmServiceDeps) {
     this.deps = deps;
+    this.announcer = { driverName: deps.driver.name, clock: deps.clock };
     const netns = deps.config.network.netns;
     this.ssh = new GuestSsh({ runner: deps.runner, clock: deps.clock, sshKey: deps.sshKey, netns, vmDir: (id) => this.files(id).dir, log: deps.log });
     this.reaper = new VmReaper({
@@ -120,8 +113,8 @@ export class VmService {
     // Before any disk or tap: an entry that breaks a rule stops the create here (copied at the first boot).
     resolveFileSync(config.fileSync, this.home());
     const kernel = await this.deps.kernels.ensureDefault(ctx);
-    const accel = this.accelFor(kernel, params.freshAccel === true, ctx);
-    const announced = this.announceSpec(ctx, accel, (text) => specLine({ ...spec, nat: params.nat === true, accel: text }));
+    const accel = accelFor(this.deps.driver, kernel, params.freshAccel === true, ctx.signal);
+    const announced = announceSpec(ctx, accel, this.announcer, (text) => specLine({ ...spec, nat: params.nat === true, accel: text }));
     try {
       return await this.createAnnounced(params, spec, kernel, accel, announced.ctx, extras);
     } finally {
@@ -170,53 +163,6 @@ export class VmService {
     });
   }
 
-  /**
-   * The accelerator decision: known at once (and then in the spec line), or started now and awaited at boot. A
-   * decision that fails before anyone awaits it is still reported by whoever awaits it.
-   */
-  private accelFor(kernel: KernelInfo, fresh: boolean, ctx: Ctx): Accel {
-    // Asked even when a fresh decision is wanted: it reports a missing QEMU or an unusable forced KVM at once.
-    const remembered = this.deps.driver.knownAccel(kernel);
-    const known = fresh ? null : remembered;
-    const decided = known ? Promise.resolve(known) : this.deps.driver.selectAccel(kernel, { signal: ctx.signal, fresh });
-    decided.catch(() => undefined);
-    return { known, decided, shown: known !== null };
-  }
-
-  /**
-   * Prints the spec line first, with the accelerator when it is decided within SPEC_GRACE_MS (a probe that fails
-   * at once, or a fast KVM boot); the work goes on meanwhile and its progress is held back until the line is out.
-   * Returns the context the rest of the operation reports through.
-   */
-  private announceSpec(ctx: Ctx, accel: Accel, line: (accelText: string) => string): { ctx: Ctx; flush(): void } {
-    const held: ProgressEvent[] = [];
-    let released = false;
-    const release = (choice: AccelChoice | null): void => {
-      if (released) return;
-      released = true;
-      accel.shown = choice !== null;
-      ctx.progress({ stage: 'spec', message: line(accelText(this.deps.driver.name, choice)) });
-      for (const event of held.splice(0)) ctx.progress(event);
-    };
-    if (accel.known) release(accel.known);
-    else {
-      const grace = new AbortController();
-      void this.deps.clock.sleep(SPEC_GRACE_MS, grace.signal).then(() => release(null));
-      accel.decided.then((choice) => release(choice), () => release(null)).finally(() => grace.abort());
-    }
-    return {
-      ctx: {
-        signal: ctx.signal,
-        progress: (event) => {
-          if (released) ctx.progress(event);
-          else held.push(event);
-        },
-      },
-      // The operation ends before the decision: out goes the line without it, then what was held.
-      flush: () => release(null),
-    };
-  }
-
   private kernelOf(vm: VmInfo): KernelInfo {
     const kernel = this.deps.store.getKernel(vm.kernel);
     if (!kernel || !fs.existsSync(kernel.kernelPath)) {
@@ -239,8 +185,8 @@ export class VmService {
         case 'stopped':
           try {
             const kernel = this.kernelOf(vm);
-            const accel = this.accelFor(kernel, options.freshAccel === true, ctx);
-            const announced = this.announceSpec(ctx, accel, (text) => specLine({ ...vm, accel: text }));
+            const accel = accelFor(this.deps.driver, kernel, options.freshAccel === true, ctx.signal);
+            const announced = announceSpec(ctx, accel, this.announcer, (text) => specLine({ ...vm, accel: text }));
             try {
               return await this.startLocked(vm, kernel, accel, options, announced.ctx);
             } finally {
