@@ -11,27 +11,17 @@
 //
 // Environment: BANGER_BENCH_HOME, BENCH_ITERATIONS (default 2 pairs), BENCH_VERBOSE=1.
 import { spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { BANGER, benchHome, median } from './bench-home.ts';
 
-const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BANGER = path.join(REPO_ROOT, 'bin', 'banger');
-const KEEP_HOME = Boolean(process.env.BANGER_BENCH_HOME);
-const HOME = KEEP_HOME ? path.resolve(process.env.BANGER_BENCH_HOME!) : fs.mkdtempSync('/var/tmp/banger-bench-par-');
-const NETNS = `banger-bench-par-${process.pid}`;
-const ENV: NodeJS.ProcessEnv = { ...process.env, BANGER_HOME: HOME, BANGER_NETNS: NETNS };
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 2);
 const VERBOSE = process.env.BENCH_VERBOSE === '1';
 const PARALLEL = 3;
 const GOAL = 2.0;
 const NAMES = Array.from({ length: PARALLEL }, (_, i) => `bench-par-${i}`);
-
-function note(text: string): void {
-  process.stderr.write(`bench/parallel: ${text}\n`);
-}
+const bench = benchHome('parallel', () => NAMES);
+const { env: ENV, note } = bench;
 
 function bangerSync(args: string[]): void {
   const r = spawnSync(BANGER, args, { env: ENV, encoding: 'utf8', timeout: 20 * 60_000 });
@@ -61,31 +51,7 @@ async function sample(names: string[]): Promise<number> {
   return ms;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function cleanup(): void {
-  spawnSync(BANGER, ['vm', 'delete', ...NAMES], { env: ENV, encoding: 'utf8', timeout: 120_000 });
-  spawnSync(BANGER, ['daemon', 'stop'], { env: ENV, encoding: 'utf8', timeout: 60_000 });
-  const pids = spawnSync('pgrep', ['-f', `qemu-system.*${HOME}/`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
-  for (const pid of pids) {
-    try {
-      process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
-  spawnSync('ip', ['netns', 'del', NETNS]);
-  if (!KEEP_HOME) fs.rmSync(HOME, { recursive: true, force: true });
-}
-
 async function main(): Promise<void> {
-  if (process.getuid?.() !== 0) throw new Error('needs root (network namespace, bridge, taps): sudo bash bench/parallel');
-  const add = spawnSync('ip', ['netns', 'add', NETNS], { encoding: 'utf8' });
-  if (add.status !== 0) throw new Error(`ip netns add ${NETNS}: ${add.stderr}`);
   note(`host: ${os.cpus().length} CPUs; warm-up: vm run --rm -- true (builds the image and kernel in a fresh BANGER_HOME)`);
   bangerSync(['vm', 'run', '--rm', '--', 'true']);
   const one: number[] = [];
@@ -106,18 +72,4 @@ async function main(): Promise<void> {
   ].join('\n'));
 }
 
-let exiting = false;
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    if (exiting) return;
-    exiting = true;
-    note(`${sig}: cleaning up`);
-    cleanup();
-    process.exit(130);
-  });
-}
-try {
-  await main();
-} finally {
-  cleanup();
-}
+await bench.run(main);

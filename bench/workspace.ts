@@ -12,15 +12,11 @@ import crypto from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { BANGER, benchHome, median } from './bench-home.ts';
 
-const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
-const BANGER = path.join(REPO_ROOT, 'bin', 'banger');
-const KEEP_HOME = Boolean(process.env.BANGER_BENCH_HOME);
-const HOME = KEEP_HOME ? path.resolve(process.env.BANGER_BENCH_HOME!) : fs.mkdtempSync('/var/tmp/banger-bench-ws-');
-const NETNS = `banger-bench-ws-${process.pid}`;
-const ENV: NodeJS.ProcessEnv = { ...process.env, BANGER_HOME: HOME, BANGER_NETNS: NETNS };
+const bench = benchHome('workspace', () => ['bench-ship']);
+const { home: HOME, env: ENV, note } = bench;
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 3);
 const VERBOSE = process.env.BENCH_VERBOSE === '1';
 const GOAL = 1.2;
@@ -30,10 +26,6 @@ const COMMITS = 200;
 const FILES_PER_COMMIT = 25;
 const CHANGE_BYTES = 10 * 1024;
 const TEST_REPO = path.join(HOME, 'bench-repo');
-
-function note(text: string): void {
-  process.stderr.write(`bench/workspace: ${text}\n`);
-}
 
 function banger(args: string[], options: { check?: boolean } = {}): { code: number | null; stdout: string; stderr: string; ms: number } {
   const start = performance.now();
@@ -87,31 +79,7 @@ function generateRepo(): void {
   note(`generated ${FILES} files and ${COMMITS} commits (.git ${Math.round(Number(du) / 1024 ** 2)} MiB)`);
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function cleanup(): void {
-  spawnSync(BANGER, ['vm', 'delete', 'bench-ship'], { env: ENV, encoding: 'utf8', timeout: 120_000 });
-  spawnSync(BANGER, ['daemon', 'stop'], { env: ENV, encoding: 'utf8', timeout: 60_000 });
-  const pids = spawnSync('pgrep', ['-f', `qemu-system.*${HOME}/`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
-  for (const pid of pids) {
-    try {
-      process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
-  spawnSync('ip', ['netns', 'del', NETNS]);
-  if (!KEEP_HOME) fs.rmSync(HOME, { recursive: true, force: true });
-}
-
 function main(): void {
-  if (process.getuid?.() !== 0) throw new Error('needs root (network namespace, bridge, taps): sudo bash bench/workspace');
-  const add = spawnSync('ip', ['netns', 'add', NETNS], { encoding: 'utf8' });
-  if (add.status !== 0) throw new Error(`ip netns add ${NETNS}: ${add.stderr}`);
   generateRepo();
   note('warm-up: vm run --rm -- true (builds the image and kernel in a fresh BANGER_HOME)');
   note(`warm-up took ${(banger(['vm', 'run', '--rm', '--', 'true']).ms / 1000).toFixed(1)} s`);
@@ -145,18 +113,4 @@ function main(): void {
   ].join('\n'));
 }
 
-let exiting = false;
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => {
-    if (exiting) return;
-    exiting = true;
-    note(`${sig}: cleaning up`);
-    cleanup();
-    process.exit(130);
-  });
-}
-try {
-  main();
-} finally {
-  cleanup();
-}
+await bench.run(main);
