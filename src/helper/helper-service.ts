@@ -22,6 +22,7 @@ import { buildDebianImage } from './debian-image-build.ts';
 import { ChosenFirewall } from './chosen-firewall.ts';
 import type { GuestFirewall } from './guest-firewall.ts';
 import { refuse, refuseInvalid } from './refusal.ts';
+import { TAP_PATTERN, VM_ID_PATTERN, MAC_PATTERN, CIDR_PATTERN, IPV4_PATTERN, str, matching, int, lstatOrNull, removeStale, createFresh } from './helper-checks.ts';
 import type {
   BridgeParams, BuildImageParams, DeleteTapParams, HelperNetwork, LaunchQemuParams, NatListParams, NatParams, QemuLaunchSpec, TapParams,
 } from '../protocol/privileged-ops.ts';
@@ -48,61 +49,9 @@ export function networkScopeProblem(network: HelperScope['network']): string | n
   return null;
 }
 
-export const TAP_PATTERN = /^bgt[0-9a-f]{8,12}$/;
-const VM_ID_PATTERN = /^[0-9a-f]{8,32}$/;
-const MAC_PATTERN = /^52:54:00(:[0-9a-f]{2}){3}$/;
-const CIDR_PATTERN = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
-const IPV4_PATTERN = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-
 export interface HelperServiceOptions {
   /** The guests' firewall for the helper's bridge and namespace; by default nft, or iptables where nft is missing. */
   firewall?: GuestFirewall;
-}
-
-function str(value: unknown, what: string): string {
-  if (typeof value !== 'string') refuse(`${what} must be a string`);
-  return value;
-}
-
-function matching(value: unknown, pattern: RegExp, what: string): string {
-  const s = str(value, what);
-  if (!pattern.test(s)) refuse(`${what} ${JSON.stringify(s)} is not valid`);
-  return s;
-}
-
-function int(value: unknown, min: number, max: number, what: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) refuse(`${what} must be a whole number from ${min} to ${max}`);
-  return value;
-}
-
-function lstatOrNull(file: string): fs.Stats | null {
-  try {
-    return fs.lstatSync(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
-
-/** Removes what a previous boot left at `file` (a pid file, a socket); unlinking only ever removes the name. */
-function removeStale(file: string): void {
-  fs.rmSync(file, { force: true });
-}
-
-/**
- * Replaces `file` with a new, empty regular file: the last boot's file is removed, and O_EXCL|O_NOFOLLOW fail
- * on anything put back in its place meanwhile, so QEMU opens the file made here rather than a symlink's target.
- */
-function createFresh(file: string, what: string): void {
-  if (lstatOrNull(file)?.isFile()) fs.unlinkSync(file);
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') refuse(`${what} ${file} was replaced while it was being checked`);
-    throw err;
-  }
-  fs.closeSync(fd);
 }
 
 export class HelperService {
