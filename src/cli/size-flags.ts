@@ -25,3 +25,21 @@ export function diskGib(value: string | undefined): number | undefined {
   if (!m) throw new BangerError('INVALID_ARGUMENT', `--disk must be a size in GiB like 8 or 8G (got ${JSON.stringify(value)})`, { hint: 'give whole GiB, e.g. --disk 16G' });
   return Number(m[1]);
 }
+
+export interface SizeFlags {
+  cpus?: string;
+  memory?: string;
+  disk?: string;
+}
+
+/** --cpus, --memory and --disk parsed, in that order; a flag not given is left out. */
+export function sizeParams(flags: SizeFlags): { vcpus?: number; memoryMib?: number; diskGib?: number } {
+  const size: { vcpus?: number; memoryMib?: number; diskGib?: number } = {};
+  const vcpus = wholeNumber(flags.cpus, '--cpus');
+  if (vcpus !== undefined) size.vcpus = vcpus;
+  const mem = memoryMib(flags.memory);
+  if (mem !== undefined) size.memoryMib = mem;
+  const disk = diskGib(flags.disk);
+  if (disk !== undefined) size.diskGib = disk;
+  return size;
+}

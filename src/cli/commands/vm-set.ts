@@ -4,24 +4,15 @@ import type { VmSetParams } from '../../protocol/methods.ts';
 import type { CliContext } from '../context.ts';
 import { describeVm } from '../describe-vm.ts';
 import { printJson } from '../output.ts';
-import { diskGib, memoryMib, wholeNumber } from '../size-flags.ts';
+import { sizeParams, type SizeFlags } from '../size-flags.ts';
 
-export interface SetFlags {
-  cpus?: string;
-  memory?: string;
-  disk?: string;
+export interface SetFlags extends SizeFlags {
   json?: boolean;
 }
 
 /** Only the sizes given; at least one is required. */
 export function setParams(ref: string, flags: SetFlags): Omit<VmSetParams, 'ref'> {
-  const size: Omit<VmSetParams, 'ref'> = {};
-  const vcpus = wholeNumber(flags.cpus, '--cpus');
-  if (vcpus !== undefined) size.vcpus = vcpus;
-  const mem = memoryMib(flags.memory);
-  if (mem !== undefined) size.memoryMib = mem;
-  const disk = diskGib(flags.disk);
-  if (disk !== undefined) size.diskGib = disk;
+  const size: Omit<VmSetParams, 'ref'> = sizeParams(flags);
   if (Object.keys(size).length === 0) {
     throw new BangerError('INVALID_ARGUMENT', 'vm set needs --cpus, --memory or --disk', { hint: `e.g. banger vm set ${ref} --cpus 2 --memory 4G --disk 16` });
   }
