@@ -5,7 +5,7 @@ import path from 'node:path';
 import { BangerError } from '../protocol/errors.ts';
 import type { ProgressEvent } from '../protocol/jsonrpc.ts';
 import type { ProcessRunner } from '../system/process.ts';
-import { runChecked } from '../system/process.ts';
+import { lastLines, runChecked } from '../system/process.ts';
 import { ROOT_LABEL } from '../system/guest-contract.ts';
 import type { DebianRecipe } from '../protocol/image-recipes.ts';
 import { asOwner, ownerArgv, type Owner } from '../system/as-owner.ts';
@@ -132,7 +132,7 @@ export async function buildDebianImage(options: BuildImageOptions): Promise<{ si
     );
     if (signal.aborted) throw new BangerError('CANCELLED', 'image build cancelled');
     if (result.code !== 0) {
-      const tail = (result.stderr + result.stdout).trim().split('\n').slice(-8).join('\n');
+      const tail = lastLines(result.stderr + result.stdout, 8);
       throw new BangerError('IMAGE_BUILD_FAILED', `debootstrap failed (exit ${result.code}):\n${tail}`, {
         hint: `check that ${mirror} is reachable, or set image.debian_mirror in config.toml`,
       });

@@ -5,7 +5,7 @@
 import { BangerError } from '../protocol/errors.ts';
 import { findExecutable } from '../system/executable.ts';
 import { shellQuote } from '../protocol/ssh-command.ts';
-import { runChecked, type ProcessRunner, type RunOptions, type RunResult } from '../system/process.ts';
+import { lastLines, runChecked, type ProcessRunner, type RunOptions, type RunResult } from '../system/process.ts';
 
 export interface GuestFirewall {
   /**
@@ -50,7 +50,7 @@ export function tryInScope(scope: FirewallScope, command: string, args: readonly
 /** TOOL_FAILED for a result of tryInScope the caller could not accept, as runChecked words it. */
 export function firewallFailure(scope: FirewallScope, command: string, args: readonly string[], result: RunResult): BangerError {
   const [program, argv] = inScope(scope, command, args);
-  const detail = result.stderr.trim().split('\n').slice(-5).join('\n');
+  const detail = lastLines(result.stderr, 5);
   return new BangerError('TOOL_FAILED', `${[program, ...argv].map(shellQuote).join(' ')} failed (${result.code === null ? `killed by ${result.signal ?? 'a signal'}` : `exit status ${result.code}`})${detail ? `: ${detail}` : ''}`, {
     hint: `banger's firewall rules for bridge ${scope.bridge} could not be changed; check that ${command} works here`,
   });

@@ -123,8 +123,8 @@ function describeEnd(result: RunResult, options: RunOptions): string {
   return `killed by ${result.signal ?? 'a signal'}`;
 }
 
-/** The last `n` lines of `text`, trimmed. */
-function lastLines(text: string, n: number): string {
+/** The last `n` lines of `text`, trimmed: the part of a program's output a message quotes. */
+export function lastLines(text: string, n: number): string {
   return text.trim().split('\n').slice(-n).join('\n');
 }
 

@@ -8,7 +8,7 @@ import type { CallContext } from '../../protocol/jsonrpc.ts';
 import type { SshTarget, VmInfo } from '../../protocol/methods.ts';
 import { guestBatchCommand } from '../../protocol/ssh-command.ts';
 import { entryName, isGuestReserved, type FileSyncEntry } from '../../system/file-sync-rules.ts';
-import type { ProcessRunner } from '../../system/process.ts';
+import { lastLines, type ProcessRunner } from '../../system/process.ts';
 import { writeTar, type TarEntry } from '../../system/tar-writer.ts';
 
 /** More than this in one VM's [[file_sync]] is refused: it is for dotfiles, not for data. */
@@ -138,7 +138,7 @@ export async function sendFileSync(o: SendFileSyncOptions): Promise<void> {
     const { command, args } = guestBatchCommand(o.target, ['tar', '-x', '-f', '-', '-C', '/', '--no-overwrite-dir'], 5);
     const result = await o.runner.run(command, args, { stdinFd: fd, timeoutMs: 300_000, ...(o.signal ? { signal: o.signal } : {}) });
     if (result.code !== 0) {
-      throw new BangerError('TOOL_FAILED', `copying the [[file_sync]] files into VM ${o.target.name} failed (${result.timedOut ? 'timed out' : `exit status ${result.code}`}): ${result.stderr.trim().split('\n').slice(-5).join('\n')}`, {
+      throw new BangerError('TOOL_FAILED', `copying the [[file_sync]] files into VM ${o.target.name} failed (${result.timedOut ? 'timed out' : `exit status ${result.code}`}): ${lastLines(result.stderr, 5)}`, {
         hint: `see the guest's console: banger vm logs ${o.target.name}; check the [[file_sync]] entries in config.toml`,
       });
     }

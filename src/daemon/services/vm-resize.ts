@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import { BangerError } from '../../protocol/errors.ts';
 import type { VmInfo, VmSetParams } from '../../protocol/methods.ts';
 import { VM_LIMITS, type Range } from '../../protocol/vm-limits.ts';
-import { runChecked, type ProcessRunner } from '../../system/process.ts';
+import { lastLines, runChecked, type ProcessRunner } from '../../system/process.ts';
 
 export type VmSizeChange = Partial<Pick<VmInfo, 'vcpus' | 'memoryMib' | 'diskGib'>>;
 
@@ -44,7 +44,7 @@ export async function growWorkDisk(o: { runner: ProcessRunner; file: string; gib
   // -p repairs only what is safe without asking; exit 1 means it fixed something, which is fine here.
   const fsck = await o.runner.run('e2fsck', ['-f', '-p', o.file], o.signal ? { signal: o.signal } : {});
   if (fsck.code !== 0 && fsck.code !== 1) {
-    throw new BangerError('TOOL_FAILED', `e2fsck -f -p ${o.file} failed (exit status ${fsck.code}): ${(fsck.stderr || fsck.stdout).trim().split('\n').slice(-5).join('\n')}`, {
+    throw new BangerError('TOOL_FAILED', `e2fsck -f -p ${o.file} failed (exit status ${fsck.code}): ${lastLines(fsck.stderr || fsck.stdout, 5)}`, {
       hint: `the work disk needs a manual check: e2fsck -f ${o.file}; e2fsck comes from apt-get install e2fsprogs`,
     });
   }

@@ -12,7 +12,7 @@ import type {
 } from '../../protocol/methods.ts';
 import { guestBatchCommand } from '../../protocol/ssh-command.ts';
 import type { Store } from '../../store/store.ts';
-import type { ProcessRunner } from '../../system/process.ts';
+import { lastLines, type ProcessRunner } from '../../system/process.ts';
 import { WORK_DISK_MOUNT } from '../../system/guest-contract.ts';
 import { bootstrapNeedsNat, GUEST_WORKSPACE_DIR, MISE_CONFIG_FILES, planWorkspace, type WorkspacePlan } from '../../system/workspace-plan.ts';
 import type { VmService } from './vm-service.ts';
@@ -247,6 +247,6 @@ function workspaceOf(plan: WorkspacePlan): WorkspaceInfo {
 
 /** The last lines of a guest command's stderr, for a message (empty when it said nothing). */
 function tail(stderr: string): string {
-  const text = stderr.trim();
-  return text ? `: ${text.split('\n').slice(-4).join('\n')}` : '';
+  const text = lastLines(stderr, 4);
+  return text ? `: ${text}` : '';
 }
