@@ -32,7 +32,7 @@ export function createRpcHandlers(services: RpcServices): Map<string, Handler> {
   };
   const { vms } = services;
   // A VM made with a workspace is the workspace service's: it plans the checkout and seeds the work disk.
-  on('vm.create', (p, ctx) => (p.workspace ? services.workspaces.create(p, ctx) : vms.create(p, ctx)));
+  on('vm.create', (p, ctx) => (p.workspace ? services.workspaces.create({ ...p, workspace: p.workspace }, ctx) : vms.create(p, ctx)));
   on('vm.start', (p, ctx) => vms.start(p.ref, p, ctx));
   on('vm.stop', (p) => vms.stop(p.ref));
   on('vm.delete', (p) => vms.delete(p.ref));

@@ -81,7 +81,7 @@ describe('WorkspaceService', () => {
 
   it('bootstraps only a VM with a workspace and NAT, and reports the config the guest found', async () => {
     const { ctx } = callContext();
-    const plainVm = await workspaces.create({ name: 'bare' }, ctx);
+    const plainVm = await h.service.create({ name: 'bare' }, ctx);
     await assert.rejects(workspaces.bootstrap({ ref: 'bare', mode: 'foreground' }, ctx), fails('INVALID_ARGUMENT', /has no workspace/, { hint: true }));
     const noNat = await workspaces.create({ name: 'no-nat', workspace: { path: repo } }, ctx);
     await assert.rejects(workspaces.bootstrap({ ref: noNat.id, mode: 'foreground' }, ctx), fails('INVALID_ARGUMENT', /no NAT/, { hint: true }));

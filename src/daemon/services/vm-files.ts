@@ -37,15 +37,11 @@ export async function prepareVmFiles(o: PrepareVmFilesOptions): Promise<void> {
   const hostKeyPub = fs.readFileSync(`${hostKey}.pub`, 'utf8');
   // Host key made here and pinned, so even the first connection is verified.
   fs.writeFileSync(path.join(files.dir, 'known_hosts'), `${hostKeyAlias(vm)} ${hostKeyPub.split(' ').slice(0, 2).join(' ')}\n`);
-  if (o.seedWorkDisk) {
-    const seed = await o.seedWorkDisk();
-    try {
-      await o.driver.prepareDisks(files, { baseImage: o.baseImage, workDiskGib: vm.diskGib, workDiskSeed: seed.dir, signal: o.signal });
-    } finally {
-      seed.remove();
-    }
-  } else {
-    await o.driver.prepareDisks(files, { baseImage: o.baseImage, workDiskGib: vm.diskGib, signal: o.signal });
+  const seed = o.seedWorkDisk ? await o.seedWorkDisk() : null;
+  try {
+    await o.driver.prepareDisks(files, { baseImage: o.baseImage, workDiskGib: vm.diskGib, ...(seed ? { workDiskSeed: seed.dir } : {}), signal: o.signal });
+  } finally {
+    seed?.remove();
   }
   const configArchive = buildVmConfigArchive({
     hostname: vm.name,

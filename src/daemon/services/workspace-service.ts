@@ -90,9 +90,8 @@ export class WorkspaceService {
    * A new VM whose work disk is made with the checkout at GUEST_WORKSPACE_DIR: planned first (every refusal before
    * anything exists), built on the host, written by mkfs with the disk, and handed to root once sshd answers.
    */
-  async create(params: VmCreateParams, ctx: CallContext): Promise<VmInfo> {
+  async create(params: VmCreateParams & { workspace: WorkspaceSource }, ctx: CallContext): Promise<VmInfo> {
     const { workspace: source, ...rest } = params;
-    if (!source) return this.deps.vms.create(rest, ctx);
     if (rest.start === false || rest.waitSsh === false) {
       throw new BangerError('INVALID_ARGUMENT', 'a VM made with a workspace is started and waited for: leave start and waitSsh on', {
         hint: 'or create it bare and ship the checkout once it runs: banger vm workspace prepare VM PATH',
