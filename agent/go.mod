@@ -1,0 +1,3 @@
+module banger/agent
+
+go 1.19
