@@ -10,6 +10,8 @@ import { parseFileSyncEntry, type FileSyncEntry } from './file-sync-rules.ts';
 export const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,14}$/;
 export const NETNS_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/;
 export const SUBNET_PATTERN = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.0\/24$/;
+/** Where bangerd answers DNS queries for NAME.vm on 127.0.0.1 (UDP and TCP), unless [dns] port says otherwise. */
+export const DEFAULT_DNS_PORT = 42069;
 
 /** Host-derived defaults: about a quarter of the cores (max 4) and an eighth of the memory (max 8 GiB). */
 export function hostDefaults(cpus = os.availableParallelism(), totalMem = os.totalmem()): BangerConfig['vmDefaults'] {
@@ -56,6 +58,12 @@ const SECTIONS = {
   image: z.strictObject({
     debian_mirror: matching(/^https?:\/\/[^\s'"]+$/, (v) => `image.debian_mirror = ${JSON.stringify(v)}`, 'use an http(s) URL of a Debian archive').default('http://deb.debian.org/debian'),
   }),
+  dns: z.strictObject({
+    port: z.int().refine((v) => v >= 0 && v <= 65_535, {
+      error: (iss) => `dns.port = ${String(iss.input)} is not a port`,
+      params: { hint: 'use a port from 1 to 65535, or 0 to turn the .vm DNS server off' },
+    }).default(DEFAULT_DNS_PORT),
+  }),
 };
 
 /** [[file_sync]]: a list of entries, each checked by parseFileSyncEntry, whose messages name the entry. */
@@ -75,12 +83,15 @@ const CONFIG = z.strictObject({
   network: SECTIONS.network.prefault({}),
   vmm: SECTIONS.vmm.prefault({}),
   image: SECTIONS.image.prefault({}),
+  dns: SECTIONS.dns.prefault({}),
   file_sync: FILE_SYNC.prefault([]),
 }).transform((c) => ({
   vmDefaults: { vcpus: c.vm_defaults.vcpus, memoryMib: c.vm_defaults.memory_mib, diskGib: c.vm_defaults.disk_gib, image: c.vm_defaults.image },
   network: { bridge: c.network.bridge, subnet: c.network.subnet, netns: c.network.netns },
   vmm: { qemu: c.vmm.qemu, accel: c.vmm.accel, sshTimeoutSec: c.vmm.ssh_timeout_sec },
   image: { debianMirror: c.image.debian_mirror },
+  /** port 0: no .vm DNS server. */
+  dns: { port: c.dns.port },
   fileSync: c.file_sync,
 }));
 

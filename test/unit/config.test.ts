@@ -56,6 +56,26 @@ describe('loadConfig', () => {
     assert.deepEqual(config.vmm, { qemu: 'qemu-system-x86_64', accel: 'auto', sshTimeoutSec: 180 });
     assert.equal(config.image.debianMirror, 'http://deb.debian.org/debian');
     assert.deepEqual(config.vmDefaults, hostDefaults());
+    assert.deepEqual(config.dns, { port: 42069 });
+  });
+
+  it('takes [dns] port 0 as no .vm DNS server, and refuses what is not a port', () => {
+    assert.equal(loadConfig(write('[dns]\nport = 0\n'), {}).dns.port, 0);
+    assert.equal(loadConfig(write('[dns]\nport = 65535\n'), {}).dns.port, 65535);
+    for (const port of ['-1', '65536']) {
+      assert.throws(() => loadConfig(write(`[dns]\nport = ${port}\n`), {}), (err: unknown) => {
+        invalid(new RegExp(`dns\\.port = ${port} is not a port`))(err);
+        assert.match((err as BangerError).hint!, /0 to turn the \.vm DNS server off/);
+        return true;
+      });
+    }
+    assert.throws(() => loadConfig(write('[dns]\nport = "53"\n'), {}), invalid(/dns\.port must be a whole number/));
+    assert.throws(() => loadConfig(write('[dns]\nport = 53.5\n'), {}), invalid(/dns\.port must be a whole number/));
+    assert.throws(() => loadConfig(write('[dns]\nhost = "0.0.0.0"\n'), {}), (err: unknown) => {
+      invalid(/unknown key dns\.host/)(err);
+      assert.match((err as BangerError).hint!, /known keys in \[dns\]: port/);
+      return true;
+    });
   });
 
   it('applies every known key from valid TOML', () => {
@@ -78,12 +98,16 @@ ssh_timeout_sec = 30
 
 [image]
 debian_mirror = "https://mirror.example/debian"
+
+[dns]
+port = 5353
 `);
     assert.deepEqual(loadConfig(file, {}), {
       vmDefaults: { vcpus: 3, memoryMib: 3072, diskGib: 20, image: 'my-image' },
       network: { bridge: 'br-test', subnet: '10.9.8.0/24', netns: 'sandbox' },
       vmm: { qemu: '/opt/qemu/bin/qemu-system-x86_64', accel: 'tcg', sshTimeoutSec: 30 },
       image: { debianMirror: 'https://mirror.example/debian' },
+      dns: { port: 5353 },
       fileSync: [],
     });
   });
