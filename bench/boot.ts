@@ -384,6 +384,7 @@ async function byHandSample(s: HandSetup): Promise<Sample> {
     ],
     net: { tap, mac },
     qmpSocket: files.qmpSocket,
+    agentSocket: files.agentSocket,
     serialLog: files.serialLog,
     pidFile: files.pidFile,
   };
@@ -619,7 +620,7 @@ async function main(): Promise<void> {
     vmId: vm.id, accel: vm.accel, vcpus: vm.vcpus, memoryMib: vm.memoryMib, kernelPath: kernel.kernelPath,
     initrdPath: path.join(vmDir, 'initrd.img'), cmdline: guestCmdline({ accel: vm.accel, tscKhz: hostTscKhz() }),
     disks: [{ id: 'root', path: path.join(vmDir, 'root.qcow2'), format: 'qcow2' }, { id: 'work', path: path.join(vmDir, 'work.ext4'), format: 'raw' }],
-    net: { tap: vm.tap, mac: vm.mac }, qmpSocket: path.join(vmDir, 'qmp.sock'), serialLog: path.join(vmDir, 'serial.log'), pidFile: path.join(vmDir, 'qemu.pid'),
+    net: { tap: vm.tap, mac: vm.mac }, qmpSocket: path.join(vmDir, 'qmp.sock'), agentSocket: path.join(vmDir, 'agent.sock'), serialLog: path.join(vmDir, 'serial.log'), pidFile: path.join(vmDir, 'qemu.pid'),
   });
   const actual = bangerArgv.slice(1);
   const differs = expected.length !== actual.length || expected.some((a, i) => a !== actual[i]);

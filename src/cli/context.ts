@@ -3,6 +3,7 @@ import type { SignalSource } from './cancel.ts';
 import type { Confirm } from './confirm.ts';
 import type { Output } from './output.ts';
 import type { RunSsh } from './ssh-session.ts';
+import type { RunViaAgent } from './agent-session.ts';
 
 /** What every command handler gets; handlers return an exit status and never exit the process themselves. */
 export interface CliContext {
@@ -19,6 +20,8 @@ export interface CliContext {
   signals?: SignalSource;
   /** Runs ssh attached to the terminal; runSsh when not given (tests pass a fake). */
   runSsh?: RunSsh;
+  /** Runs a command through the guest agent; runViaAgent when not given (tests pass a fake). */
+  runViaAgent?: RunViaAgent;
   /** The command that runs, e.g. "banger vm stop", for hints that point at its --help (set by main). */
   command?: string;
   /** Asks a y/N question on the terminal; terminalConfirm when not given (tests pass a fake). */

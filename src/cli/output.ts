@@ -113,6 +113,8 @@ const FALLBACK_HINTS: { readonly [C in ErrorCode]: (where: HintContext) => strin
     + `changed since, restart both: banger daemon stop && banger daemon start; otherwise see ${path.join(logDir(), 'bangerd-root.log')}`,
   DAEMON_UNAVAILABLE: () => 'start it: banger daemon start; see what runs: banger daemon status',
   WORKSPACE_FAILED: () => 'see the VM\'s state with banger vm exec VM -- git -C /root/repo status',
+  AGENT_UNAVAILABLE: () => 'see the guest\'s console: banger vm logs NAME; restarting the VM restarts its agent: banger vm restart NAME',
+  AGENT_FAILED: () => 'the message above is the guest\'s own error; check the command or path inside the guest: banger vm ssh NAME',
   STORE_TOO_NEW: () => 'upgrade banger to the version that wrote the database, or point BANGER_HOME at another directory',
   CANCELLED: () => 'see what is left: banger vm list --all',
   INTERNAL: ({ logDir }) => `this is a bug in banger or a failure it does not explain yet; the daemon log has the details: ${path.join(logDir(), 'bangerd.log')}`,

@@ -57,6 +57,7 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
     .option('--rm', 'delete the VM afterwards (kept if sshd never comes up, for inspection)')
     .option('-d, --detach', 'create, ship the workspace, bootstrap, then return, leaving the VM running')
     .option('--dry-run', 'print the files PATH would ship, and create nothing')
+    .option('-p, --publish <ports>', 'serve a guest TCP port on a host loopback port while the VM runs: [HOST_PORT:]GUEST_PORT (repeatable)', (v: string, all: string[] = []) => [...all, v])
     .option(...json)
     .action(act(async (paths: string[], flags) => (await import('./commands/vm-run.ts')).vmRun(ctx, paths, flags)));
   sizeOptions(vm.command('create').description('create a VM and boot it'))
@@ -75,7 +76,19 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
   vm.command('ssh').description('open a shell in a running VM, or run `-- CMD ARGS` there').argument('<vm>')
     .action(act(async (ref: string) => (await import('./commands/vm-ssh.ts')).vmSsh(ctx, ref)));
   vm.command('exec').description('run `-- CMD ARGS` in a running VM (in its workspace when it has one) and exit with its status').argument('<vm>')
-    .action(act(async (ref: string) => (await import('./commands/vm-exec.ts')).vmExec(ctx, ref)));
+    .option('--via <how>', 'agent (the guest agent: no ssh, works without sshd), ssh, or auto: the agent unless a terminal is attached', 'auto')
+    .action(act(async (ref: string, flags) => (await import('./commands/vm-exec.ts')).vmExec(ctx, ref, flags)));
+  vm.command('ports').description('list what listens in a running VM (HTTP and HTTPS as URLs) and the host ports forwarded to it').argument('<vm>').option(...json)
+    .action(act(async (ref: string, flags) => (await import('./commands/vm-ports.ts')).vmPorts(ctx, ref, flags)));
+  vm.command('health').description("ask a running VM's guest agent how the guest is (systemd state, uptime, agent version)").argument('<vm>').option(...json)
+    .action(act(async (ref: string, flags) => (await import('./commands/vm-health.ts')).vmHealth(ctx, ref, flags)));
+  vm.command('stats').description("show a running VM's CPU, memory and disk use, uptime, and its VMM's host memory").argument('<vm>').option(...json)
+    .action(act(async (ref: string, flags) => (await import('./commands/vm-stats.ts')).vmStats(ctx, ref, flags)));
+  vm.command('forward').description('serve a guest TCP port on a host loopback port while the VM runs ([HOST_PORT:]GUEST_PORT; a free host port when HOST_PORT is left out)')
+    .argument('<vm>').argument('[ports]', '[HOST_PORT:]GUEST_PORT')
+    .option('--remove <host-port>', 'stop forwarding this host port')
+    .option(...json)
+    .action(act(async (ref: string, spec: string | undefined, flags) => (await import('./commands/vm-forward.ts')).vmForward(ctx, ref, spec, flags)));
   const workspace = vm.command('workspace').description('ship a host checkout into a VM and take its changes back');
   workspaceOptions(workspace.command('prepare').description('ship the git checkout at PATH into a running VM at /root/repo and record its base commit'))
     .argument('<vm>').argument('<path>').option(...json)
@@ -118,6 +131,17 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
     .action(act(async (flags) => (await import('./commands/daemon-status.ts')).daemonStatus(ctx, flags)));
   program.command('version').description('print versions').option(...json)
     .action(act(async (flags) => (await import('./commands/version.ts')).version(ctx, flags)));
+  program.command('ssh-config').description('let plain `ssh NAME.vm` reach the running VM NAME: print, add or remove the Include ~/.ssh/config needs')
+    .option('--install', "add the Include at the top of ~/.ssh/config, between banger's markers")
+    .option('--uninstall', "remove banger's markers and the Include between them from ~/.ssh/config")
+    .option(...json)
+    .action(act(async (flags) => (await import('./commands/ssh-config.ts')).sshConfig(ctx, flags)));
+  // ssh's ProxyCommand for Host *.vm (see commands/ssh-config.ts); not for people.
+  program.command('ssh-proxy', { hidden: true }).argument('<host>').argument('<port>')
+    .action(act(async (host: string, port: string) => (await import('./commands/ssh-proxy.ts')).sshProxy(ctx, host, port)));
+  // ssh's KnownHostsCommand for Host *.vm (see commands/ssh-config.ts); not for people.
+  program.command('ssh-known-hosts', { hidden: true }).argument('<host>')
+    .action(act(async (host: string) => (await import('./commands/ssh-known-hosts.ts')).sshKnownHosts(ctx, host)));
   return program;
 }
 
@@ -142,6 +166,7 @@ export interface MainDeps {
   exit?: (status: number) => void;
   signals?: SignalSource;
   runSsh?: CliContext['runSsh'];
+  runViaAgent?: CliContext['runViaAgent'];
   /** config.toml, for the defaults `vm create --help` shows; from the environment when not given. */
   configFile?: string;
 }
@@ -163,6 +188,7 @@ export async function main(argv: string[], deps: MainDeps = {}): Promise<number>
     },
     ...(deps.signals ? { signals: deps.signals } : {}),
     ...(deps.runSsh ? { runSsh: deps.runSsh } : {}),
+    ...(deps.runViaAgent ? { runViaAgent: deps.runViaAgent } : {}),
   };
   const program = buildProgram(ctx, (code) => {
     status = code;

@@ -2,18 +2,25 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type net from 'node:net';
+import { ForwardService } from './services/forward-service.ts';
+import { GuestService } from './services/guest-service.ts';
+import { VmDnsServer } from './services/vm-dns.ts';
+import { serveTunnels } from './tunnel-server.ts';
+import { messageOf } from '../protocol/errors.ts';
 import { serve, type Handler } from '../protocol/jsonrpc.ts';
 import type { DaemonStatus } from '../protocol/methods.ts';
 import { Store } from '../store/store.ts';
 import type { BangerPaths } from '../system/paths.ts';
-import type { BangerConfig } from '../system/config.ts';
+import { gatewayCidrOf, type BangerConfig } from '../system/config.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import { runChecked } from '../system/process.ts';
 import { systemClock, type Clock } from '../system/clock.ts';
 import { listenUnix } from '../system/socket-server.ts';
 import { HelperClient, helperClientFor } from './helper-client.ts';
 import type { PrivilegedOps } from '../protocol/privileged-ops.ts';
-import type { VmmDriver } from '../vmm/driver.ts';
+import { vmFilesIn, type VmmDriver } from '../vmm/driver.ts';
+import { readAgentBinary } from '../system/agent-binary.ts';
+import { AgentService } from './services/agent-service.ts';
 import { QemuDriver } from '../vmm/qemu/qemu-driver.ts';
 import { VERSION } from '../version.ts';
 import { ImageService } from './services/image-service.ts';
@@ -21,6 +28,9 @@ import { KernelService } from './services/kernel-service.ts';
 import { VmService } from './services/vm-service.ts';
 import { WorkspaceService } from './services/workspace-service.ts';
 import { createRpcHandlers } from './rpc-handlers.ts';
+
+/** systemd-resolved's varlink socket: present while resolved runs. */
+const RESOLVED_SOCKET = '/run/systemd/resolve/io.systemd.Resolve';
 
 export interface DaemonDeps {
   paths: BangerPaths;
@@ -30,6 +40,8 @@ export interface DaemonDeps {
   ops?: PrivilegedOps;
   driver?: VmmDriver;
   log?: (message: string) => void;
+  /** The guest agent each VM carries; the built dist-agent/banger-agent when not given. */
+  agentBinary?: () => Buffer;
   /** Called after daemon.shutdown is answered; bangerd's main closes the daemon and exits. Default: close. */
   onShutdown?: () => void;
 }
@@ -40,6 +52,12 @@ export class Daemon {
   readonly images: ImageService;
   readonly kernels: KernelService;
   readonly workspaces: WorkspaceService;
+  readonly agents: AgentService;
+  readonly forwards: ForwardService;
+  readonly guests: GuestService;
+  private tunnelServer: net.Server | null = null;
+  private dns: VmDnsServer | null = null;
+  private dnsError: string | null = null;
   private readonly deps: DaemonDeps;
   private readonly ops: PrivilegedOps;
   private readonly log: (message: string) => void;
@@ -58,11 +76,16 @@ export class Daemon {
     const driver = deps.driver ?? new QemuDriver({ runner, ops: this.ops, clock, qemu: config.vmm.qemu, accel: config.vmm.accel, cacheFile: path.join(paths.stateDir, 'accel-decisions.json'), log });
     this.kernels = new KernelService({ store: this.store, runner, clock, kernelsDir: paths.kernelsDir });
     this.images = new ImageService({ store: this.store, ops: this.ops, clock, imagesDir: paths.imagesDir, mirror: config.image.debianMirror });
+    this.agents = new AgentService({ store: this.store, clock, log, endpoint: (vm) => driver.agentEndpoint(vmFilesIn(path.join(paths.vmsDir, vm.id))) });
     this.vms = new VmService({
       store: this.store, driver, ops: this.ops, runner, clock, config, kernels: this.kernels, images: this.images,
-      vmsDir: paths.vmsDir, sshKey: path.join(paths.sshDir, 'id_ed25519'), log,
+      vmsDir: paths.vmsDir, sshKey: path.join(paths.sshDir, 'id_ed25519'), log, agents: this.agents, agentBinary: deps.agentBinary ?? (() => readAgentBinary()),
     });
     this.workspaces = new WorkspaceService({ vms: this.vms, store: this.store, runner, log });
+    this.forwards = new ForwardService({ store: this.store, clock, agents: this.agents, vm: (id) => this.store.getVm(id), log });
+    this.guests = new GuestService({ agents: this.agents, forwards: this.forwards, show: (ref) => this.vms.show(ref) });
+    // A VM that stops or is deleted takes its forwards with it.
+    this.vms.onStopped((vmId) => this.forwards.dropAll(vmId));
   }
 
   /** Creates banger's ssh key pair once; it is the only key guests accept. */
@@ -81,6 +104,7 @@ export class Daemon {
       images: this.images,
       kernels: this.kernels,
       workspaces: this.workspaces,
+      guests: this.guests,
       version: () => ({ version: VERSION, node: process.version, pid: process.pid }),
       status: () => this.status(),
       shutdown: this.deps.onShutdown ?? (() => void this.close()),
@@ -103,6 +127,7 @@ export class Daemon {
       socket: this.deps.paths.daemonSocket,
       helper,
       netns: this.deps.config.network.netns,
+      dns: this.dns ? { listening: true, address: `127.0.0.1:${this.dns.port}`, error: null } : { listening: false, address: null, error: this.dnsError ?? (this.deps.config.dns.port === 0 ? 'turned off ([dns] port = 0)' : null) },
       vms: { total: vms.length, running: vms.filter((v) => v.state === 'running').length },
     };
   }
@@ -116,7 +141,51 @@ export class Daemon {
       identity: { name: 'bangerd', unavailable: 'DAEMON_UNAVAILABLE' },
       onInternalError: (method, err) => this.log(`${method} failed unexpectedly: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
     });
+    this.tunnelServer = await listenUnix(this.deps.paths.tunnelSocket, { mode: 0o600 });
+    serveTunnels(this.tunnelServer, { agents: this.agents, show: (ref) => this.vms.show(ref), log: this.log });
+    await this.forwards.restore();
+    await this.startDns();
     fs.writeFileSync(this.deps.paths.daemonPidFile, `${process.pid}\n`);
+  }
+
+  /**
+   * The `.vm` DNS server. A port another program holds does not stop bangerd (VMs work without names); the
+   * failure goes to the log and to `daemon status`.
+   */
+  private async startDns(): Promise<void> {
+    const { port } = this.deps.config.dns;
+    if (port === 0) return;
+    const dns = new VmDnsServer({
+      host: '127.0.0.1', port, logger: this.log,
+      lookup: (name) => this.store.listVms().find((vm) => vm.name === name && vm.state === 'running')?.ip,
+    });
+    try {
+      await dns.start();
+      this.dns = dns;
+    } catch (err) {
+      this.dnsError = messageOf(err);
+      this.log(`the .vm DNS server is not running: ${this.dnsError}`);
+      return;
+    }
+    await this.routeDnsThroughResolved(dns.port);
+  }
+
+  /**
+   * On a host whose resolver is systemd-resolved, `.vm` names then resolve for every program (not only with
+   * `dig @127.0.0.1 -p PORT`): bangerd-root points resolved at this server for the bridge's link. Guests in a
+   * network namespace have no bridge on the host's side to route through. Not run on the machines banger is
+   * tested on (no systemd there); a failure is logged and leaves names to ssh-config and dig.
+   */
+  private async routeDnsThroughResolved(port: number): Promise<void> {
+    const { network } = this.deps.config;
+    if (network.netns !== null || !fs.existsSync(RESOLVED_SOCKET)) return;
+    try {
+      await this.ops.ensureBridge({ bridge: network.bridge, gatewayCidr: gatewayCidrOf(network.subnet), netns: null });
+      await this.ops.resolvedRoute({ bridge: network.bridge, port });
+      this.log(`systemd-resolved sends .vm queries to 127.0.0.1:${port} (link ${network.bridge})`);
+    } catch (err) {
+      this.log(`could not route .vm through systemd-resolved: ${messageOf(err)}`);
+    }
   }
 
   async close(): Promise<void> {
@@ -124,6 +193,11 @@ export class Daemon {
     this.stopping = true;
     // Running VMs are left running: their VMMs are separate processes and the next daemon finds them again.
     this.server?.close();
+    this.tunnelServer?.close();
+    fs.rmSync(this.deps.paths.tunnelSocket, { force: true });
+    this.forwards.closeAll();
+    this.agents.close();
+    await this.dns?.close();
     fs.rmSync(this.deps.paths.daemonPidFile, { force: true });
     if (this.ops instanceof HelperClient) this.ops.close();
     this.store.close();

@@ -9,6 +9,7 @@ import type { ImageService } from './services/image-service.ts';
 import type { KernelService } from './services/kernel-service.ts';
 import type { VmService } from './services/vm-service.ts';
 import type { WorkspaceService } from './services/workspace-service.ts';
+import type { GuestService } from './services/guest-service.ts';
 
 /** What the methods call; plain objects in tests. */
 export interface RpcServices {
@@ -16,6 +17,7 @@ export interface RpcServices {
   images: Pick<ImageService, 'list'>;
   kernels: Pick<KernelService, 'list'>;
   workspaces: Pick<WorkspaceService, 'create' | 'prepare' | 'bootstrap' | 'export'>;
+  guests: Pick<GuestService, 'health' | 'ports' | 'stats' | 'forward' | 'unforward'>;
   version(): VersionInfo;
   status(): Promise<DaemonStatus>;
   /** Called once daemon.shutdown has been answered; the daemon closes and exits. */
@@ -47,6 +49,11 @@ export function createRpcHandlers(services: RpcServices): Map<string, Handler> {
   on('vm.kill', (p) => vms.kill(p.ref, p.signal));
   on('vm.set', (p) => vms.set(p));
   on('vm.prune', (p) => vms.prune(p.ids));
+  on('vm.health', (p) => services.guests.health(p.ref));
+  on('vm.ports', (p, ctx) => services.guests.ports(p.ref, ctx.signal));
+  on('vm.stats', (p) => services.guests.stats(p.ref));
+  on('vm.forward', (p) => services.guests.forward(p.ref, p.guestPort, p.hostPort));
+  on('vm.unforward', (p) => services.guests.unforward(p.ref, p.hostPort));
   on('image.list', () => services.images.list());
   on('kernel.list', () => services.kernels.list());
   on('daemon.version', () => services.version());

@@ -16,12 +16,13 @@ import { DiesWithParentRunner } from '../system/dies-with-parent.ts';
 import { DEFAULT_IMAGES } from '../protocol/image-recipes.ts';
 import {
   bridgeParamsSchema, buildImageParamsSchema, deleteTapParamsSchema, emptyParamsSchema, launchQemuParamsSchema, natListParamsSchema, natParamsSchema,
-  tapParamsSchema,
+  resolvedRouteParamsSchema, resolvedUnrouteParamsSchema, tapParamsSchema,
 } from '../protocol/helper-schemas.ts';
 import { buildDebianImage } from './debian-image-build.ts';
 import { ChosenFirewall } from './chosen-firewall.ts';
 import type { GuestFirewall } from './guest-firewall.ts';
 import { refuse, refuseInvalid } from './refusal.ts';
+import { ResolvedRouting } from './resolved-route.ts';
 import { TAP_PATTERN, VM_ID_PATTERN, MAC_PATTERN, CIDR_PATTERN, IPV4_PATTERN, str, matching, int, lstatOrNull, removeStale, createFresh } from './helper-checks.ts';
 import type {
   BridgeParams, BuildImageParams, DeleteTapParams, HelperNetwork, LaunchQemuParams, NatListParams, NatParams, QemuLaunchSpec, TapParams,
@@ -61,6 +62,8 @@ export class HelperService {
   private readonly qemuRunner: ProcessRunner;
   private readonly scope: HelperScope;
   private readonly firewall: GuestFirewall;
+  /** Routes .vm to bangerd's DNS server through systemd-resolved (net.resolvedRoute, net.resolvedUnroute). */
+  private readonly resolved: ResolvedRouting;
 
   /** `runner` starts processes as they are; the service adds the death signal where it belongs. */
   constructor(runner: ProcessRunner, scope: HelperScope, options: HelperServiceOptions = {}) {
@@ -68,6 +71,7 @@ export class HelperService {
     this.qemuRunner = runner;
     this.scope = scope;
     this.firewall = options.firewall ?? new ChosenFirewall({ runner: this.runner, bridge: scope.network.bridge, netns: scope.network.netns });
+    this.resolved = new ResolvedRouting({ runner: this.runner, network: scope.network, checkBridge: (value) => this.bridge(value) });
   }
 
   /**
@@ -318,6 +322,7 @@ export class HelperService {
       })),
       net: raw.net === null ? null : { tap: matching(raw.net.tap, TAP_PATTERN, 'tap name'), mac: matching(raw.net.mac, MAC_PATTERN, 'mac address') },
       qmpSocket: this.insidePath(raw.qmpSocket, [this.scope.stateDir, this.scope.runDir], 'qmp socket', false),
+      agentSocket: this.insidePath(raw.agentSocket, [this.scope.stateDir, this.scope.runDir], 'agent socket', false),
       serialLog: this.insidePath(raw.serialLog, [this.scope.stateDir], 'serial log', false),
       pidFile: this.insidePath(raw.pidFile, [this.scope.stateDir, this.scope.runDir], 'pid file', false),
     };
@@ -342,6 +347,7 @@ export class HelperService {
     asOwner(this.scope.owner, () => {
       removeStale(spec.pidFile);
       removeStale(spec.qmpSocket);
+      removeStale(spec.agentSocket);
       createFresh(spec.serialLog, 'serial log');
     });
     // -daemonize: the first process exits once the VM is set up, so errors in the set-up come back here. The
@@ -379,6 +385,8 @@ export class HelperService {
     h.set('net.natList', async (p) => this.natList(refuseInvalid(natListParamsSchema, 'net.natList', p)));
     h.set('vmm.launchQemu', async (p, ctx) => this.launchQemu(refuseInvalid(launchQemuParamsSchema, 'vmm.launchQemu', p), ctx));
     h.set('image.build', async (p, ctx) => this.buildImage(refuseInvalid(buildImageParamsSchema, 'image.build', p), ctx));
+    h.set('net.resolvedRoute', async (p) => this.resolved.route(refuseInvalid(resolvedRouteParamsSchema, 'net.resolvedRoute', p)));
+    h.set('net.resolvedUnroute', async (p) => this.resolved.unroute(refuseInvalid(resolvedUnrouteParamsSchema, 'net.resolvedUnroute', p)));
     h.set('helper.shutdown', async (p) => {
       refuseInvalid(emptyParamsSchema, 'helper.shutdown', p);
       setImmediate(onShutdown);

@@ -8,12 +8,35 @@ import { gzipSync } from 'node:zlib';
 import { BangerError } from '../protocol/errors.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import { runChecked } from '../system/process.ts';
-import { PROBE_MARKER, ROOT_LABEL, WORK_LABEL } from '../system/guest-contract.ts';
+import { AGENT_GUEST_PATH, PROBE_MARKER, ROOT_LABEL, WORK_LABEL } from '../system/guest-contract.ts';
 import { S_IFCHR, S_IFDIR, S_IFREG, writeCpio, type CpioEntry } from './cpio.ts';
 
 /** Modules the guest needs, by name; their dependencies come from modules.dep. */
 export const GUEST_MODULES = ['crc32c_generic', 'ext4', 'virtio_mmio', 'virtio_blk', 'virtio_net', 'virtio_console', 'vmw_vsock_virtio_transport'];
 
+
+const AGENT_PATH = AGENT_GUEST_PATH;
+const AGENT_DIR = path.dirname(AGENT_GUEST_PATH);
+
+/**
+ * The agent's unit. No default dependencies: it needs only the root and work disks, which the initrd mounted,
+ * so it answers long before sshd. It stops last at shutdown, so a poweroff request can still be answered.
+ */
+export const AGENT_UNIT = `[Unit]
+Description=banger guest agent
+DefaultDependencies=no
+Conflicts=shutdown.target
+Before=shutdown.target
+
+[Service]
+ExecStart=${AGENT_GUEST_PATH}
+Restart=always
+RestartSec=1
+KillMode=mixed
+
+[Install]
+WantedBy=sysinit.target
+`;
 
 export const INIT_SCRIPT = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -46,6 +69,13 @@ chmod 600 /newroot/root/.ssh/authorized_keys
 mkdir -p /newroot/etc/ssh
 cp /banger/ssh_host_ed25519_key /banger/ssh_host_ed25519_key.pub /newroot/etc/ssh/ || fail "cannot install the VM's ssh host key"
 chmod 600 /newroot/etc/ssh/ssh_host_ed25519_key
+if [ -f /banger/agent ]; then
+  # The guest agent of the banger that made this VM, installed on every boot, started by systemd at sysinit.
+  mkdir -p /newroot${AGENT_DIR} /newroot/etc/systemd/system/sysinit.target.wants
+  cp /banger/agent /newroot${AGENT_PATH} && chmod 755 /newroot${AGENT_PATH} || fail "cannot install the guest agent"
+  cp /banger/banger-agent.service /newroot/etc/systemd/system/banger-agent.service
+  ln -sf ../banger-agent.service /newroot/etc/systemd/system/sysinit.target.wants/banger-agent.service
+fi
 echo "$BANGER_HOSTNAME" > /newroot/etc/hostname
 printf '127.0.0.1 localhost\\n127.0.1.1 %s\\n::1 localhost ip6-localhost ip6-loopback\\n' "$BANGER_HOSTNAME" > /newroot/etc/hosts
 echo "$BANGER_MACHINE_ID" > /newroot/etc/machine-id
@@ -155,6 +185,8 @@ export interface VmBootConfig {
   authorizedKeys: string;
   hostKey: string;
   hostKeyPub: string;
+  /** The guest agent binary, installed into the root filesystem at each boot. */
+  agent?: Buffer;
 }
 
 /** The per-VM part, appended to the base initrd as a second (uncompressed) archive. */
@@ -175,5 +207,11 @@ export function buildVmConfigArchive(config: VmBootConfig): Buffer {
     { path: 'banger/authorized_keys', mode: S_IFREG | 0o600, data: Buffer.from(config.authorizedKeys) },
     { path: 'banger/ssh_host_ed25519_key', mode: S_IFREG | 0o600, data: Buffer.from(config.hostKey) },
     { path: 'banger/ssh_host_ed25519_key.pub', mode: S_IFREG | 0o644, data: Buffer.from(config.hostKeyPub) },
+    ...(config.agent
+      ? [
+        { path: 'banger/agent', mode: S_IFREG | 0o755, data: config.agent },
+        { path: 'banger/banger-agent.service', mode: S_IFREG | 0o644, data: Buffer.from(AGENT_UNIT) },
+      ]
+      : []),
   ]);
 }

@@ -14,6 +14,7 @@ export const VM_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const ref = z.string().min(1).max(64);
 const sshTimeoutSec = z.int().min(L.sshTimeoutSec.min).max(L.sshTimeoutSec.max);
 const noParams = z.strictObject({});
+const port = z.int().min(1).max(65535);
 const workspaceSource = {
   path: z.string().min(1).max(4096).refine((p) => p.startsWith('/'), { error: 'must be an absolute path' }),
   includeUntracked: z.boolean().optional(),
@@ -42,6 +43,11 @@ export const DAEMON_PARAMS = {
   'vm.delete': z.strictObject({ ref }),
   'vm.list': noParams,
   'vm.show': z.strictObject({ ref }),
+  'vm.health': z.strictObject({ ref }),
+  'vm.ports': z.strictObject({ ref }),
+  'vm.stats': z.strictObject({ ref }),
+  'vm.forward': z.strictObject({ ref, guestPort: port, hostPort: port.optional() }),
+  'vm.unforward': z.strictObject({ ref, hostPort: port }),
   'vm.ssh': z.strictObject({ ref }),
   'vm.logs': z.strictObject({ ref, offset: z.int().min(0).optional() }),
   'vm.workspace.prepare': z.strictObject({

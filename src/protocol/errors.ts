@@ -20,6 +20,10 @@ export const ERROR_CODES = {
   STORE_TOO_NEW: 17,
   /** Shipping a workspace into a guest, or exporting its changes, failed. */
   WORKSPACE_FAILED: 18,
+  /** The guest agent did not answer (not running yet, hung, or the VM has none). */
+  AGENT_UNAVAILABLE: 19,
+  /** The guest agent answered that it could not do what was asked. */
+  AGENT_FAILED: 20,
   CANCELLED: 130,
   INTERNAL: 70,
 } as const;

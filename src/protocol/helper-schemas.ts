@@ -53,6 +53,7 @@ export const qemuLaunchSpecSchema = z.strictObject({
   disks: z.array(qemuDiskSchema),
   net: z.strictObject({ tap: z.string(), mac: z.string() }).nullable(),
   qmpSocket: z.string(),
+  agentSocket: z.string(),
   serialLog: z.string(),
   pidFile: z.string(),
 });
@@ -67,4 +68,14 @@ export const buildImageParamsSchema = z.strictObject({
   name: z.string(),
   mirror: z.string(),
   output: z.string(),
+});
+
+/** Route queries for .vm to bangerd's DNS server on 127.0.0.1:port, through systemd-resolved on the bridge. */
+export const resolvedRouteParamsSchema = z.strictObject({
+  bridge: z.string(),
+  port: z.number(),
+});
+
+export const resolvedUnrouteParamsSchema = z.strictObject({
+  bridge: z.string(),
 });

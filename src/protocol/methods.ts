@@ -24,6 +24,16 @@ export interface VmInfo {
   nat: boolean;
   /** The repository shipped into the VM, if any (see `vm workspace prepare`). */
   workspace: WorkspaceInfo | null;
+  /** The guest agent version the VM last said hello with; absent before its first hello. */
+  agentVersion?: string;
+}
+
+/** A host loopback port served by a guest TCP port while the VM runs (`vm forward`). */
+export interface ForwardInfo {
+  hostPort: number;
+  vmId: string;
+  guestPort: number;
+  createdAt: string;
 }
 
 export interface WorkspaceInfo {
@@ -123,6 +133,8 @@ export interface DaemonStatus {
   socket: string;
   helper: { reachable: boolean; socket: string; pid: number | null };
   netns: string | null;
+  /** The `.vm` DNS server: where it listens, or why it does not. */
+  dns: { listening: boolean; address: string | null; error: string | null };
   vms: { total: number; running: number };
 }
 
@@ -204,6 +216,63 @@ export interface VmPruneResult {
   failed: Array<{ id: string; name: string; error: { code: ErrorCode; message: string; hint?: string } }>;
 }
 
+/** One listening socket in a guest, as `vm ports` shows it. */
+export interface GuestPort {
+  proto: 'tcp' | 'udp';
+  port: number;
+  /** Addresses it listens on (0.0.0.0 and :: for a dual-stack listener, shown once). */
+  addresses: string[];
+  /** `NAME.vm:PORT`, or `http://NAME.vm:PORT` / `https://NAME.vm:PORT` for a TCP listener that speaks it. */
+  endpoint: string;
+  /** What the probe found on a TCP listener. */
+  kind: 'http' | 'https' | 'tcp' | 'udp';
+  pid: number | null;
+  process: string | null;
+  command: string | null;
+  /** Host loopback ports forwarded to this port (`vm forward`). */
+  forwardedFrom: number[];
+}
+
+export interface VmPortsResult {
+  vm: string;
+  ports: GuestPort[];
+  /** Every forward of the VM, including ones to a port nothing listens on yet. */
+  forwards: ForwardInfo[];
+}
+
+export interface VmStatsResult {
+  vm: string;
+  cpus: number;
+  /** Busy share of all vCPUs over a short sample, 0 to 100. */
+  cpuPercent: number;
+  memTotalBytes: number;
+  memUsedBytes: number;
+  disks: Array<{ mount: string; totalBytes: number; usedBytes: number }>;
+  uptimeSec: number;
+  /** The VMM process's resident memory on the host. */
+  vmmRssBytes: number | null;
+  agentVersion: string;
+}
+
+export interface VmHealthResult {
+  vm: string;
+  systemState: string;
+  uptimeSec: number;
+  agentVersion: string;
+  /** Whether that agent is older than this banger's (it keeps working; a restart brings the new one). */
+  agentOutdated: boolean;
+}
+
+export interface VmForwardParams extends VmRef {
+  guestPort: number;
+  /** The host loopback port; a free one is picked when not given. */
+  hostPort?: number;
+}
+
+export interface VmUnforwardParams extends VmRef {
+  hostPort: number;
+}
+
 /** Method name → [params, result]. */
 export interface Methods {
   'vm.create': [VmCreateParams, VmInfo];
@@ -226,6 +295,11 @@ export interface Methods {
   'vm.kill': [VmKillParams, VmInfo];
   'vm.set': [VmSetParams, VmInfo];
   'vm.prune': [VmPruneParams, VmPruneResult];
+  'vm.health': [VmRef, VmHealthResult];
+  'vm.ports': [VmRef, VmPortsResult];
+  'vm.stats': [VmRef, VmStatsResult];
+  'vm.forward': [VmForwardParams, ForwardInfo];
+  'vm.unforward': [VmUnforwardParams, ForwardInfo];
 }
 
 export type MethodName = keyof Methods;

@@ -2,7 +2,8 @@
 import type { z } from 'zod';
 import type { ProgressEvent } from './jsonrpc.ts';
 import type {
-  bridgeParamsSchema, buildImageParamsSchema, deleteTapParamsSchema, launchQemuParamsSchema, natListParamsSchema, natParamsSchema, qemuDiskSchema, qemuLaunchSpecSchema, tapParamsSchema,
+  bridgeParamsSchema, buildImageParamsSchema, deleteTapParamsSchema, launchQemuParamsSchema, natListParamsSchema, natParamsSchema, qemuDiskSchema, qemuLaunchSpecSchema,
+  resolvedRouteParamsSchema, resolvedUnrouteParamsSchema, tapParamsSchema,
 } from './helper-schemas.ts';
 
 /** The bridge, subnet and namespace a bangerd-root was started for. */
@@ -16,6 +17,8 @@ export type LaunchQemuParams = z.infer<typeof launchQemuParamsSchema>;
 export type BuildImageParams = z.infer<typeof buildImageParamsSchema>;
 export type NatParams = z.infer<typeof natParamsSchema>;
 export type NatListParams = z.infer<typeof natListParamsSchema>;
+export type ResolvedRouteParams = z.infer<typeof resolvedRouteParamsSchema>;
+export type ResolvedUnrouteParams = z.infer<typeof resolvedUnrouteParamsSchema>;
 export interface OpOptions { signal?: AbortSignal; progress?: (e: ProgressEvent) => void }
 
 export interface PrivilegedOps {
@@ -31,9 +34,17 @@ export interface PrivilegedOps {
   natList(params: NatListParams): Promise<{ ips: string[] }>;
   launchQemu(params: LaunchQemuParams, options?: OpOptions): Promise<{ pid: number }>;
   buildImage(params: BuildImageParams, options?: OpOptions): Promise<{ sizeBytes: number }>;
+  /**
+   * Has systemd-resolved send the host's queries for .vm to 127.0.0.1:port (bangerd's DNS server), through the
+   * bridge's per-link settings. MISSING_TOOL (with the manual recipe) where the host has no resolvectl.
+   */
+  resolvedRoute(params: ResolvedRouteParams): Promise<void>;
+  /** Takes that away again (`resolvectl revert`); succeeds when there is nothing to take away. */
+  resolvedUnroute(params: ResolvedUnrouteParams): Promise<void>;
 }
 
-export const HELPER_METHODS = ['helper.ping', 'net.ensureBridge', 'net.createTap', 'net.deleteTap', 'net.natEnable', 'net.natDisable', 'net.natList', 'vmm.launchQemu', 'image.build', 'helper.shutdown'] as const;
+export const HELPER_METHODS = ['helper.ping', 'net.ensureBridge', 'net.createTap', 'net.deleteTap', 'net.natEnable', 'net.natDisable', 'net.natList', 'vmm.launchQemu', 'image.build', 'net.resolvedRoute', 'net.resolvedUnroute',
+  'helper.shutdown'] as const;
 
 /** What bangerd-root turns into QEMU's command line (system/qemu-argv.ts), after checking every field. */
 export type QemuDisk = z.infer<typeof qemuDiskSchema>;

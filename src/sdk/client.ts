@@ -8,7 +8,7 @@ import type {
 } from '../protocol/methods.ts';
 import { resolvePaths } from '../system/paths.ts';
 import type { KillSignal } from '../protocol/kill-signals.ts';
-import type { VmPruneResult, VmSetParams } from '../protocol/methods.ts';
+import type { ForwardInfo, VmHealthResult, VmPortsResult, VmPruneResult, VmSetParams, VmStatsResult } from '../protocol/methods.ts';
 
 export interface CallOptions {
   signal?: AbortSignal;
@@ -67,6 +67,18 @@ export class BangerClient {
   setVm(ref: string, size: Omit<VmSetParams, 'ref'>, options?: CallOptions): Promise<VmInfo> { return this.call('vm.set', { ref, ...size }, options); }
   /** Deletes every VM that is not running, or only those of `ids` that are not. */
   pruneVms(ids?: string[], options?: CallOptions): Promise<VmPruneResult> { return this.call('vm.prune', ids ? { ids } : {}, options); }
+  /** The guest agent's view of a running VM: system state, uptime, agent version. */
+  vmHealth(ref: string, options?: CallOptions): Promise<VmHealthResult> { return this.call('vm.health', { ref }, options); }
+  /** Listening sockets in a running VM (HTTP and HTTPS listeners marked), and its forwards. */
+  vmPorts(ref: string, options?: CallOptions): Promise<VmPortsResult> { return this.call('vm.ports', { ref }, options); }
+  /** CPU, memory, disk use and uptime of a running VM, and its VMM's host memory. */
+  vmStats(ref: string, options?: CallOptions): Promise<VmStatsResult> { return this.call('vm.stats', { ref }, options); }
+  /** Serves a guest TCP port on a host loopback port (a free one when `hostPort` is not given) while the VM runs. */
+  forwardPort(ref: string, guestPort: number, hostPort?: number, options?: CallOptions): Promise<ForwardInfo> {
+    return this.call('vm.forward', { ref, guestPort, ...(hostPort !== undefined ? { hostPort } : {}) }, options);
+  }
+  /** Stops serving a forwarded host port. */
+  unforwardPort(ref: string, hostPort: number, options?: CallOptions): Promise<ForwardInfo> { return this.call('vm.unforward', { ref, hostPort }, options); }
   /** Images banger has. */
   listImages(): Promise<ImageInfo[]> { return this.call('image.list', {}); }
   /** Kernels banger has. */

@@ -39,4 +39,13 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE vms ADD COLUMN workspace_dir TEXT;
    ALTER TABLE vms ADD COLUMN workspace_base TEXT;
    ALTER TABLE vms ADD COLUMN workspace_branch TEXT;`,
+  // 3: the guest agent version each VM last said hello with; host ports forwarded to guest ports while it runs.
+  `ALTER TABLE vms ADD COLUMN agent_version TEXT;
+   CREATE TABLE forwards (
+     host_port INTEGER PRIMARY KEY CHECK (host_port BETWEEN 1 AND 65535),
+     vm_id TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,
+     guest_port INTEGER NOT NULL CHECK (guest_port BETWEEN 1 AND 65535),
+     created_at TEXT NOT NULL
+   );
+   CREATE INDEX forwards_vm ON forwards (vm_id);`,
 ];

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import type { ImageInfo, KernelInfo, VmInfo, VmState, WorkspaceInfo } from '../protocol/methods.ts';
+import type { ForwardInfo, ImageInfo, KernelInfo, VmInfo, VmState, WorkspaceInfo } from '../protocol/methods.ts';
 import { BangerError } from '../protocol/errors.ts';
 import { isoNow, systemClock, type Clock } from '../system/clock.ts';
 import { MIGRATIONS } from './migrations.ts';
@@ -10,7 +10,10 @@ interface VmRow {
   id: string; name: string; state: VmState; image: string; kernel: string; vcpus: number; memory_mib: number;
   disk_gib: number; ip: string; mac: string; tap: string; accel: string | null; pid: number | null; created_at: string;
   nat: number; workspace_source: string | null; workspace_dir: string | null; workspace_base: string | null; workspace_branch: string | null;
+  agent_version: string | null;
 }
+
+interface ForwardRow { host_port: number; vm_id: string; guest_port: number; created_at: string }
 
 interface ImageRow { name: string; path: string; size_bytes: number; source: string; created_at: string }
 interface KernelRow { id: string; version: string; kernel_path: string; initrd_path: string; source: string; created_at: string }
@@ -31,6 +34,7 @@ function vmFromRow(r: VmRow): VmInfo {
     workspace: r.workspace_source !== null && r.workspace_dir !== null && r.workspace_base !== null
       ? { source: r.workspace_source, dir: r.workspace_dir, baseCommit: r.workspace_base, branch: r.workspace_branch }
       : null,
+    ...(r.agent_version !== null ? { agentVersion: r.agent_version } : {}),
   };
 }
 
@@ -106,6 +110,30 @@ export class Store {
       isoNow(this.clock),
       id,
     );
+  }
+
+  /** The agent version a VM's guest said hello with (null: none has yet). */
+  setAgentVersion(id: string, version: string | null): void {
+    this.db.prepare('UPDATE vms SET agent_version = ? WHERE id = ?').run(version, id);
+  }
+
+  /** Records a forward; false when the host port is already forwarded (to any VM). */
+  insertForward(forward: ForwardInfo): boolean {
+    const result = this.db.prepare('INSERT INTO forwards (host_port, vm_id, guest_port, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(host_port) DO NOTHING')
+      .run(forward.hostPort, forward.vmId, forward.guestPort, forward.createdAt);
+    return Number(result.changes) === 1;
+  }
+
+  deleteForward(hostPort: number): void {
+    this.db.prepare('DELETE FROM forwards WHERE host_port = ?').run(hostPort);
+  }
+
+  /** Every forward, or one VM's. */
+  listForwards(vmId?: string): ForwardInfo[] {
+    const rows = (vmId === undefined
+      ? this.db.prepare('SELECT * FROM forwards ORDER BY host_port').all()
+      : this.db.prepare('SELECT * FROM forwards WHERE vm_id = ? ORDER BY host_port').all(vmId)) as unknown as ForwardRow[];
+    return rows.map((r) => ({ hostPort: r.host_port, vmId: r.vm_id, guestPort: r.guest_port, createdAt: r.created_at }));
   }
 
   deleteVm(id: string): void {

@@ -4,3 +4,11 @@ export const WORK_LABEL = 'banger-work';
 export const PROBE_MARKER = 'BANGER_PROBE_OK';
 /** Where the initrd mounts the work disk: root's home, and everything a VM keeps of its own. */
 export const WORK_DISK_MOUNT = '/root';
+/** The virtio-serial port name the guest agent looks for (agent/transport_serial.go). */
+export const AGENT_PORT_NAME = 'dev.banger.agent.0';
+/** The AF_VSOCK port the guest agent listens on where the VMM offers vsock (Firecracker). */
+export const AGENT_VSOCK_PORT = 52;
+/** The agent version this banger builds (agent/version.go says the same; a unit test holds them together). */
+export const AGENT_VERSION = '0.1.0';
+/** Where the initrd installs the agent in the guest's root, and its systemd unit. */
+export const AGENT_GUEST_PATH = '/usr/local/libexec/banger-agent';

@@ -17,6 +17,8 @@ export interface BangerPaths {
   kernelsDir: string;
   sshDir: string;
   daemonSocket: string;
+  /** Byte streams into guests (ssh ProxyCommand, agent exec); see src/daemon/tunnel-server.ts. */
+  tunnelSocket: string;
   helperSocket: string;
   daemonPidFile: string;
   helperPidFile: string;
@@ -48,6 +50,7 @@ export function resolvePaths(env: NodeJS.ProcessEnv = process.env, uid: number =
     kernelsDir: path.join(cacheDir, 'kernels'),
     sshDir: path.join(stateDir, 'ssh'),
     daemonSocket: path.join(runDir, 'bangerd.sock'),
+    tunnelSocket: path.join(runDir, 'bangerd-tunnel.sock'),
     helperSocket: path.join(runDir, 'bangerd-root.sock'),
     daemonPidFile: path.join(runDir, 'bangerd.pid'),
     helperPidFile: path.join(runDir, 'bangerd-root.pid'),

@@ -1,6 +1,7 @@
 // The one place a QEMU command line is built. bangerd-root calls this after validating the spec, so no
 // argument ever comes from a caller as a raw string.
 import type { QemuLaunchSpec } from '../protocol/privileged-ops.ts';
+import { AGENT_PORT_NAME } from './guest-contract.ts';
 
 export function qemuProcessName(vmId: string): string {
   return `banger-${vmId}`;
@@ -23,6 +24,11 @@ export function buildQemuArgv(spec: QemuLaunchSpec): string[] {
     '-pidfile', spec.pidFile,
     '-daemonize',
   ];
+  // The guest agent's port: virtio-serial works on every host (no vhost-vsock needed). Port 0 is reserved for a
+  // console; the agent finds its port by this name under /sys/class/virtio-ports.
+  argv.push('-chardev', `socket,id=agent0,path=${spec.agentSocket},server=on,wait=off`);
+  argv.push('-device', 'virtio-serial-device,max_ports=2');
+  argv.push('-device', `virtserialport,id=agentport,chardev=agent0,name=${AGENT_PORT_NAME},nr=1`);
   for (const disk of spec.disks) {
     argv.push('-drive', `id=${disk.id},file=${disk.path},format=${disk.format},if=none,discard=unmap`);
     argv.push('-device', `virtio-blk-device,drive=${disk.id}`);

@@ -1,6 +1,7 @@
 // The seam between banger's VM lifecycle and a particular VMM (QEMU today; Firecracker behind the same shape).
 import path from 'node:path';
 import type { KernelInfo } from '../protocol/methods.ts';
+import type { AgentEndpoint } from './agent-dial.ts';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -25,6 +26,8 @@ export interface VmFiles {
   initrd: string;
   serialLog: string;
   qmpSocket: string;
+  /** The guest agent's virtio-serial port, served by QEMU. */
+  agentSocket: string;
   pidFile: string;
 }
 
@@ -37,6 +40,7 @@ export function vmFilesIn(dir: string): VmFiles {
     initrd: path.join(dir, 'initrd.img'),
     serialLog: path.join(dir, 'serial.log'),
     qmpSocket: path.join(dir, 'qmp.sock'),
+    agentSocket: path.join(dir, 'agent.sock'),
     pidFile: path.join(dir, 'qemu.pid'),
   };
 }
@@ -74,4 +78,6 @@ export interface VmmDriver {
   terminate(vm: { vmId: string; pid: number | null }, signal: NodeJS.Signals): Promise<void>;
   /** Whether `pid` is still this VM's VMM (guards against pid reuse after a restart). */
   isAlive(vmId: string, pid: number | null): boolean;
+  /** Where the host reaches the guest agent of a VM this driver booted. */
+  agentEndpoint(files: VmFiles): AgentEndpoint;
 }

@@ -1,10 +1,12 @@
 // PrivilegedOps without root: records calls and keeps the taps and bridges that would exist on the host.
 import type {
-  BridgeParams, BuildImageParams, DeleteTapParams, HelperPong, LaunchQemuParams, NatListParams, NatParams, OpOptions, PrivilegedOps, TapParams,
+  BridgeParams, BuildImageParams, DeleteTapParams, HelperPong, LaunchQemuParams, NatListParams, NatParams, OpOptions, PrivilegedOps, ResolvedRouteParams,
+  ResolvedUnrouteParams, TapParams,
 } from '../../src/protocol/privileged-ops.ts';
 import { BangerError } from '../../src/protocol/errors.ts';
 
-export type OpName = 'ping' | 'ensureBridge' | 'createTap' | 'deleteTap' | 'natEnable' | 'natDisable' | 'natList' | 'launchQemu' | 'buildImage';
+export type OpName = 'ping' | 'ensureBridge' | 'createTap' | 'deleteTap' | 'natEnable' | 'natDisable' | 'natList' | 'launchQemu' | 'buildImage' | 'resolvedRoute'
+  | 'resolvedUnroute';
 
 export class FakePrivilegedOps implements PrivilegedOps {
   readonly calls: Array<{ op: OpName; params: unknown }> = [];
@@ -13,6 +15,8 @@ export class FakePrivilegedOps implements PrivilegedOps {
   readonly bridges = new Set<string>();
   /** Guest addresses with NAT now: natEnable adds, natDisable removes. */
   readonly natIps = new Set<string>();
+  /** The DNS port .vm is routed to through systemd-resolved, per bridge: resolvedRoute sets, resolvedUnroute removes. */
+  readonly resolvedRoutes = new Map<string, number>();
   private readonly failures = new Map<OpName, Error>();
   private readonly holds = new Map<OpName, Promise<void>>();
 
@@ -94,5 +98,16 @@ export class FakePrivilegedOps implements PrivilegedOps {
   async buildImage(params: BuildImageParams, _options?: OpOptions): Promise<{ sizeBytes: number }> {
     await this.record('buildImage', params);
     return { sizeBytes: 1024 };
+  }
+
+  async resolvedRoute(params: ResolvedRouteParams): Promise<void> {
+    await this.record('resolvedRoute', params);
+    this.resolvedRoutes.set(params.bridge, params.port);
+  }
+
+  /** Like the helper, unrouting a bridge that has no route succeeds. */
+  async resolvedUnroute(params: ResolvedUnrouteParams): Promise<void> {
+    await this.record('resolvedUnroute', params);
+    this.resolvedRoutes.delete(params.bridge);
   }
 }

@@ -4,6 +4,7 @@ import { BangerError } from '../../src/protocol/errors.ts';
 import type { KernelInfo } from '../../src/protocol/methods.ts';
 import path from 'node:path';
 import type { AccelChoice, BootSpec, DiskOptions, VmFiles, VmmDriver } from '../../src/vmm/driver.ts';
+import type { AgentEndpoint } from '../../src/vmm/agent-dial.ts';
 
 export class FakeVmmDriver implements VmmDriver {
   readonly name = 'fake';
@@ -108,6 +109,10 @@ export class FakeVmmDriver implements VmmDriver {
 
   aliveCount(): number {
     return this.alive.size;
+  }
+
+  agentEndpoint(files: VmFiles): AgentEndpoint {
+    return { kind: 'virtio-serial', path: files.agentSocket };
   }
 }
 

@@ -14,6 +14,7 @@ import { FakeClock } from './fake-clock.ts';
 import { FakePrivilegedOps } from './fake-privileged-ops.ts';
 import { FakeProcessRunner } from './fake-process-runner.ts';
 import { FakeVmmDriver } from './fake-vmm-driver.ts';
+import { FakeGuestAgents } from './fake-guest-agents.ts';
 
 export interface VmServiceHarness {
   dir: string;
@@ -22,6 +23,7 @@ export interface VmServiceHarness {
   vmsDir: string;
   store: Store;
   driver: FakeVmmDriver;
+  agents: FakeGuestAgents;
   ops: FakePrivilegedOps;
   runner: FakeProcessRunner;
   config: BangerConfig;
@@ -31,6 +33,9 @@ export interface VmServiceHarness {
   service: VmService;
   dispose(): void;
 }
+
+/** What the harness's VMs carry as their guest agent binary. */
+export const FAKE_AGENT = Buffer.from('\x7fELF fake agent');
 
 /** The base initrd the harness's kernel has, as bytes. */
 export const BASE_INITRD = Buffer.alloc(1024, 0x42);
@@ -42,6 +47,7 @@ export function vmServiceHarness(o: { configText?: string; configure?: (config: 
   fs.mkdirSync(home);
   const store = new Store(':memory:');
   const driver = new FakeVmmDriver();
+  const agents = new FakeGuestAgents();
   const ops = new FakePrivilegedOps();
   const runner = new FakeProcessRunner();
   const configFile = path.join(dir, 'config.toml');
@@ -65,7 +71,7 @@ export function vmServiceHarness(o: { configText?: string; configure?: (config: 
   const logs: string[] = [];
   const vmsDir = path.join(dir, 'vms');
   const service = new VmService({
-    store, driver, ops, runner, config, clock: o.clock ?? new FakeClock(), vmsDir, sshKey, home, log: (m) => logs.push(m),
+    store, driver, ops, runner, config, clock: o.clock ?? new FakeClock(), vmsDir, sshKey, home, log: (m) => logs.push(m), agents, agentBinary: () => FAKE_AGENT,
     kernels: {
       ensureDefault: async () => {
         store.upsertKernel(kernel);
@@ -80,7 +86,7 @@ export function vmServiceHarness(o: { configText?: string; configure?: (config: 
     },
   });
   return {
-    dir, home, vmsDir, store, driver, ops, runner, config, logs, kernel, image, service,
+    dir, home, vmsDir, store, driver, agents, ops, runner, config, logs, kernel, image, service,
     dispose: () => {
       store.close();
       fs.rmSync(dir, { recursive: true, force: true });

@@ -122,6 +122,7 @@ describe('HelperService', () => {
     ],
     net: { tap: TAP, mac: '52:54:00:89:ab:cd' },
     qmpSocket: path.join(vmDir, 'qmp.sock'),
+    agentSocket: path.join(vmDir, 'agent.sock'),
     serialLog: path.join(vmDir, 'serial.log'),
     pidFile: path.join(vmDir, 'qemu.pid'),
     ...overrides,
@@ -779,7 +780,7 @@ describe('HelperService', () => {
       }
     };
 
-    for (const field of ['serialLog', 'pidFile', 'qmpSocket'] as const) {
+    for (const field of ['serialLog', 'pidFile', 'qmpSocket', 'agentSocket'] as const) {
       it(`refuses a ${field} that is a dangling symlink, and creates nothing at its target`, async () => {
         const target = path.join(root, 'outside', `created-by-qemu-${field}`);
         await withSymlink(path.join(vmDir, `${field}-link`), target, async () => {

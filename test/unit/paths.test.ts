@@ -12,7 +12,7 @@ describe('resolvePaths', () => {
     const p = resolvePaths({ BANGER_HOME: '/srv/bh', HOME: '/home/u', XDG_STATE_HOME: '/xdg/state', XDG_RUNTIME_DIR: '/run/user/1000' }, 1000);
     assert.equal(p.home, '/srv/bh');
     const values = pathValues(p);
-    assert.equal(values.length, 14);
+    assert.equal(values.length, 15);
     for (const [key, value] of values) assert.ok(value.startsWith('/srv/bh/'), `${key} = ${value}`);
     assert.equal(p.configFile, '/srv/bh/config/config.toml');
     assert.equal(p.daemonSocket, '/srv/bh/run/bangerd.sock');

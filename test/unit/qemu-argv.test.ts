@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildQemuArgv, guestCmdline, qemuProcessName } from '../../src/system/qemu-argv.ts';
+import { AGENT_PORT_NAME } from '../../src/system/guest-contract.ts';
 import type { QemuLaunchSpec } from '../../src/protocol/privileged-ops.ts';
 
 const spec: QemuLaunchSpec = {
@@ -17,6 +18,7 @@ const spec: QemuLaunchSpec = {
   ],
   net: { tap: 'bgt0123456789ab', mac: '52:54:00:89:ab:cd' },
   qmpSocket: '/s/vms/0123456789ab/qmp.sock',
+  agentSocket: '/s/vms/0123456789ab/agent.sock',
   serialLog: '/s/vms/0123456789ab/serial.log',
   pidFile: '/s/vms/0123456789ab/qemu.pid',
 };
@@ -65,6 +67,14 @@ describe('buildQemuArgv', () => {
     assert.equal(valueOf(argv, '-display'), 'none');
   });
 
+  it('gives the guest agent a virtio-serial port named for the agent, on a Unix socket QEMU serves', () => {
+    const argv = buildQemuArgv(spec);
+    assert.equal(valueOf(argv, '-chardev'), `socket,id=agent0,path=${spec.agentSocket},server=on,wait=off`);
+    const devices = argv.filter((_, i) => argv[i - 1] === '-device');
+    assert.ok(devices.includes('virtio-serial-device,max_ports=2'));
+    assert.ok(devices.includes(`virtserialport,id=agentport,chardev=agent0,name=${AGENT_PORT_NAME},nr=1`));
+  });
+
   it('names the process after the VM, within the 15-character limit', () => {
     const name = valueOf(argv, '-name');
     assert.ok(name.startsWith(`${qemuProcessName(spec.vmId)},process=`));
@@ -89,7 +99,7 @@ describe('buildQemuArgv', () => {
   it('has no network device without a net', () => {
     const bare = buildQemuArgv({ ...spec, net: null, disks: [] });
     assert.deepEqual(valuesOf(bare, '-netdev'), []);
-    assert.deepEqual(valuesOf(bare, '-device'), []);
+    assert.deepEqual(valuesOf(bare, '-device').filter((d) => !d.startsWith('virtserial') && !d.startsWith('virtio-serial')), []);
     assert.deepEqual(valuesOf(bare, '-drive'), []);
   });
 });

@@ -3,7 +3,7 @@ import { beforeEach, describe, it } from 'node:test';
 import { createRpcHandlers, type RpcServices } from '../../src/daemon/rpc-handlers.ts';
 import { BangerError } from '../../src/protocol/errors.ts';
 import type { CallContext } from '../../src/protocol/jsonrpc.ts';
-import type { WorkspacePrepareResult, DaemonStatus, VmInfo } from '../../src/protocol/methods.ts';
+import type { WorkspacePrepareResult, DaemonStatus, VmInfo, VmStatsResult } from '../../src/protocol/methods.ts';
 import { fails } from '../fakes/expect-error.ts';
 
 const VM: VmInfo = {
@@ -41,6 +41,13 @@ function fakeServices(calls: Array<[string, unknown[]]>, shutdowns: { count: num
       bootstrap: record('workspaces.bootstrap', Promise.resolve({ config: null, mode: 'foreground' as const, log: '/l' })),
       export: record('workspaces.export', Promise.resolve({ baseCommit: 'abc', patchBase64: '', bytes: 0 })),
     },
+    guests: {
+      health: record('guests.health', Promise.resolve({ vm: VM.name, systemState: 'running', uptimeSec: 1, agentVersion: '0.1.0', agentOutdated: false })),
+      ports: record('guests.ports', Promise.resolve({ vm: VM.name, ports: [], forwards: [] })),
+      stats: record('guests.stats', Promise.resolve({} as VmStatsResult)),
+      forward: record('guests.forward', Promise.resolve({ hostPort: 8080, vmId: VM.id, guestPort: 80, createdAt: VM.createdAt })),
+      unforward: record('guests.unforward', { hostPort: 8080, vmId: VM.id, guestPort: 80, createdAt: VM.createdAt }),
+    },
     version: record('version', { version: '0.1.0', node: 'v24', pid: 1 }),
     status: record('status', Promise.resolve({} as DaemonStatus)),
     shutdown: () => {
@@ -72,8 +79,8 @@ describe('bangerd RPC handlers', () => {
   it('has a handler for every method in the protocol, and only those', () => {
     assert.deepEqual([...handlers.keys()].sort(), [
       'daemon.shutdown', 'daemon.status', 'daemon.version', 'image.list', 'kernel.list',
-      'vm.create', 'vm.delete', 'vm.kill', 'vm.list', 'vm.logs', 'vm.prune', 'vm.restart', 'vm.set', 'vm.show', 'vm.ssh', 'vm.start', 'vm.stop',
-      'vm.workspace.bootstrap', 'vm.workspace.export', 'vm.workspace.prepare',
+      'vm.create', 'vm.delete', 'vm.forward', 'vm.health', 'vm.kill', 'vm.list', 'vm.logs', 'vm.ports', 'vm.prune', 'vm.restart', 'vm.set', 'vm.show',
+      'vm.ssh', 'vm.start', 'vm.stats', 'vm.stop', 'vm.unforward', 'vm.workspace.bootstrap', 'vm.workspace.export', 'vm.workspace.prepare',
     ]);
   });
 
@@ -117,6 +124,26 @@ describe('bangerd RPC handlers', () => {
       ['vms.set', [{ ref: 'calm', vcpus: 2, diskGib: 16 }]],
       ['vms.prune', [undefined]],
       ['vms.prune', [['a', 'b']]],
+    ]);
+  });
+
+  it('passes guest queries and forwards to the guest service, refusing ports outside 1-65535', async () => {
+    await refused('vm.forward', { ref: 'calm', guestPort: 0 }, /guestPort/);
+    await refused('vm.forward', { ref: 'calm', guestPort: 80, hostPort: 70000 }, /hostPort/);
+    await refused('vm.unforward', { ref: 'calm' }, /hostPort/);
+    await call('vm.ports', { ref: 'calm' });
+    await call('vm.stats', { ref: 'calm' });
+    await call('vm.health', { ref: 'calm' });
+    await call('vm.forward', { ref: 'calm', guestPort: 80 });
+    await call('vm.forward', { ref: 'calm', guestPort: 80, hostPort: 8080 });
+    await call('vm.unforward', { ref: 'calm', hostPort: 8080 });
+    assert.deepEqual(calls, [
+      ['guests.ports', ['calm', ctx.signal]],
+      ['guests.stats', ['calm']],
+      ['guests.health', ['calm']],
+      ['guests.forward', ['calm', 80, undefined]],
+      ['guests.forward', ['calm', 80, 8080]],
+      ['guests.unforward', ['calm', 8080]],
     ]);
   });
 

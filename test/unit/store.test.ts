@@ -31,7 +31,7 @@ describe('Store migrations', () => {
     try {
       assert.equal(store.schemaVersion(), MIGRATIONS.length);
       const tables = (store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>).map((r) => r.name);
-      assert.deepEqual(tables, ['images', 'kernels', 'vms']);
+      assert.deepEqual(tables, ['forwards', 'images', 'kernels', 'vms']);
     } finally {
       store.close();
     }
@@ -90,6 +90,28 @@ describe('Store VMs', () => {
     store.updateVm('missing', { state: 'running' });
     store.deleteVm('missing');
     assert.deepEqual(store.listVms(), [vm()]);
+  });
+
+  it('keeps the agent version a VM said hello with, absent until then', () => {
+    store.insertVm(vm());
+    assert.equal(store.getVm('aaaaaaaaaaaa')!.agentVersion, undefined);
+    store.setAgentVersion('aaaaaaaaaaaa', '0.1.0');
+    assert.equal(store.getVm('aaaaaaaaaaaa')!.agentVersion, '0.1.0');
+  });
+
+  it('keeps one forward per host port, lists them per VM, and drops them with their VM', () => {
+    store.insertVm(vm());
+    store.insertVm(vm({ id: 'bbbbbbbbbbbb', name: 'two', ip: '172.30.0.3', tap: 'bgtbbbbbbbbbbbb' }));
+    const at = '2025-01-01T00:00:00.000Z';
+    assert.equal(store.insertForward({ hostPort: 8080, vmId: 'aaaaaaaaaaaa', guestPort: 80, createdAt: at }), true);
+    assert.equal(store.insertForward({ hostPort: 8080, vmId: 'bbbbbbbbbbbb', guestPort: 81, createdAt: at }), false);
+    assert.equal(store.insertForward({ hostPort: 9090, vmId: 'bbbbbbbbbbbb', guestPort: 90, createdAt: at }), true);
+    assert.deepEqual(store.listForwards('aaaaaaaaaaaa'), [{ hostPort: 8080, vmId: 'aaaaaaaaaaaa', guestPort: 80, createdAt: at }]);
+    assert.deepEqual(store.listForwards().map((f) => f.hostPort), [8080, 9090]);
+    store.deleteVm('aaaaaaaaaaaa');
+    assert.deepEqual(store.listForwards().map((f) => f.hostPort), [9090]);
+    store.deleteForward(9090);
+    assert.deepEqual(store.listForwards(), []);
   });
 
   it('deletes a VM and frees its address', () => {

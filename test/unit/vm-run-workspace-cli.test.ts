@@ -18,10 +18,10 @@ const vm: VmInfo = {
 };
 const target: SshTarget = { vmId: vm.id, name: vm.name, ip: vm.ip, user: 'root', keyPath: 'k', knownHostsPath: 'h', hostKeyAlias: 'a', netns: null, workdir: '/root/repo' };
 
-interface Calls { connects: number; creates: VmCreateParams[]; bootstraps: WorkspaceBootstrapParams[]; deletes: string[]; ssh: Array<{ command: string[] | null; cwd: string | undefined }> }
+interface Calls { connects: number; creates: VmCreateParams[]; bootstraps: WorkspaceBootstrapParams[]; deletes: string[]; ssh: Array<{ command: string[] | null; cwd: string | undefined }>; agent: Array<{ vm: string; command: string[] }> }
 
 async function run(argv: string[], overrides: Partial<BangerClient> = {}): Promise<{ status: number; out: string[]; err: string[]; raw: Buffer[]; calls: Calls }> {
-  const calls: Calls = { connects: 0, creates: [], bootstraps: [], deletes: [], ssh: [] };
+  const calls: Calls = { connects: 0, creates: [], bootstraps: [], deletes: [], ssh: [], agent: [] };
   const out: string[] = [];
   const err: string[] = [];
   const raw: Buffer[] = [];
@@ -53,6 +53,10 @@ async function run(argv: string[], overrides: Partial<BangerClient> = {}): Promi
     runSsh: async (_t, command, options) => {
       calls.ssh.push({ command, cwd: options?.cwd });
       return 0;
+    },
+    runViaAgent: async (name, command) => {
+      calls.agent.push({ vm: name, command });
+      return 3;
     },
   });
   return { status, out, err, raw, calls };
@@ -159,12 +163,22 @@ describe('vm run PATH and the workspace commands', () => {
     assert.deepEqual(r.calls.ssh, [{ command: ['true'], cwd: undefined }]);
   });
 
-  it('vm exec runs in the target\'s workdir and needs a command', async () => {
-    const r = await run(['vm', 'exec', 'web', '--', 'git', 'status']);
+  it('vm exec --via ssh runs in the target\'s workdir and needs a command', async () => {
+    const r = await run(['vm', 'exec', 'web', '--via', 'ssh', '--', 'git', 'status']);
     assert.deepEqual(r.calls.ssh, [{ command: ['git', 'status'], cwd: '/root/repo' }]);
     const none = await run(['vm', 'exec', 'web']);
     assert.equal(none.status, 2);
     assert.match(none.err[0]!, /needs a command after --/);
+  });
+
+  it('vm exec without a terminal goes through the guest agent and exits with its status; --via is checked', async () => {
+    const r = await run(['vm', 'exec', 'web', '--', 'git', 'status'], { showVm: async () => vm } as Partial<BangerClient>);
+    assert.equal(r.status, 3);
+    assert.deepEqual(r.calls.agent, [{ vm: vm.name, command: ['git', 'status'] }]);
+    assert.deepEqual(r.calls.ssh, []);
+    const bad = await run(['vm', 'exec', 'web', '--via', 'telnet', '--', 'true']);
+    assert.equal(bad.status, 2);
+    assert.match(bad.err[0]!, /--via must be auto, agent or ssh/);
   });
 
   it('vm workspace export writes the patch bytes as they are, to stdout or to a file', async () => {

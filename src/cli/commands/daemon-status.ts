@@ -25,6 +25,7 @@ export async function daemonStatus(ctx: CliContext, flags: { json?: boolean }): 
       `bangerd-root: ${s.helper.reachable ? `running, pid ${s.helper.pid}` : `not running; start it: ${helperStartCommand(paths, process.getuid?.() ?? 0, process.getgid?.() ?? 0, configuredNetwork(paths))}`}`,
       `state:        ${s.home}`,
       `network:      ${s.netns ? `guests in netns ${s.netns}` : 'host network namespace'}`,
+      `.vm names:    ${s.dns?.listening ? `DNS on ${s.dns.address} (dig @127.0.0.1 -p ${s.dns.address?.split(':')[1]} NAME.vm)` : `no DNS server${s.dns?.error ? `: ${s.dns.error}` : ''}`}`,
       `vms:          ${s.vms.running} running, ${s.vms.total} in all`,
     ].join('\n'));
   }

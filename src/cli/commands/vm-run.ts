@@ -12,12 +12,15 @@ import { runSsh } from '../ssh-session.ts';
 import { holdSignals, sessionStatus, signalExitStatus, SSH_FAILED, withCtrlC } from '../cancel.ts';
 import { createParams, type CreateFlags } from '../create-flags.ts';
 import { workspaceParams, type WorkspaceFlags } from '../workspace-flags.ts';
+import { parseForwardSpec, type ForwardSpec } from './vm-forward.ts';
 
 export interface RunFlags extends CreateFlags, WorkspaceFlags {
   rm?: boolean;
   detach?: boolean;
   dryRun?: boolean;
   nat?: boolean;
+  /** -p/--publish [HOST_PORT:]GUEST_PORT, repeatable. */
+  publish?: string[];
 }
 
 /** Refusals that need nothing but the command line: before any file is read or anything is created. */
@@ -47,6 +50,7 @@ export async function vmRun(ctx: CliContext, paths: string[], flags: RunFlags): 
   checkFlags(ctx, paths, flags);
   // Before connecting: a mistyped flag or a repository banger cannot ship must not start the daemon or a VM.
   const params = createParams(flags);
+  const forwards = (flags.publish ?? []).map(parseForwardSpec);
   const plan = paths[0] === undefined ? null : await planWorkspace(new NodeProcessRunner(), paths[0], {
     ...(flags.includeUntracked ? { includeUntracked: true } : {}),
     ...(flags.branch !== undefined ? { branch: flags.branch } : {}),
@@ -68,6 +72,7 @@ export async function vmRun(ctx: CliContext, paths: string[], flags: RunFlags): 
     (signal) => client.createVm({ ...params, ...workspace }, { signal, onProgress: progressPrinter(ctx.output) }),
   );
   if (bootstrap) await runBootstrap(ctx, client, vm, flags);
+  if (forwards.length > 0) await publishPorts(ctx, client, vm, forwards, flags);
   if (flags.detach) {
     const where = plan ? ` with ${plan.root} at ${GUEST_WORKSPACE_DIR}` : '';
     ctx.output.out(`${vm.name} is ready${where}: banger vm ssh ${vm.name}; banger vm exec ${vm.name} -- CMD; banger vm delete ${vm.name}`);
@@ -92,6 +97,20 @@ export async function vmRun(ctx: CliContext, paths: string[], flags: RunFlags): 
     return held.received ? signalExitStatus(held.received) : status;
   } finally {
     held.release();
+  }
+}
+
+/** The -p forwards, once the VM runs; a failed one removes the VM under --rm and keeps it otherwise. */
+async function publishPorts(ctx: CliContext, client: BangerClient, vm: VmInfo, forwards: ForwardSpec[], flags: RunFlags): Promise<void> {
+  try {
+    for (const f of forwards) {
+      const made = await client.forwardPort(vm.id, f.guestPort, f.hostPort);
+      ctx.output.err(`banger: 127.0.0.1:${made.hostPort} -> ${vm.name}.vm:${made.guestPort}`);
+    }
+  } catch (err) {
+    if (flags.rm) await client.deleteVm(vm.id);
+    else ctx.output.err(`banger: VM ${vm.name} is kept; forward again with banger vm forward ${vm.name} [HOST_PORT:]GUEST_PORT, or remove it: banger vm delete ${vm.name}`);
+    throw err;
   }
 }
 

@@ -27,6 +27,32 @@ export interface PrepareVmFilesOptions {
   signal: AbortSignal;
   /** Builds a directory the work disk (the guest's /root) is then made with; it is removed afterwards. */
   seedWorkDisk?: () => Promise<WorkDiskSeed>;
+  /** The guest agent binary the initrd installs. */
+  agent: Buffer;
+}
+
+export type InitrdOptions = Pick<PrepareVmFilesOptions, 'vm' | 'files' | 'kernel' | 'gateway' | 'sshKey' | 'agent'>;
+
+/**
+ * The VM's own initrd: the kernel's base initrd plus this VM's configuration and banger's current guest agent.
+ * Written at create and again at every later start, so a VM restarted after an upgrade runs the new agent.
+ */
+export function writeVmInitrd(o: InitrdOptions): void {
+  const { vm, files } = o;
+  const hostKey = path.join(files.dir, 'ssh_host_ed25519_key');
+  const configArchive = buildVmConfigArchive({
+    hostname: vm.name,
+    ip: vm.ip,
+    prefix: 24,
+    gateway: o.gateway,
+    // Stable across boots, as systemd expects, without another file to keep.
+    machineId: crypto.createHash('sha256').update(`banger-machine-id:${vm.id}`).digest('hex').slice(0, 32),
+    authorizedKeys: fs.readFileSync(`${o.sshKey}.pub`, 'utf8'),
+    hostKey: fs.readFileSync(hostKey, 'utf8'),
+    hostKeyPub: fs.readFileSync(`${hostKey}.pub`, 'utf8'),
+    agent: o.agent,
+  });
+  fs.writeFileSync(files.initrd, Buffer.concat([fs.readFileSync(o.kernel.initrdPath), configArchive]), { mode: 0o600 });
 }
 
 export async function prepareVmFiles(o: PrepareVmFilesOptions): Promise<void> {
@@ -43,15 +69,5 @@ export async function prepareVmFiles(o: PrepareVmFilesOptions): Promise<void> {
   } finally {
     seed?.remove();
   }
-  const configArchive = buildVmConfigArchive({
-    hostname: vm.name,
-    ip: vm.ip,
-    prefix: 24,
-    gateway: o.gateway,
-    machineId: crypto.randomBytes(16).toString('hex'),
-    authorizedKeys: fs.readFileSync(`${o.sshKey}.pub`, 'utf8'),
-    hostKey: fs.readFileSync(hostKey, 'utf8'),
-    hostKeyPub,
-  });
-  fs.writeFileSync(files.initrd, Buffer.concat([fs.readFileSync(o.kernel.initrdPath), configArchive]), { mode: 0o600 });
+  writeVmInitrd(o);
 }

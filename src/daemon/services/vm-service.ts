@@ -17,7 +17,8 @@ import { GuestSsh } from './guest-ssh.ts';
 import { readSerialLog, serialLogTail } from './serial-log.ts';
 import { allocateIp, checkNameFree, newVmIdentity, pickName, subnetOf } from './vm-allocation.ts';
 import { isSshTimeout, keptAfterFailedCreate, natKeptError, tapKeptError, throwIfCancelled, unhandledState } from './vm-errors.ts';
-import { prepareVmFiles, type WorkDiskSeed } from './vm-files.ts';
+import { prepareVmFiles, writeVmInitrd, type WorkDiskSeed } from './vm-files.ts';
+import type { GuestAgents } from './agent-service.ts';
 import { VmLocks } from './vm-locks.ts';
 import { VmReaper } from './vm-reaper.ts';
 import { oneVm } from '../../protocol/vm-refs.ts';
@@ -43,6 +44,10 @@ export interface VmServiceDeps {
   sshKey: string;
   /** The owner's home directory, where [[file_sync]] reads from; os.homedir() when not given. */
   home?: string;
+  /** Guest agents: every boot waits for the VM's agent to say hello. */
+  agents: GuestAgents;
+  /** The guest agent binary each VM's initrd carries. */
+  agentBinary(): Buffer;
   log(message: string): void;
 }
 
@@ -69,6 +74,7 @@ export class VmService {
   private readonly ssh: GuestSsh;
   private readonly reaper: VmReaper;
   private readonly announcer: Announcer;
+  private readonly stoppedListeners: Array<(vmId: string) => void> = [];
 
   constructor(deps: VmServiceDeps) {
     this.deps = deps;
@@ -78,6 +84,15 @@ export class VmService {
     this.reaper = new VmReaper({
       store: deps.store, driver: deps.driver, ops: deps.ops, ssh: this.ssh, locks: this.locks, netns, bridge: deps.config.network.bridge, files: (id) => this.files(id), log: deps.log,
     });
+  }
+
+  /** Tells `listener` about each VM that stopped or was deleted. */
+  onStopped(listener: (vmId: string) => void): void {
+    this.stoppedListeners.push(listener);
+  }
+
+  private stopped(vmId: string): void {
+    for (const listener of this.stoppedListeners) listener(vmId);
   }
 
   files(id: string): VmFiles {
@@ -141,7 +156,7 @@ export class VmService {
         ctx.progress({ stage: 'disk', message: `creating disks for ${vm.name} (copy-on-write over ${image.name}, ${vm.diskGib} GiB work disk)` });
         await prepareVmFiles({
           vm, files: this.files(id), kernel, baseImage: image.path, gateway: subnetOf(config.network.subnet).gateway, sshKey: this.deps.sshKey,
-          runner: this.deps.runner, driver, signal: ctx.signal, ...(extras.seedWorkDisk ? { seedWorkDisk: () => extras.seedWorkDisk!(ctx) } : {}),
+          runner: this.deps.runner, driver, signal: ctx.signal, agent: this.deps.agentBinary(), ...(extras.seedWorkDisk ? { seedWorkDisk: () => extras.seedWorkDisk!(ctx) } : {}),
         });
         if (params.start === false) return vm;
         const running = await this.startLocked(vm, kernel, accel, { waitSsh: params.waitSsh ?? true, sshTimeoutSec: spec.sshTimeoutSec }, ctx);
@@ -209,6 +224,11 @@ export class VmService {
     throwIfCancelled(ctx.signal);
     // A connection left from the last boot would carry the readiness check to a guest that is gone.
     await this.ssh.closeMaster(vm);
+    this.deps.agents.disconnect(vm.id);
+    // A VM made by an earlier banger boots with this one's agent.
+    if (vm.state !== 'created') {
+      writeVmInitrd({ vm, files: this.files(vm.id), kernel, gateway: subnetOf(config.network.subnet).gateway, sshKey: this.deps.sshKey, agent: this.deps.agentBinary() });
+    }
     ctx.progress({ stage: 'network', message: `tap ${vm.tap} on bridge ${config.network.bridge}${netns ? ` in netns ${netns}` : ''}, address ${vm.ip}` });
     // The same address bangerd-root checks against the subnet it was started for.
     await ops.ensureBridge({ bridge: config.network.bridge, gatewayCidr: gatewayCidrOf(config.network.subnet), netns });
@@ -234,6 +254,7 @@ export class VmService {
     }
     this.deps.store.updateVm(vm.id, { state: 'running', pid, accel: choice.accel });
     const running = this.deps.store.getVm(vm.id)!;
+    await this.deps.agents.waitReady(running, options.sshTimeoutSec ?? config.vmm.sshTimeoutSec, ctx, this.bootProbes(running));
     if (options.waitSsh) await this.waitForSsh(running, options.sshTimeoutSec, ctx);
     if (vm.state === 'created') await this.syncFiles(running, options.waitSsh === true, ctx);
     return running;
@@ -252,10 +273,14 @@ export class VmService {
   }
 
   private waitForSsh(vm: VmInfo, timeoutSec: number | undefined, ctx: Ctx): Promise<void> {
-    return this.ssh.waitReady(vm, timeoutSec ?? this.deps.config.vmm.sshTimeoutSec, ctx, {
+    return this.ssh.waitReady(vm, timeoutSec ?? this.deps.config.vmm.sshTimeoutSec, ctx, this.bootProbes(vm));
+  }
+
+  private bootProbes(vm: VmInfo): { vmmAlive(): boolean; consoleTail(): string } {
+    return {
       vmmAlive: () => this.deps.driver.isAlive(vm.id, vm.pid),
       consoleTail: () => serialLogTail(this.files(vm.id).serialLog, 8),
-    });
+    };
   }
 
   /**
@@ -310,6 +335,7 @@ export class VmService {
       }
       case 'running':
         // Flush the guest's page cache so the disks are consistent, then stop the VMM without a slow shutdown.
+        this.deps.agents.disconnect(vm.id);
         if (how.signal) {
           await this.ssh.closeMaster(vm);
           await this.deps.driver.terminate({ vmId: vm.id, pid: vm.pid }, how.signal);
@@ -319,6 +345,7 @@ export class VmService {
           await this.deps.driver.stop({ vmId: vm.id, pid: vm.pid, files: this.files(vm.id) });
         }
         this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
+        this.stopped(vm.id);
         await this.deps.ops.natDisable(this.natParams(vm));
         await this.deps.ops.deleteTap({ tap: vm.tap, netns });
         return;
@@ -344,11 +371,13 @@ export class VmService {
   private async destroyLocked(vm: VmInfo): Promise<void> {
     const current = this.deps.store.getVm(vm.id) ?? vm;
     await this.ssh.closeMaster(vm);
+    this.deps.agents.disconnect(vm.id);
     const pid = current.pid ?? this.reaper.unrecordedVmmPid(current);
     if (current.state === 'running' || this.deps.driver.isAlive(vm.id, pid)) {
       await this.deps.driver.stop({ vmId: vm.id, pid, files: this.files(vm.id) });
       this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
     }
+    this.stopped(vm.id);
     try {
       await this.deps.ops.natDisable(this.natParams(vm));
     } catch (err) {

@@ -6,6 +6,7 @@ import type { PrivilegedOps } from '../../protocol/privileged-ops.ts';
 import { runChecked } from '../../system/process.ts';
 import type { AccelChoice, BootSpec, DiskOptions, VmFiles, VmmDriver } from '../driver.ts';
 import { makeWorkDisk } from '../work-disk.ts';
+import type { AgentEndpoint } from '../agent-dial.ts';
 import { buildQemuArgv, guestCmdline, qemuProcessName } from '../../system/qemu-argv.ts';
 import { qmpCommand } from './qmp.ts';
 import { pollUntil } from '../../system/clock.ts';
@@ -82,6 +83,7 @@ export class QemuDriver implements VmmDriver {
           ],
           net: spec.net,
           qmpSocket: files.qmpSocket,
+          agentSocket: files.agentSocket,
           serialLog: files.serialLog,
           pidFile: files.pidFile,
         },
@@ -90,13 +92,17 @@ export class QemuDriver implements VmmDriver {
     );
   }
 
+  agentEndpoint(files: VmFiles): AgentEndpoint {
+    return { kind: 'virtio-serial', path: files.agentSocket };
+  }
+
   /** The argv the helper will run, for benchmarks and --dry-run style output. */
   argvFor(spec: BootSpec): string[] {
     return [this.options.qemu, ...buildQemuArgv({
       vmId: spec.vmId, accel: spec.accel, vcpus: spec.vcpus, memoryMib: spec.memoryMib, kernelPath: spec.kernel.kernelPath,
       initrdPath: spec.files.initrd, cmdline: guestCmdline({ accel: spec.accel, tscKhz: this.tscKhz }),
       disks: [{ id: 'root', path: spec.files.rootDisk, format: 'qcow2' }, { id: 'work', path: spec.files.workDisk, format: 'raw' }],
-      net: spec.net, qmpSocket: spec.files.qmpSocket, serialLog: spec.files.serialLog, pidFile: spec.files.pidFile,
+      net: spec.net, qmpSocket: spec.files.qmpSocket, agentSocket: spec.files.agentSocket, serialLog: spec.files.serialLog, pidFile: spec.files.pidFile,
     })];
   }
 

@@ -1,0 +1,140 @@
+// Byte streams into guests through bangerd's tunnel socket (src/daemon/tunnel-server.ts): a TCP connection
+// opened inside the guest, or a command run by the guest agent with its stdin, stdout, stderr and exit status.
+import net from 'node:net';
+import { BangerError, isErrorCode } from '../protocol/errors.ts';
+import { encodeFrame, FrameReader, payloadChunks } from '../protocol/agent-frames.ts';
+import { resolvePaths } from '../system/paths.ts';
+
+export interface TunnelOptions {
+  /** bangerd's tunnel socket; the one for BANGER_HOME or the XDG runtime dir by default. */
+  socketPath?: string;
+}
+
+const MAX_ANSWER_BYTES = 64 * 1024;
+
+/** Sends the request line and resolves with the socket once bangerd said yes; its refusal becomes a BangerError. */
+function openTunnel(request: Record<string, unknown>, options: TunnelOptions): Promise<net.Socket> {
+  const socketPath = options.socketPath ?? resolvePaths().tunnelSocket;
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection(socketPath);
+    let got = Buffer.alloc(0);
+    const fail = (err: Error): void => {
+      socket.destroy();
+      reject(err);
+    };
+    socket.once('error', (err) => fail(new BangerError('DAEMON_UNAVAILABLE', `cannot reach bangerd's tunnel socket ${socketPath}: ${err.message}`, {
+      hint: 'start it: banger daemon start', cause: err,
+    })));
+    socket.once('connect', () => socket.write(`${JSON.stringify(request)}\n`));
+    const onData = (chunk: Buffer): void => {
+      got = Buffer.concat([got, chunk]);
+      const nl = got.indexOf(0x0a);
+      if (nl < 0) {
+        if (got.length > MAX_ANSWER_BYTES) fail(new BangerError('INTERNAL', 'bangerd sent no answer line on the tunnel socket'));
+        return;
+      }
+      socket.removeListener('data', onData);
+      socket.pause();
+      let answer: { ok?: unknown; error?: { code?: unknown; message?: unknown; hint?: unknown } };
+      try {
+        answer = JSON.parse(got.subarray(0, nl).toString('utf8')) as typeof answer;
+      } catch {
+        fail(new BangerError('INTERNAL', 'bangerd answered the tunnel request with something that is not JSON'));
+        return;
+      }
+      if (answer.ok !== true) {
+        const e = answer.error ?? {};
+        fail(new BangerError(isErrorCode(e.code) ? e.code : 'INTERNAL', String(e.message ?? 'bangerd refused the tunnel'), typeof e.hint === 'string' ? { hint: e.hint } : {}));
+        return;
+      }
+      socket.removeAllListeners('error');
+      const rest = got.subarray(nl + 1);
+      if (rest.length > 0) socket.unshift(rest);
+      resolve(socket);
+    };
+    socket.on('data', onData);
+  });
+}
+
+/**
+ * A TCP connection to `port` inside a running VM (its loopback), whatever network the VM lives in. The socket comes
+ * paused, so no byte is lost before the caller listens: pipe it, or call resume() after adding a 'data' listener.
+ */
+export function connectGuestPort(vm: string, port: number, options: TunnelOptions = {}): Promise<net.Socket> {
+  return openTunnel({ op: 'connect', vm, port }, options);
+}
+
+export interface AgentExecOptions extends TunnelOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Sent to the command's stdin; it gets /dev/null when not given. */
+  stdin?: NodeJS.ReadableStream;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  /** Forwarded to the command's process group while it runs. */
+  signals?: { on(event: 'signal', fn: (name: string) => void): void };
+  timeoutMs?: number;
+}
+
+export interface AgentExecResult {
+  /** The command's exit status; 128 + the signal's number when a signal ended it (as a shell reports it). */
+  code: number;
+  signal: string | null;
+  timedOut: boolean;
+}
+
+const SIGNAL_NUMBERS: Readonly<Record<string, number>> = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, TERM: 15, PIPE: 13, ABRT: 6, SEGV: 11, USR1: 10, USR2: 12, ALRM: 14 };
+
+/** Runs `argv` in a running VM through its guest agent (no sshd needed), streaming its output. */
+export async function execInGuest(vm: string, argv: string[], options: AgentExecOptions): Promise<AgentExecResult> {
+  const socket = await openTunnel({
+    op: 'exec', vm, argv, stdin: options.stdin !== undefined,
+    ...(options.cwd ? { cwd: options.cwd } : {}), ...(options.env ? { env: options.env } : {}), ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+  }, options);
+  return new Promise((resolve, reject) => {
+    const reader = new FrameReader();
+    let settled = false;
+    const settle = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      options.stdin?.removeListener('data', onStdin);
+      fn();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      for (const { header: h, payload } of reader.push(chunk)) {
+        if (h.t === 'data') {
+          const out = h.ch === 'stderr' ? options.stderr : options.stdout;
+          // Stop reading while the terminal or pipe catches up; bangerd and the guest wait with us.
+          if (!out.write(payload)) {
+            socket.pause();
+            out.once('drain', () => socket.resume());
+          }
+        } else if (h.t === 'exit') {
+          const signal = typeof h.signal === 'string' ? h.signal : null;
+          const code = typeof h.code === 'number' ? h.code : 128 + (signal ? (SIGNAL_NUMBERS[signal] ?? 0) : 0);
+          settle(() => resolve({ code, signal, timedOut: h.timedOut === true }));
+        } else if (h.t === 'error') {
+          const message = String(h.message ?? 'the guest agent failed');
+          const code = h.code === 'UNAVAILABLE' ? 'AGENT_UNAVAILABLE' : 'AGENT_FAILED';
+          settle(() => reject(new BangerError(code, `${argv[0]}: ${message}`, h.code === 'NOT_FOUND' ? { hint: 'check the program name and PATH in the guest' } : {})));
+        }
+      }
+    });
+    socket.on('close', () => settle(() => reject(new BangerError('DAEMON_UNAVAILABLE', 'bangerd closed the tunnel before the command finished'))));
+    socket.on('error', () => undefined);
+    const onStdin = (chunk: Buffer | string): void => {
+      let ok = true;
+      for (const piece of payloadChunks(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))) ok = socket.write(encodeFrame({ t: 'data', id: 1, ch: 'stdin' }, piece));
+      if (!ok) {
+        options.stdin!.pause();
+        socket.once('drain', () => options.stdin!.resume());
+      }
+    };
+    if (options.stdin) {
+      options.stdin.on('data', onStdin);
+      options.stdin.once('end', () => socket.write(encodeFrame({ t: 'eof', id: 1, ch: 'stdin' })));
+    }
+    options.signals?.on('signal', (name) => socket.write(encodeFrame({ t: 'signal', id: 1, signal: name })));
+    socket.resume();
+  });
+}

@@ -1,0 +1,19 @@
+// GuestAgents for VmService tests: every wait succeeds at once unless `failWith` is set; waits and disconnects
+// are recorded so tests can check that a boot waited for the agent and a stop let go of it.
+import type { GuestAgents } from '../../src/daemon/services/agent-service.ts';
+import type { VmInfo } from '../../src/protocol/methods.ts';
+
+export class FakeGuestAgents implements GuestAgents {
+  readonly waits: Array<{ vm: string; timeoutSec: number }> = [];
+  readonly disconnects: string[] = [];
+  failWith: Error | null = null;
+
+  async waitReady(vm: VmInfo, timeoutSec: number): Promise<void> {
+    this.waits.push({ vm: vm.name, timeoutSec });
+    if (this.failWith) throw this.failWith;
+  }
+
+  disconnect(vmId: string): void {
+    this.disconnects.push(vmId);
+  }
+}
