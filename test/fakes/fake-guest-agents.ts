@@ -7,10 +7,18 @@ export class FakeGuestAgents implements GuestAgents {
   readonly waits: Array<{ vm: string; timeoutSec: number }> = [];
   readonly disconnects: string[] = [];
   failWith: Error | null = null;
+  readonly syncs: string[] = [];
+  /** What sync answers: false makes VmService sync over ssh instead. */
+  syncWorks = true;
 
   async waitReady(vm: VmInfo, timeoutSec: number): Promise<void> {
     this.waits.push({ vm: vm.name, timeoutSec });
     if (this.failWith) throw this.failWith;
+  }
+
+  async sync(vm: VmInfo): Promise<boolean> {
+    this.syncs.push(vm.name);
+    return this.syncWorks;
   }
 
   disconnect(vmId: string): void {

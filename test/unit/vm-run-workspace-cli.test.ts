@@ -2,6 +2,7 @@
 // every refusal comes before the daemon is reached, the VM is created with the workspace, and its bootstrap
 // runs in that VM.
 import assert from 'node:assert/strict';
+import { BangerError } from '../../src/protocol/errors.ts';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -169,6 +170,33 @@ describe('vm run PATH and the workspace commands', () => {
     const none = await run(['vm', 'exec', 'web']);
     assert.equal(none.status, 2);
     assert.match(none.err[0]!, /needs a command after --/);
+  });
+
+  it('vm run -p forwards each port once the VM runs, and a bad -p is refused before anything is created', async () => {
+    const forwards: Array<[string, number, number | undefined]> = [];
+    const forwardPort = async (ref: string, guestPort: number, hostPort?: number) => {
+      forwards.push([ref, guestPort, hostPort]);
+      return { hostPort: hostPort ?? 40000, vmId: vm.id, guestPort, createdAt: vm.createdAt };
+    };
+    const r = await run(['vm', 'run', '--rm', '-p', '8080', '-p', '9000:80', '--', 'true'], { forwardPort } as Partial<BangerClient>);
+    assert.equal(r.status, 0, r.err.join('\n'));
+    assert.deepEqual(forwards, [[vm.id, 8080, undefined], [vm.id, 80, 9000]]);
+    assert.ok(r.err.some((l) => l.includes(`127.0.0.1:40000 -> ${vm.name}.vm:8080`)), r.err.join('\n'));
+    assert.deepEqual(r.calls.deletes, [vm.id]);
+    const bad = await run(['vm', 'run', '-p', '70000', '--', 'true']);
+    assert.equal(bad.status, 2);
+    assert.match(bad.err[0]!, /is not a forward/);
+    assert.equal(bad.calls.connects, 0);
+  });
+
+  it('vm run -p that cannot be served deletes the VM under --rm', async () => {
+    const forwardPort = async () => {
+      throw new BangerError('INVALID_ARGUMENT', 'host port 9000 is in use on 127.0.0.1');
+    };
+    const r = await run(['vm', 'run', '--rm', '-p', '9000:80', '--', 'true'], { forwardPort } as Partial<BangerClient>);
+    assert.equal(r.status, 2);
+    assert.deepEqual(r.calls.deletes, [vm.id]);
+    assert.deepEqual(r.calls.ssh, []);
   });
 
   it('vm exec without a terminal goes through the guest agent and exits with its status; --via is checked', async () => {

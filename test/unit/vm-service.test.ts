@@ -422,8 +422,26 @@ describe('VmService', { timeout: 30_000 }, () => {
   });
 
   describe('stop / start / delete', () => {
-    it('stop syncs the guest over ssh, stops the VMM and removes the tap', async () => {
+    it('waits for the guest agent at every boot, and keeps a VM whose agent never answers', async () => {
+      await h.service.create({ name: 'web' }, makeCtx().ctx);
+      assert.deepEqual(h.agents.waits.map((w) => w.vm), ['web']);
+      h.agents.failWith = new BangerError('AGENT_UNAVAILABLE', 'VM mute: the guest agent did not answer within 180s');
+      await assert.rejects(h.service.create({ name: 'mute' }, makeCtx().ctx), fails('AGENT_UNAVAILABLE', /did not answer/));
+      assert.equal(h.store.findVms('mute')[0]?.state, 'running', 'kept for inspection, as a VM whose sshd never answers');
+    });
+
+    it('stop syncs the guest through its agent, and not over ssh, while the VMM is up', async () => {
       const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      const sshBefore = h.runner.callsTo('ssh').filter((c) => c.args.at(-1) === 'sync').length;
+      assert.equal((await h.service.stop('web')).state, 'stopped');
+      assert.deepEqual(h.agents.syncs, ['web']);
+      assert.equal(h.runner.callsTo('ssh').filter((c) => c.args.at(-1) === 'sync').length, sshBefore);
+      assert.ok(h.agents.disconnects.includes(vm.id), 'the agent connection is let go');
+    });
+
+    it('stop syncs the guest over ssh when the agent cannot, stops the VMM and removes the tap', async () => {
+      const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      h.agents.syncWorks = false;
       let aliveAtSync: boolean | null = null;
       h.runner.on('ssh', (call) => {
         if (call.args.at(-1) === 'sync') aliveAtSync = h.driver.isAlive(vm.id, vm.pid);
@@ -443,6 +461,7 @@ describe('VmService', { timeout: 30_000 }, () => {
 
     it('stop goes ahead when the guest sync fails', async () => {
       const vm = await h.service.create({ name: 'web' }, makeCtx().ctx);
+      h.agents.syncWorks = false;
       h.runner.on('ssh', () => ({ code: 255, stderr: 'Connection refused' }));
       assert.equal((await h.service.stop(vm.id)).state, 'stopped');
       assert.ok(h.logs.some((l) => /sync failed/.test(l)));

@@ -15,6 +15,8 @@ import { dialAgent, type AgentEndpoint } from '../../vmm/agent-dial.ts';
 export interface GuestAgents {
   waitReady(vm: VmInfo, timeoutSec: number, ctx: CallContext, probes: { vmmAlive(): boolean; consoleTail(): string }): Promise<void>;
   disconnect(vmId: string): void;
+  /** Flushes the guest's page cache through its agent; false (and a log line) when the agent could not. */
+  sync(vm: VmInfo): Promise<boolean>;
 }
 
 export interface AgentServiceDeps {
@@ -29,6 +31,8 @@ export interface AgentServiceDeps {
 /** How long a request that needs a running agent waits for its hello. */
 const CONNECT_TIMEOUT_MS = 10_000;
 const DIAL_RETRY_MS = 100;
+/** A sync of a guest with a lot of dirty memory on a slow disk can take a while. */
+const SYNC_TIMEOUT_MS = 30_000;
 
 export class AgentService implements GuestAgents {
   private readonly deps: AgentServiceDeps;
@@ -64,8 +68,8 @@ export class AgentService implements GuestAgents {
         await clock.sleep(DIAL_RETRY_MS, ctx.signal);
       }
     }
-    throw new BangerError('AGENT_UNAVAILABLE', `VM ${vm.name}: the guest agent did not answer within ${timeoutSec}s (${lastError})`, {
-      hint: `see the guest's console: banger vm logs ${vm.name}`,
+    throw new BangerError('AGENT_UNAVAILABLE', `VM ${vm.name}: the guest agent did not answer within ${timeoutSec}s (${lastError}); the VM is kept for inspection`, {
+      hint: `see the guest's console: banger vm logs ${vm.name}; remove it: banger vm delete ${vm.name}`,
     });
   }
 
@@ -115,6 +119,16 @@ export class AgentService implements GuestAgents {
     const pending = this.clients.get(vmId);
     this.clients.delete(vmId);
     void pending?.then((c) => c.close(), () => undefined);
+  }
+
+  async sync(vm: VmInfo): Promise<boolean> {
+    try {
+      await this.request(vm, 'sync', {}, { timeoutMs: SYNC_TIMEOUT_MS });
+      return true;
+    } catch (err) {
+      this.deps.log(`vm ${vm.name}: guest sync through the agent failed (${messageOf(err)}); syncing over ssh`);
+      return false;
+    }
   }
 
   /** A running VM's agent, or AGENT_UNAVAILABLE naming the VM and where to look. */

@@ -48,8 +48,9 @@ export function unhandledState(state: never): never {
   throw new Error(`VM state ${String(state)} is not handled`);
 }
 
-export function isSshTimeout(err: unknown): boolean {
-  return err instanceof BangerError && err.code === 'SSH_TIMEOUT';
+/** A guest that booted but whose agent or sshd never answered: the VM is kept for post-mortem. */
+export function isBootTimeout(err: unknown): boolean {
+  return err instanceof BangerError && (err.code === 'SSH_TIMEOUT' || err.code === 'AGENT_UNAVAILABLE');
 }
 
 export type { VmState };

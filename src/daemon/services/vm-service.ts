@@ -16,7 +16,7 @@ import type { KernelService } from './kernel-service.ts';
 import { GuestSsh } from './guest-ssh.ts';
 import { readSerialLog, serialLogTail } from './serial-log.ts';
 import { allocateIp, checkNameFree, newVmIdentity, pickName, subnetOf } from './vm-allocation.ts';
-import { isSshTimeout, keptAfterFailedCreate, natKeptError, tapKeptError, throwIfCancelled, unhandledState } from './vm-errors.ts';
+import { isBootTimeout, keptAfterFailedCreate, natKeptError, tapKeptError, throwIfCancelled, unhandledState } from './vm-errors.ts';
 import { prepareVmFiles, writeVmInitrd, type WorkDiskSeed } from './vm-files.ts';
 import type { GuestAgents } from './agent-service.ts';
 import { VmLocks } from './vm-locks.ts';
@@ -165,7 +165,7 @@ export class VmService {
         return store.getVm(id)!;
       } catch (err) {
         // A guest that booted but never answered ssh is kept for post-mortem; anything else is undone.
-        if (isSshTimeout(err)) throw err;
+        if (isBootTimeout(err)) throw err;
         this.deps.log(`vm ${vm.name}: create failed (${messageOf(err)}); removing what was created`);
         try {
           await this.destroyLocked(vm);
@@ -208,7 +208,7 @@ export class VmService {
               announced.flush();
             }
           } catch (err) {
-            if (isSshTimeout(err)) throw err;
+            if (isBootTimeout(err)) throw err;
             await this.stopLocked(this.deps.store.getVm(vm.id) ?? vm).catch(() => undefined);
             throw err;
           }
@@ -340,7 +340,8 @@ export class VmService {
           await this.ssh.closeMaster(vm);
           await this.deps.driver.terminate({ vmId: vm.id, pid: vm.pid }, how.signal);
         } else {
-          if (this.deps.driver.isAlive(vm.id, vm.pid)) await this.ssh.sync(vm);
+          // Through the agent (no ssh handshake); ssh when the agent does not answer.
+          if (this.deps.driver.isAlive(vm.id, vm.pid) && !(await this.deps.agents.sync(vm))) await this.ssh.sync(vm);
           await this.ssh.closeMaster(vm);
           await this.deps.driver.stop({ vmId: vm.id, pid: vm.pid, files: this.files(vm.id) });
         }
