@@ -423,8 +423,9 @@ describe('VmService', { timeout: 30_000 }, () => {
 
   describe('stop / start / delete', () => {
     it('waits for the guest agent at every boot, and keeps a VM whose agent never answers', async () => {
-      await h.service.create({ name: 'web' }, makeCtx().ctx);
-      assert.deepEqual(h.agents.waits.map((w) => w.vm), ['web']);
+      await h.service.create({ name: 'web', sshTimeoutSec: 1 }, makeCtx().ctx);
+      // A short --ssh-timeout is for sshd; the agent gets the configured boot wait.
+      assert.deepEqual(h.agents.waits, [{ vm: 'web', timeoutSec: h.config.vmm.sshTimeoutSec }]);
       h.agents.failWith = new BangerError('AGENT_UNAVAILABLE', 'VM mute: the guest agent did not answer within 180s');
       await assert.rejects(h.service.create({ name: 'mute' }, makeCtx().ctx), fails('AGENT_UNAVAILABLE', /did not answer/));
       assert.equal(h.store.findVms('mute')[0]?.state, 'running', 'kept for inspection, as a VM whose sshd never answers');

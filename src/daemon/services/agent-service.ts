@@ -68,7 +68,8 @@ export class AgentService implements GuestAgents {
         await clock.sleep(DIAL_RETRY_MS, ctx.signal);
       }
     }
-    throw new BangerError('AGENT_UNAVAILABLE', `VM ${vm.name}: the guest agent did not answer within ${timeoutSec}s (${lastError}); the VM is kept for inspection`, {
+    const why = lastError.startsWith('the guest agent did not answer') ? '' : ` (last: ${lastError})`;
+    throw new BangerError('AGENT_UNAVAILABLE', `VM ${vm.name}: the guest agent did not answer within ${timeoutSec}s${why}; the VM is kept for inspection`, {
       hint: `see the guest's console: banger vm logs ${vm.name}; remove it: banger vm delete ${vm.name}`,
     });
   }

@@ -254,7 +254,8 @@ export class VmService {
     }
     this.deps.store.updateVm(vm.id, { state: 'running', pid, accel: choice.accel });
     const running = this.deps.store.getVm(vm.id)!;
-    await this.deps.agents.waitReady(running, options.sshTimeoutSec ?? config.vmm.sshTimeoutSec, ctx, this.bootProbes(running));
+    // The agent gets the configured boot wait (or a longer --ssh-timeout): a short --ssh-timeout is about sshd.
+    await this.deps.agents.waitReady(running, Math.max(config.vmm.sshTimeoutSec, options.sshTimeoutSec ?? 0), ctx, this.bootProbes(running));
     if (options.waitSsh) await this.waitForSsh(running, options.sshTimeoutSec, ctx);
     if (vm.state === 'created') await this.syncFiles(running, options.waitSsh === true, ctx);
     return running;
