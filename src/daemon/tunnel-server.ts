@@ -9,6 +9,7 @@ import { BangerError, messageOf } from '../protocol/errors.ts';
 import { encodeFrame, FrameReader, type FrameHeader } from '../protocol/agent-frames.ts';
 import type { VmInfo } from '../protocol/methods.ts';
 import type { AgentService } from './services/agent-service.ts';
+import type { AgentClient } from '../vmm/agent-client.ts';
 import { pipeToGuest } from './services/agent-pipe.ts';
 
 const MAX_REQUEST_BYTES = 256 * 1024;
@@ -93,7 +94,7 @@ async function start(socket: net.Socket, line: string, deps: TunnelDeps): Promis
   relayExec(socket, client, request, vm);
 }
 
-function relayExec(socket: net.Socket, client: Awaited<ReturnType<AgentService['require']>>, request: Extract<TunnelRequest, { op: 'exec' }>, vm: VmInfo): void {
+function relayExec(socket: net.Socket, client: AgentClient, request: Extract<TunnelRequest, { op: 'exec' }>, vm: VmInfo): void {
   let finished = false;
   const send = (header: FrameHeader, payload?: Buffer, written?: () => void): void => {
     if (!socket.destroyed) socket.write(encodeFrame(header, payload), written);

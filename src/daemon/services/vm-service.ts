@@ -5,7 +5,7 @@ import path from 'node:path';
 import { BangerError, messageOf } from '../../protocol/errors.ts';
 import type { CallContext } from '../../protocol/jsonrpc.ts';
 import type { KernelInfo, SshTarget, VmCreateParams, VmInfo, VmLogsResult, VmPruneResult, VmSetParams } from '../../protocol/methods.ts';
-import type { NatParams, PrivilegedOps } from '../../protocol/privileged-ops.ts';
+import type { PrivilegedOps } from '../../protocol/privileged-ops.ts';
 import type { Store } from '../../store/store.ts';
 import { isoNow, type Clock } from '../../system/clock.ts';
 import { gatewayCidrOf, type BangerConfig } from '../../system/config.ts';
@@ -16,9 +16,10 @@ import type { KernelService } from './kernel-service.ts';
 import { GuestSsh } from './guest-ssh.ts';
 import { readSerialLog, serialLogTail } from './serial-log.ts';
 import { allocateIp, checkNameFree, newVmIdentity, pickName, subnetOf } from './vm-allocation.ts';
-import { isBootTimeout, keptAfterFailedCreate, natKeptError, tapKeptError, throwIfCancelled, unhandledState } from './vm-errors.ts';
+import { isBootTimeout, keptAfterFailedCreate, throwIfCancelled, unhandledState } from './vm-errors.ts';
 import { prepareVmFiles, writeVmInitrd, type WorkDiskSeed } from './vm-files.ts';
 import type { GuestAgents } from './agent-service.ts';
+import { VmTeardown } from './vm-teardown.ts';
 import { VmLocks } from './vm-locks.ts';
 import { VmReaper } from './vm-reaper.ts';
 import { oneVm } from '../../protocol/vm-refs.ts';
@@ -74,6 +75,7 @@ export class VmService {
   private readonly ssh: GuestSsh;
   private readonly reaper: VmReaper;
   private readonly announcer: Announcer;
+  private readonly teardown: VmTeardown;
   private readonly stoppedListeners: Array<(vmId: string) => void> = [];
 
   constructor(deps: VmServiceDeps) {
@@ -83,6 +85,10 @@ export class VmService {
     this.ssh = new GuestSsh({ runner: deps.runner, clock: deps.clock, sshKey: deps.sshKey, netns, vmDir: (id) => this.files(id).dir, log: deps.log });
     this.reaper = new VmReaper({
       store: deps.store, driver: deps.driver, ops: deps.ops, ssh: this.ssh, locks: this.locks, netns, bridge: deps.config.network.bridge, files: (id) => this.files(id), log: deps.log,
+    });
+    this.teardown = new VmTeardown({
+      store: deps.store, driver: deps.driver, ops: deps.ops, agents: deps.agents, ssh: this.ssh, reaper: this.reaper, netns, bridge: deps.config.network.bridge,
+      files: (id) => this.files(id), stopped: (id) => this.stopped(id),
     });
   }
 
@@ -168,7 +174,7 @@ export class VmService {
         if (isBootTimeout(err)) throw err;
         this.deps.log(`vm ${vm.name}: create failed (${messageOf(err)}); removing what was created`);
         try {
-          await this.destroyLocked(vm);
+          await this.teardown.destroy(vm);
         } catch (cleanupErr) {
           this.deps.log(`vm ${vm.name}: cleanup failed: ${messageOf(cleanupErr)}`);
           throw keptAfterFailedCreate(vm, err, cleanupErr);
@@ -209,7 +215,7 @@ export class VmService {
             }
           } catch (err) {
             if (isBootTimeout(err)) throw err;
-            await this.stopLocked(this.deps.store.getVm(vm.id) ?? vm).catch(() => undefined);
+            await this.teardown.stop(this.deps.store.getVm(vm.id) ?? vm).catch(() => undefined);
             throw err;
           }
         default:
@@ -311,49 +317,9 @@ export class VmService {
     const found = this.resolve(ref);
     return this.locks.run(found.id, async () => {
       const vm = this.deps.store.getVm(found.id) ?? found;
-      await this.stopLocked(vm);
+      await this.teardown.stop(vm);
       return this.deps.store.getVm(vm.id)!;
     });
-  }
-
-  /** With `how.signal` (vm kill), the VMM gets that signal instead of a guest sync and a clean quit. */
-  private async stopLocked(vm: VmInfo, how: { signal?: NodeJS.Signals } = {}): Promise<void> {
-    const netns = this.deps.config.network.netns;
-    switch (vm.state) {
-      case 'created':
-      case 'stopped': {
-        // Nothing should run, but a launch that did not finish may have left a VMM, and a VMM that died its tap.
-        const stray = this.reaper.unrecordedVmmPid(vm);
-        if (stray !== null && how.signal) {
-          await this.deps.driver.terminate({ vmId: vm.id, pid: stray }, how.signal);
-          this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
-        } else if (stray !== null) await this.reaper.stopUnrecordedVmm(vm, stray);
-        if (vm.state === 'stopped' || stray !== null) {
-          await this.deps.ops.natDisable(this.natParams(vm));
-          await this.deps.ops.deleteTap({ tap: vm.tap, netns });
-        }
-        return;
-      }
-      case 'running':
-        // Flush the guest's page cache so the disks are consistent, then stop the VMM without a slow shutdown.
-        this.deps.agents.disconnect(vm.id);
-        if (how.signal) {
-          await this.ssh.closeMaster(vm);
-          await this.deps.driver.terminate({ vmId: vm.id, pid: vm.pid }, how.signal);
-        } else {
-          // Through the agent (no ssh handshake); ssh when the agent does not answer.
-          if (this.deps.driver.isAlive(vm.id, vm.pid) && !(await this.deps.agents.sync(vm))) await this.ssh.sync(vm);
-          await this.ssh.closeMaster(vm);
-          await this.deps.driver.stop({ vmId: vm.id, pid: vm.pid, files: this.files(vm.id) });
-        }
-        this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
-        this.stopped(vm.id);
-        await this.deps.ops.natDisable(this.natParams(vm));
-        await this.deps.ops.deleteTap({ tap: vm.tap, netns });
-        return;
-      default:
-        unhandledState(vm.state);
-    }
   }
 
   async delete(ref: string): Promise<{ id: string; name: string }> {
@@ -361,46 +327,16 @@ export class VmService {
     return this.locks.run(found.id, async () => {
       const vm = this.deps.store.getVm(found.id);
       if (!vm) throw new BangerError('VM_NOT_FOUND', `VM ${found.name} was deleted meanwhile`, { hint: 'see banger vm list --all' });
-      await this.destroyLocked(vm);
+      await this.teardown.destroy(vm);
       return { id: vm.id, name: vm.name };
     });
-  }
-
-  /**
-   * Removes everything a VM has: VMM, tap, files, store row, in that order, so a failure can be retried. When the
-   * tap cannot be removed the VM is kept, stopped: its row is the only record of that tap.
-   */
-  private async destroyLocked(vm: VmInfo): Promise<void> {
-    const current = this.deps.store.getVm(vm.id) ?? vm;
-    await this.ssh.closeMaster(vm);
-    this.deps.agents.disconnect(vm.id);
-    const pid = current.pid ?? this.reaper.unrecordedVmmPid(current);
-    if (current.state === 'running' || this.deps.driver.isAlive(vm.id, pid)) {
-      await this.deps.driver.stop({ vmId: vm.id, pid, files: this.files(vm.id) });
-      this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
-    }
-    this.stopped(vm.id);
-    try {
-      await this.deps.ops.natDisable(this.natParams(vm));
-    } catch (err) {
-      this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
-      throw natKeptError(current, err);
-    }
-    try {
-      await this.deps.ops.deleteTap({ tap: vm.tap, netns: this.deps.config.network.netns });
-    } catch (err) {
-      this.deps.store.updateVm(vm.id, { state: 'stopped', pid: null });
-      throw tapKeptError(current, err);
-    }
-    fs.rmSync(this.files(vm.id).dir, { recursive: true, force: true });
-    this.deps.store.deleteVm(vm.id);
   }
 
   /** Ends the VMM with `signal` (no guest sync): the VM ends stopped and its tap is removed, like vm stop. */
   async kill(ref: string, signal: NodeJS.Signals = DEFAULT_KILL_SIGNAL): Promise<VmInfo> {
     const found = this.resolve(ref);
     return this.locks.run(found.id, async () => {
-      await this.stopLocked(this.deps.store.getVm(found.id) ?? found, { signal });
+      await this.teardown.stop(this.deps.store.getVm(found.id) ?? found, { signal });
       return this.deps.store.getVm(found.id)!;
     });
   }
@@ -444,14 +380,9 @@ export class VmService {
       const vm = this.deps.store.getVm(candidate.id);
       // Started or deleted since the listing: not this prune's to delete.
       if (!vm || this.reaper.reapIfDead(vm).state === 'running') return false;
-      await this.destroyLocked(vm);
+      await this.teardown.destroy(vm);
       return true;
     }));
-  }
-
-  /** Whether or not the VM has NAT: its address is what bangerd-root adds or removes. */
-  private natParams(vm: VmInfo): NatParams {
-    return { ip: vm.ip, bridge: this.deps.config.network.bridge, netns: this.deps.config.network.netns };
   }
 
   logs(ref: string, offset = 0): VmLogsResult {
