@@ -146,6 +146,20 @@ describe('the guest agent on a real guest', { timeout: 30 * 60_000 }, () => {
     await assert.rejects(httpGet(forward.hostPort), /ECONNREFUSED/);
   });
 
+  test('after a daemon restart the agent answers again on its serial port, forwards are served again and names resolve', async () => {
+    const f = json<{ hostPort: number }>(['vm', 'forward', VM, '8080']);
+    ok(['daemon', 'stop']);
+    // The next command starts bangerd again; it reconnects to the agent the old one had.
+    const health = json<{ systemState: string }>(['vm', 'health', VM]);
+    assert.match(health.systemState, /^(running|degraded|starting)$/);
+    assert.equal((await httpGet(f.hostPort)).trim(), 'hello-from-guest');
+    const vm = json<{ ip: string }>(['vm', 'show', VM]);
+    const a = spawnSync('dig', ['@127.0.0.1', '-p', String(dnsPort), `${VM}.vm`, 'A', '+short', '+time=5', '+tries=1'], { encoding: 'utf8' });
+    assert.equal(a.stdout.trim(), vm.ip);
+    assert.equal(exec(['--via', 'agent', VM, '--', 'true']).code, 0);
+    ok(['vm', 'forward', VM, '--remove', String(f.hostPort)]);
+  });
+
   test('vm stop takes the forwards with it; vm delete leaves nothing', async () => {
     const f = json<{ hostPort: number }>(['vm', 'forward', VM, '8080']);
     ok(['vm', 'stop', VM]);
