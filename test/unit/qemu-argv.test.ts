@@ -109,6 +109,8 @@ describe('guestCmdline', () => {
     assert.match(guestCmdline({ accel: 'tcg', tscKhz: 2500000 }), /(^| )tsc_early_khz=2500000( |$)/);
     assert.doesNotMatch(guestCmdline({ accel: 'kvm', tscKhz: 2500000 }), /tsc_early_khz/);
     assert.doesNotMatch(guestCmdline({ accel: 'tcg', tscKhz: null }), /tsc_early_khz/);
+    // Small processes (the guest agent) are not given 2 MiB pages they did not ask for.
+    assert.match(guestCmdline({ accel: 'tcg', tscKhz: null }), /(^| )transparent_hugepage=madvise( |$)/);
   });
 
   it('adds the probe flag only when probing', () => {

@@ -200,9 +200,10 @@ describe('vm run PATH and the workspace commands', () => {
   });
 
   it('vm exec without a terminal goes through the guest agent and exits with its status; --via is checked', async () => {
-    const r = await run(['vm', 'exec', 'web', '--', 'git', 'status'], { showVm: async () => vm } as Partial<BangerClient>);
+    const r = await run(['vm', 'exec', 'web', '--', 'git', 'status']);
     assert.equal(r.status, 3);
-    assert.deepEqual(r.calls.agent, [{ vm: vm.name, command: ['git', 'status'] }]);
+    assert.deepEqual(r.calls.agent, [{ vm: 'web', command: ['git', 'status'] }]);
+    assert.equal(r.calls.connects, 0, 'no JSON-RPC connection before the tunnel');
     assert.deepEqual(r.calls.ssh, []);
     const bad = await run(['vm', 'exec', 'web', '--via', 'telnet', '--', 'true']);
     assert.equal(bad.status, 2);

@@ -30,8 +30,9 @@ export async function vmExec(ctx: CliContext, ref: string, flags: ExecFlags = {}
   }
   const via = chooseVia(flags.via, Boolean(process.stdin.isTTY && process.stdout.isTTY));
   if (via === 'agent') {
-    const vm = await (await ctx.client()).showVm(ref);
-    return (ctx.runViaAgent ?? runViaAgent)(vm.name, command, { ...(ctx.signals ? { signals: ctx.signals } : {}) });
+    // Straight to bangerd's tunnel socket, which resolves the VM itself: no JSON-RPC round trip first. The
+    // client (which starts bangerd when it is not running) is only needed when nothing answers there.
+    return (ctx.runViaAgent ?? runViaAgent)(ref, command, { ...(ctx.signals ? { signals: ctx.signals } : {}), startDaemon: async () => void (await ctx.client()) });
   }
   const target = await (await ctx.client()).sshTarget(ref);
   const held = holdSignals(ctx.signals ?? process);
