@@ -12,6 +12,8 @@ import { BANGER, benchHome, median } from './bench-home.ts';
 import { sshCommand } from '../src/protocol/ssh-command.ts';
 import type { SshTarget } from '../src/protocol/methods.ts';
 import { connect } from '../src/sdk/client.ts';
+import { execInGuest } from '../src/sdk/tunnel.ts';
+import { PassThrough } from 'node:stream';
 
 const VM = 'bench-agent';
 const bench = benchHome('agent', () => [VM]);
@@ -41,10 +43,18 @@ async function main(): Promise<void> {
   const client = sshCommand({ ...target, netns: null }, { tty: false, batch: true, control: 'reuse', command: ['true'] });
   const agent: number[] = [];
   const ssh: number[] = [];
+  const sdkRuns: number[] = [];
   for (let i = 0; i < ITERATIONS; i++) {
-    for (const kind of i % 2 === 0 ? ['agent', 'ssh'] : ['ssh', 'agent']) {
+    for (const kind of i % 2 === 0 ? ['agent', 'ssh', 'sdk'] : ['sdk', 'ssh', 'agent']) {
       if (kind === 'agent') agent.push(timed(BANGER, ['vm', 'exec', '--via', 'agent', VM, '--', 'true']).ms);
-      else ssh.push(timed(client.command, client.args).ms);
+      else if (kind === 'ssh') ssh.push(timed(client.command, client.args).ms);
+      else {
+        // What a coding agent using the SDK pays: no CLI process to start.
+        const start = performance.now();
+        const result = await execInGuest(VM, ['true'], { stdout: new PassThrough(), stderr: new PassThrough() });
+        if (result.code !== 0) throw new Error(`execInGuest true exited ${result.code}`);
+        sdkRuns.push(performance.now() - start);
+      }
     }
   }
   const status = timed(BANGER, ['vm', 'exec', '--via', 'agent', VM, '--', 'sh', '-c', 'grep VmRSS /proc/$(pgrep -x banger-agent)/status']).stdout;
@@ -55,6 +65,7 @@ async function main(): Promise<void> {
     `vm exec VM -- true (agent):  median ${median(agent).toFixed(0)} ms (${agent.length} runs)`,
     `ssh VM true (open connection): median ${median(ssh).toFixed(0)} ms (${ssh.length} runs)`,
     `ratio ${ratio.toFixed(2)} (goal <= ${GOAL_RATIO}: ${ratio <= GOAL_RATIO ? 'met' : 'NOT met'})`,
+    `SDK execInGuest(VM, ['true']): median ${median(sdkRuns).toFixed(0)} ms (ratio to ssh ${(median(sdkRuns) / median(ssh)).toFixed(2)}; no CLI process)`,
     `agent resident memory in the guest: ${rssMib.toFixed(1)} MiB (goal <= ${GOAL_RSS_MIB} MiB: ${rssMib <= GOAL_RSS_MIB ? 'met' : 'NOT met'})`,
     '',
   ].join('\n'));
