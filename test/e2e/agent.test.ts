@@ -4,12 +4,12 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BANGER, e2eBanger } from './e2e-banger.ts';
+import { freePort } from '../fakes/free-port.ts';
 
 const NETNS = `banger-e2e-agent-${process.pid}`;
 const VM = 'e2e-agent';
@@ -19,14 +19,6 @@ function json<T>(args: string[]): T {
   return JSON.parse(ok([...args, '--json']).stdout) as T;
 }
 
-/** A port nothing listens on right now, on loopback. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 function httpGet(port: number): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -8,19 +8,13 @@ import type { VmInfo } from '../../src/protocol/methods.ts';
 import { Store } from '../../src/store/store.ts';
 import { FakeClock } from '../fakes/fake-clock.ts';
 import { fails } from '../fakes/expect-error.ts';
+import { freePort } from '../fakes/free-port.ts';
 
 const vmRow = (o: Partial<VmInfo>): VmInfo => ({
   id: 'aaaaaaaaaaaa', name: 'web', state: 'running', image: 'debian-bookworm', kernel: 'k', vcpus: 1, memoryMib: 512, diskGib: 8,
   ip: '172.30.0.2', mac: '52:54:00:aa:aa:aa', tap: 'bgtaaaaaaaaaaaa', accel: 'tcg', pid: 1, createdAt: '2026-11-23T00:00:00.000Z', nat: false, workspace: null, ...o,
 });
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 describe('ForwardService', () => {
   let store: Store;
