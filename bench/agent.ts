@@ -33,6 +33,8 @@ function timed(command: string, args: string[]): { ms: number; stdout: string } 
 async function main(): Promise<void> {
   note(`warm-up: vm create --name ${VM} (builds the image and kernel in a fresh BANGER_HOME)`);
   note(`warm-up took ${(timed(BANGER, ['vm', 'create', '--name', VM]).ms / 1000).toFixed(1)} s`);
+  // Both sides are timed on a guest that finished booting (sshd answers well before systemd's last units start).
+  spawnSync(BANGER, ['vm', 'exec', VM, '--', 'systemctl', 'is-system-running', '--wait'], { env: ENV, encoding: 'utf8', timeout: 5 * 60_000 });
   process.env.BANGER_HOME = bench.home;
   const sdk = await connect({ autoStart: false });
   const target: SshTarget = await sdk.sshTarget(VM);
