@@ -23,7 +23,11 @@ export interface ApplyResult {
   whiteouts: number;
   /** Device nodes and FIFOs, which are not created (a VM's /dev is devtmpfs). */
   skipped: string[];
-  /** Extended attributes from PAX headers, for the caller to set (Node has no setxattr): path → name → value. */
+  /**
+   * Extended attributes from PAX headers, for the caller to set (Node has no setxattr): path → name → value. The
+   * values are tar-stream's UTF-8 strings, so a binary value (a file capability) has lost bytes: nothing may set
+   * them until layers are read with a reader that keeps PAX values as bytes (see the issue 9 research note).
+   */
   xattrs: Map<string, Record<string, string>>;
 }
 
