@@ -149,13 +149,29 @@ export class RegistryClient {
     const url = `${this.baseUrl(ref.registry)}/v2/${ref.repository}/${suffix}`;
     const key = `${ref.registry}/${ref.repository}`;
     const doFetch = this.options.fetch ?? fetch;
-    const send = (auth: string | null): Promise<Response> => doFetch(url, {
-      headers: { accept, ...(auth ? { authorization: auth } : {}) }, redirect: 'follow', ...(signal ? { signal } : {}),
+    const fetchOnce = (target: string, auth: string | null): Promise<Response> => doFetch(target, {
+      headers: { accept, ...(auth ? { authorization: auth } : {}) }, redirect: 'manual', ...(signal ? { signal } : {}),
     }).catch((err: unknown) => {
       throw new BangerError('NETWORK_FAILED', `cannot reach ${ref.registry}: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`, {
         hint: `check the registry address and that this host reaches it (curl ${this.baseUrl(ref.registry)}/v2/)`, cause: err,
       });
     });
+    // Redirects (blob storage elsewhere) are followed by hand: credentials go only to the registry's own host,
+    // and a redirect may not downgrade to plain http, nor lead a loopback registry off loopback.
+    const send = async (auth: string | null): Promise<Response> => {
+      let target = url;
+      for (let hops = 0; ; hops++) {
+        const sameHost = new URL(target).host === new URL(url).host;
+        const res = await fetchOnce(target, sameHost ? auth : null);
+        const location = res.headers.get('location');
+        if (res.status < 300 || res.status >= 400 || !location) return res;
+        await res.body?.cancel();
+        if (hops >= 5) throw new BangerError('IMAGE_NOT_FOUND', `${ref.registry} redirected more than 5 times`);
+        const next = new URL(location, target);
+        checkRedirect(ref.registry, next, (host) => this.allowsHttp(host));
+        target = next.href;
+      }
+    };
     const token = this.tokens.get(key);
     let res = await send(token ? `Bearer ${token}` : null);
     if (res.status === 401) {
@@ -209,6 +225,18 @@ export class RegistryClient {
 
   private baseUrl(registry: string): string {
     return `${this.allowsHttp(registry) ? 'http' : 'https'}://${registryApiHost(registry)}`;
+  }
+}
+
+/** Refuses a redirect that would downgrade to http or take a loopback registry's traffic off this host. */
+export function checkRedirect(registry: string, next: URL, allowsHttp: (host: string) => boolean): void {
+  if (next.protocol !== 'https:' && !(next.protocol === 'http:' && allowsHttp(next.host))) {
+    throw new BangerError('IMAGE_NOT_FOUND', `${registry} redirected to ${next.origin}, which is neither https nor a loopback or insecure registry`, {
+      hint: 'list that host in [image] insecure_registries only if you trust the network to it',
+    });
+  }
+  if (isLoopbackRegistry(registry) && !isLoopbackRegistry(next.host)) {
+    throw new BangerError('IMAGE_NOT_FOUND', `the loopback registry ${registry} redirected off this host, to ${next.origin}`, { hint: 'a registry on 127.0.0.1 serves its own blobs' });
   }
 }
 

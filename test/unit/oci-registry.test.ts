@@ -54,6 +54,8 @@ describe('RegistryClient against a loopback registry', () => {
   let layer: Descriptor;
   let tampered: Descriptor;
   let requireBasic: string | null = null;
+  /** Blobs the registry answers with a redirect, as registries that keep blobs in object storage do. */
+  const redirects = new Map<string, string>();
 
   const put = (type: string, body: Buffer): Descriptor => {
     const d = sha(body);
@@ -120,6 +122,11 @@ describe('RegistryClient against a loopback registry', () => {
         res.writeHead(200, { 'content-type': found.type, 'docker-content-digest': digest, 'content-length': found.body.length }).end(found.body);
         return;
       }
+      const away = redirects.get(m[2]!);
+      if (away) {
+        res.writeHead(307, { location: away }).end();
+        return;
+      }
       const blob = blobs.get(m[2]!);
       if (!blob) res.writeHead(404).end();
       else res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(blob);
@@ -177,6 +184,32 @@ describe('RegistryClient against a loopback registry', () => {
       await assert.rejects(new RegistryClient().resolve(parseImageRef(`${registry}/team/app`)), fails('IMAGE_NOT_FOUND', /refused a token/, { hint: true }));
     } finally {
       requireBasic = null;
+    }
+  });
+
+  it('follows a redirect to blob storage without sending it the registry\'s credentials, and refuses one that leaves loopback', async () => {
+    const stored = Buffer.from('a blob kept in object storage');
+    const desc = { mediaType: layer.mediaType, digest: sha(stored), size: stored.length };
+    const seen: Array<string | undefined> = [];
+    const storage = http.createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(200).end(stored);
+    });
+    await new Promise<void>((resolve) => storage.listen(0, '127.0.0.1', resolve));
+    try {
+      redirects.set(desc.digest, `http://127.0.0.1:${(storage.address() as net.AddressInfo).port}/bucket/blob?sig=1`);
+      const client = new RegistryClient();
+      const ref = parseImageRef(`${registry}/team/app`);
+      assert.deepEqual(await client.blobBytes(ref, desc), stored);
+      assert.deepEqual(seen, [undefined], 'the Bearer token stayed with the registry');
+      const away = { ...desc, digest: sha(Buffer.from('elsewhere')) };
+      redirects.set(away.digest, 'http://registry.example/blob');
+      await assert.rejects(client.blobBytes(ref, away), fails('IMAGE_NOT_FOUND', /neither https nor a loopback/));
+      redirects.set(away.digest, 'https://registry.example/blob');
+      await assert.rejects(client.blobBytes(ref, away), fails('IMAGE_NOT_FOUND', /redirected off this host/));
+      assert.equal(seen.length, 1);
+    } finally {
+      storage.close();
     }
   });
 
