@@ -25,7 +25,7 @@ export async function runViaAgent(vm: string, argv: string[], options: AgentSess
       return (await run()).code;
     } catch (err) {
       // Nothing was started in the guest: the tunnel itself did not answer.
-      if (!(err instanceof BangerError && err.code === 'DAEMON_UNAVAILABLE' && options.startDaemon && /tunnel socket/.test(err.message))) throw err;
+      if (!(err instanceof BangerError && err.code === 'DAEMON_UNAVAILABLE' && options.startDaemon && /cannot reach bangerd's tunnel socket/.test(err.message))) throw err;
       await options.startDaemon();
       return (await run()).code;
     }

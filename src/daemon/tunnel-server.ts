@@ -7,6 +7,7 @@ import net from 'node:net';
 import { z } from 'zod';
 import { BangerError, messageOf } from '../protocol/errors.ts';
 import { encodeFrame, FrameReader, type FrameHeader } from '../protocol/agent-frames.ts';
+import { FirstLineError, readFirstLine } from '../protocol/first-line.ts';
 import type { VmInfo } from '../protocol/methods.ts';
 import type { AgentService } from './services/agent-service.ts';
 import type { AgentClient } from '../vmm/agent-client.ts';
@@ -39,22 +40,12 @@ export interface TunnelDeps {
 export function serveTunnels(server: net.Server, deps: TunnelDeps): void {
   server.on('connection', (socket) => {
     socket.on('error', () => undefined);
-    let head = Buffer.alloc(0);
-    const onData = (chunk: Buffer): void => {
-      head = Buffer.concat([head, chunk]);
-      const nl = head.indexOf(0x0a);
-      if (nl < 0) {
-        if (head.length > MAX_REQUEST_BYTES) refuse(socket, new BangerError('INVALID_ARGUMENT', `tunnel request longer than ${MAX_REQUEST_BYTES} bytes`));
-        return;
-      }
-      socket.removeListener('data', onData);
-      socket.pause();
-      // Bytes after the request line already belong to the stream.
-      const rest = head.subarray(nl + 1);
-      if (rest.length > 0) socket.unshift(rest);
-      void start(socket, head.subarray(0, nl).toString('utf8'), deps);
-    };
-    socket.on('data', onData);
+    readFirstLine(socket, MAX_REQUEST_BYTES).then(
+      (line) => start(socket, line.toString('utf8'), deps),
+      (err: FirstLineError) => {
+        if (err.reason === 'too-long') refuse(socket, new BangerError('INVALID_ARGUMENT', `tunnel request longer than ${MAX_REQUEST_BYTES} bytes`));
+      },
+    );
   });
 }
 

@@ -3,6 +3,7 @@
 import net from 'node:net';
 import { BangerError, isErrorCode } from '../protocol/errors.ts';
 import { encodeFrame, FrameReader, payloadChunks } from '../protocol/agent-frames.ts';
+import { FirstLineError, readFirstLine } from '../protocol/first-line.ts';
 import { resolvePaths } from '../system/paths.ts';
 
 export interface TunnelOptions {
@@ -17,42 +18,38 @@ function openTunnel(request: Record<string, unknown>, options: TunnelOptions): P
   const socketPath = options.socketPath ?? resolvePaths().tunnelSocket;
   return new Promise((resolve, reject) => {
     const socket = net.createConnection(socketPath);
-    let got = Buffer.alloc(0);
     const fail = (err: Error): void => {
       socket.destroy();
       reject(err);
     };
-    socket.once('error', (err) => fail(new BangerError('DAEMON_UNAVAILABLE', `cannot reach bangerd's tunnel socket ${socketPath}: ${err.message}`, {
+    const unreachable = (err: Error): void => fail(new BangerError('DAEMON_UNAVAILABLE', `cannot reach bangerd's tunnel socket ${socketPath}: ${err.message}`, {
       hint: 'start it: banger daemon start', cause: err,
-    })));
-    socket.once('connect', () => socket.write(`${JSON.stringify(request)}\n`));
-    const onData = (chunk: Buffer): void => {
-      got = Buffer.concat([got, chunk]);
-      const nl = got.indexOf(0x0a);
-      if (nl < 0) {
-        if (got.length > MAX_ANSWER_BYTES) fail(new BangerError('INTERNAL', 'bangerd sent no answer line on the tunnel socket'));
-        return;
-      }
-      socket.removeListener('data', onData);
-      socket.pause();
-      let answer: { ok?: unknown; error?: { code?: unknown; message?: unknown; hint?: unknown } };
-      try {
-        answer = JSON.parse(got.subarray(0, nl).toString('utf8')) as typeof answer;
-      } catch {
-        fail(new BangerError('INTERNAL', 'bangerd answered the tunnel request with something that is not JSON'));
-        return;
-      }
-      if (answer.ok !== true) {
-        const e = answer.error ?? {};
-        fail(new BangerError(isErrorCode(e.code) ? e.code : 'INTERNAL', String(e.message ?? 'bangerd refused the tunnel'), typeof e.hint === 'string' ? { hint: e.hint } : {}));
-        return;
-      }
-      socket.removeAllListeners('error');
-      const rest = got.subarray(nl + 1);
-      if (rest.length > 0) socket.unshift(rest);
-      resolve(socket);
-    };
-    socket.on('data', onData);
+    }));
+    socket.once('error', unreachable);
+    socket.once('connect', () => {
+      socket.removeListener('error', unreachable);
+      socket.write(`${JSON.stringify(request)}\n`);
+      readFirstLine(socket, MAX_ANSWER_BYTES).then((line) => {
+        let answer: { ok?: unknown; error?: { code?: unknown; message?: unknown; hint?: unknown } };
+        try {
+          answer = JSON.parse(line.toString('utf8')) as typeof answer;
+        } catch {
+          fail(new BangerError('INTERNAL', 'bangerd answered the tunnel request with something that is not JSON'));
+          return;
+        }
+        if (answer.ok !== true) {
+          const e = answer.error ?? {};
+          fail(new BangerError(isErrorCode(e.code) ? e.code : 'INTERNAL', String(e.message ?? 'bangerd refused the tunnel'), typeof e.hint === 'string' ? { hint: e.hint } : {}));
+          return;
+        }
+        resolve(socket);
+      }, (err: FirstLineError) => {
+        fail(err.reason === 'too-long' ? new BangerError('INTERNAL', 'bangerd sent no answer line on the tunnel socket')
+          : new BangerError('DAEMON_UNAVAILABLE', `bangerd's tunnel socket ${socketPath} ${err.reason === 'closed' ? 'closed before answering' : `failed: ${err.message}`}`, {
+            hint: 'see whether bangerd runs: banger daemon status',
+          }));
+      });
+    });
   });
 }
 

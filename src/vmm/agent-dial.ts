@@ -2,6 +2,7 @@
 // Unix socket; Firecracker multiplexes vsock on one Unix socket and wants `CONNECT <port>\n` first, answering
 // `OK <host port>\n` (docs/vsock.md in the firecracker repository).
 import net from 'node:net';
+import { FirstLineError, readFirstLine } from '../protocol/first-line.ts';
 
 export type AgentEndpoint =
   | { kind: 'virtio-serial'; path: string }
@@ -26,32 +27,21 @@ export function dialAgent(endpoint: AgentEndpoint): Promise<net.Socket> {
         return;
       }
       socket.write(`CONNECT ${endpoint.port}\n`);
-      let got = Buffer.alloc(0);
-      const onData = (chunk: Buffer): void => {
-        got = Buffer.concat([got, chunk]);
-        const nl = got.indexOf(0x0a);
-        if (nl < 0) {
-          if (got.length > MAX_HANDSHAKE_BYTES) fail(new Error(`vsock handshake: no line within ${MAX_HANDSHAKE_BYTES} bytes`));
-          return;
-        }
-        socket.removeListener('data', onData);
-        socket.removeListener('close', onClose);
-        const line = got.subarray(0, nl).toString('latin1');
+      readFirstLine(socket, MAX_HANDSHAKE_BYTES).then((bytes) => {
+        const line = bytes.toString('latin1');
         if (!/^OK \d+$/.test(line)) {
           fail(new Error(`vsock handshake: expected "OK <port>", got ${JSON.stringify(line.slice(0, 40))}`));
           return;
         }
+        // The line is gone from the stream; whatever came after it already belongs to the agent.
         socket.removeListener('error', fail);
-        socket.pause();
-        // Whatever came after the OK line already belongs to the agent's stream.
-        const rest = got.subarray(nl + 1);
-        if (rest.length > 0) socket.unshift(rest);
         resolve(socket);
-      };
-      // Firecracker closes the connection when nothing listens on the port in the guest.
-      const onClose = (): void => fail(new Error(`vsock port ${endpoint.port}: the VMM closed the connection (nothing listens there yet)`));
-      socket.on('data', onData);
-      socket.once('close', onClose);
+      }, (err: FirstLineError) => {
+        // Firecracker closes the connection when nothing listens on the port in the guest.
+        fail(err.reason === 'too-long' ? new Error(`vsock handshake: no line within ${MAX_HANDSHAKE_BYTES} bytes`)
+          : err.reason === 'closed' ? new Error(`vsock port ${endpoint.port}: the VMM closed the connection (nothing listens there yet)`)
+          : err);
+      });
     });
   });
 }
