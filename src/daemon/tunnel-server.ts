@@ -12,6 +12,7 @@ import type { VmInfo } from '../protocol/methods.ts';
 import type { AgentService } from './services/agent-service.ts';
 import type { AgentClient } from '../vmm/agent-client.ts';
 import { pipeToGuest } from './services/agent-pipe.ts';
+import { notRunningError } from './services/vm-errors.ts';
 
 const MAX_REQUEST_BYTES = 256 * 1024;
 
@@ -64,7 +65,7 @@ async function start(socket: net.Socket, line: string, deps: TunnelDeps): Promis
     request = parsed.data;
     vm = deps.show(request.vm);
     if (vm.state !== 'running') {
-      throw new BangerError('VM_BAD_STATE', `VM ${vm.name} is ${vm.state}, not running`, { hint: `start it: banger vm start ${vm.name}` });
+      throw notRunningError(vm);
     }
   } catch (err) {
     refuse(socket, err);

@@ -1,6 +1,7 @@
 // Byte streams into guests through bangerd's tunnel socket (src/daemon/tunnel-server.ts): a TCP connection
 // opened inside the guest, or a command run by the guest agent with its stdin, stdout, stderr and exit status.
 import net from 'node:net';
+import os from 'node:os';
 import { BangerError, isErrorCode } from '../protocol/errors.ts';
 import { encodeFrame, FrameReader, payloadChunks } from '../protocol/agent-frames.ts';
 import { FirstLineError, readFirstLine } from '../protocol/first-line.ts';
@@ -80,7 +81,6 @@ export interface AgentExecResult {
   timedOut: boolean;
 }
 
-const SIGNAL_NUMBERS: Readonly<Record<string, number>> = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, TERM: 15, PIPE: 13, ABRT: 6, SEGV: 11, USR1: 10, USR2: 12, ALRM: 14 };
 
 /** Runs `argv` in a running VM through its guest agent (no sshd needed), streaming its output. */
 export async function execInGuest(vm: string, argv: string[], options: AgentExecOptions): Promise<AgentExecResult> {
@@ -108,7 +108,7 @@ export async function execInGuest(vm: string, argv: string[], options: AgentExec
           }
         } else if (h.t === 'exit') {
           const signal = typeof h.signal === 'string' ? h.signal : null;
-          const code = typeof h.code === 'number' ? h.code : 128 + (signal ? (SIGNAL_NUMBERS[signal] ?? 0) : 0);
+          const code = typeof h.code === 'number' ? h.code : 128 + (signal ? (os.constants.signals[`SIG${signal}` as NodeJS.Signals] ?? 0) : 0);
           settle(() => resolve({ code, signal, timedOut: h.timedOut === true }));
         } else if (h.t === 'error') {
           const message = String(h.message ?? 'the guest agent failed');

@@ -9,6 +9,7 @@ import type { Store } from '../../store/store.ts';
 import { isoNow, type Clock } from '../../system/clock.ts';
 import type { AgentService } from './agent-service.ts';
 import { pipeToGuest } from './agent-pipe.ts';
+import { notRunningError } from './vm-errors.ts';
 
 export interface ForwardServiceDeps {
   store: Store;
@@ -32,7 +33,7 @@ export class ForwardService {
   /** Serves `hostPort` (or a free port) on loopback; the VM must be running. */
   async add(vm: VmInfo, guestPort: number, hostPort?: number): Promise<ForwardInfo> {
     if (vm.state !== 'running') {
-      throw new BangerError('VM_BAD_STATE', `VM ${vm.name} is ${vm.state}: a forward needs it running`, { hint: `start it: banger vm start ${vm.name}` });
+      throw notRunningError(vm, 'a forward');
     }
     if (hostPort !== undefined && this.deps.store.listForwards().some((f) => f.hostPort === hostPort)) {
       const owner = this.deps.store.listForwards().find((f) => f.hostPort === hostPort)!;

@@ -1,12 +1,12 @@
 // What bangerd asks a running guest through its agent: health, listening ports, resource use, and forwards.
 import fs from 'node:fs';
-import { BangerError } from '../../protocol/errors.ts';
 import type { ForwardInfo, VmHealthResult, VmInfo, VmPortsResult, VmStatsResult } from '../../protocol/methods.ts';
 import { AGENT_VERSION } from '../../system/guest-contract.ts';
 import { isOlderVersion } from '../../protocol/versions.ts';
 import type { AgentService } from './agent-service.ts';
 import { guestDuplex } from './agent-pipe.ts';
 import type { ForwardService } from './forward-service.ts';
+import { notRunningError } from './vm-errors.ts';
 import { connectHostFor, endpointFor, mergeListeners, parseAgentSockets, probeListener } from './guest-ports.ts';
 
 export interface GuestServiceDeps {
@@ -77,7 +77,7 @@ export class GuestService {
   private running(ref: string, what: string): VmInfo {
     const vm = this.deps.show(ref);
     if (vm.state !== 'running') {
-      throw new BangerError('VM_BAD_STATE', `VM ${vm.name} is ${vm.state}: ${what} needs it running`, { hint: `start it: banger vm start ${vm.name}` });
+      throw notRunningError(vm, what);
     }
     return vm;
   }

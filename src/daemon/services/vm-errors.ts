@@ -40,6 +40,13 @@ export function throwIfCancelled(signal: AbortSignal): void {
   if (signal.aborted) throw new BangerError('CANCELLED', 'cancelled by the caller', { hint: 'run the command again when you want it' });
 }
 
+/** The refusal of an operation that needs a running VM; `what` names it ("vm ports"), else it is said plainly. */
+export function notRunningError(vm: VmInfo, what?: string): BangerError {
+  return new BangerError('VM_BAD_STATE', `VM ${vm.name} is ${vm.state}${what ? `: ${what} needs it running` : ', not running'}`, {
+    hint: `start it: banger vm start ${vm.name}`,
+  });
+}
+
 /**
  * The end of every switch over a VM's state: a state added to VmState (paused, for snapshots) fails to compile
  * until each operation says what it does in that state.

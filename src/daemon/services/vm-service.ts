@@ -16,7 +16,7 @@ import type { KernelService } from './kernel-service.ts';
 import { GuestSsh } from './guest-ssh.ts';
 import { readSerialLog, serialLogTail } from './serial-log.ts';
 import { allocateIp, checkNameFree, newVmIdentity, pickName, subnetOf } from './vm-allocation.ts';
-import { isBootTimeout, keptAfterFailedCreate, throwIfCancelled, unhandledState } from './vm-errors.ts';
+import { isBootTimeout, keptAfterFailedCreate, notRunningError, throwIfCancelled, unhandledState } from './vm-errors.ts';
 import { prepareVmFiles, writeVmInitrd, type WorkDiskSeed } from './vm-files.ts';
 import type { GuestAgents } from './agent-service.ts';
 import { VmTeardown } from './vm-teardown.ts';
@@ -299,7 +299,7 @@ export class VmService {
     return this.locks.run(found.id, async () => {
       const vm = this.reaper.refresh(this.deps.store.getVm(found.id) ?? found);
       if (vm.state !== 'running') {
-        throw new BangerError('VM_BAD_STATE', `VM ${vm.name} is ${vm.state}: ${what} needs it running`, { hint: `start it: banger vm start ${vm.name}` });
+        throw notRunningError(vm, what);
       }
       return fn(vm, this.ssh.target(vm));
     });
@@ -308,7 +308,7 @@ export class VmService {
   sshTarget(ref: string): SshTarget {
     const vm = this.show(ref);
     if (vm.state !== 'running') {
-      throw new BangerError('VM_BAD_STATE', `VM ${vm.name} is ${vm.state}, not running`, { hint: `start it: banger vm start ${vm.name}` });
+      throw notRunningError(vm);
     }
     return this.ssh.target(vm);
   }
