@@ -5,11 +5,11 @@ import path from 'node:path';
 import { BangerError } from '../protocol/errors.ts';
 import type { ProgressEvent } from '../protocol/jsonrpc.ts';
 import type { ProcessRunner } from '../system/process.ts';
-import { lastLines, runChecked } from '../system/process.ts';
+import { lastLines } from '../system/process.ts';
 import { ROOT_LABEL } from '../system/guest-contract.ts';
 import type { DebianRecipe } from '../protocol/image-recipes.ts';
-import { asOwner, ownerArgv, type Owner } from '../system/as-owner.ts';
-import { buildDirPrefix, mountsInside } from './abandoned-image-builds.ts';
+import type { Owner } from '../system/as-owner.ts';
+import { handOver, makeBuildDir, removeBuildDir, writeExt4 } from './ext4-image.ts';
 import { findGuestTools, installGuestTools } from './guest-tools.ts';
 
 const SSHD_CONFIG = `# Written by banger: keys only, one host key injected per VM at boot.
@@ -65,15 +65,6 @@ export function customizeRootfs(root: string): void {
   fs.mkdirSync(path.join(root, 'var/cache/apt/archives/partial'), { recursive: true });
 }
 
-/** Bytes used by a tree, via du (handles hard links and sparse files the way the ext4 image will). */
-async function treeSize(runner: ProcessRunner, dir: string): Promise<number> {
-  const out = await runChecked(runner, 'du', ['-s', '-B1', '-x', dir]);
-  return Number(out.stdout.split(/\s/)[0]);
-}
-
-/** Spare room in the image for packages users install; the file is sparse, so it costs no disk until used. */
-export const IMAGE_HEADROOM_BYTES = 2 * 1024 ** 3;
-
 export interface BuildImageOptions {
   runner: ProcessRunner;
   recipe: DebianRecipe;
@@ -91,9 +82,6 @@ export interface BuildImageOptions {
 
 export const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 
-/** Where builds run unless told otherwise; bangerd-root sweeps what dead helpers left there at start. */
-export const DEFAULT_WORK_ROOT = '/var/tmp';
-
 /**
  * Builds the image as root in a private directory (debootstrap, mkfs and the root-owned tree never touch a
  * path the owner controls), then hands the finished file to the owner (see handOver).
@@ -109,7 +97,7 @@ export async function buildDebianImage(options: BuildImageOptions): Promise<{ si
   // Named with this helper's pid: if it dies before the finally below, the next helper removes the directory.
   // Found before debootstrap runs: a missing one fails in a second, not after a minute of downloads.
   const tools = findGuestTools(recipe.tools);
-  const workDir = fs.mkdtempSync(path.join(options.workRoot ?? DEFAULT_WORK_ROOT, buildDirPrefix(process.pid)));
+  const workDir = makeBuildDir(options.workRoot);
   const tree = path.join(workDir, 'root');
   const tmpImage = path.join(workDir, 'rootfs.ext4');
   try {
@@ -140,48 +128,12 @@ export async function buildDebianImage(options: BuildImageOptions): Promise<{ si
     progress({ stage: 'image', message: 'configuring the image for banger' });
     customizeRootfs(tree);
     installGuestTools(tree, tools);
-    const used = await treeSize(runner, tree);
-    const sizeBytes = Math.ceil((used * 1.25 + IMAGE_HEADROOM_BYTES) / 1024 ** 2) * 1024 ** 2;
-    progress({ stage: 'image', message: `writing ext4 image (${Math.round(used / 1024 ** 2)} MiB of files)` });
-    await runChecked(runner, 'mkfs.ext4', ['-q', '-F', '-L', ROOT_LABEL, '-d', tree, '-E', 'root_owner=0:0', tmpImage, `${sizeBytes / 1024}k`], { signal });
+    progress({ stage: 'image', message: 'writing the ext4 image' });
+    const sizeBytes = await writeExt4(runner, tree, tmpImage, 0, signal);
     progress({ stage: 'image', message: 'handing the image over' });
     await handOver(runner, tmpImage, output, options.owner, signal);
     return { sizeBytes };
   } finally {
     await removeBuildDir(runner, workDir);
   }
-}
-
-/**
- * Gives root's finished `source` to the owner as `output`. The copy runs as the owner and reads the source only
- * through the descriptor it inherits: the owner cannot reach the file by its path, and writes nothing with
- * root's rights. cp keeps the image sparse (it skips holes instead of reading them).
- */
-export async function handOver(runner: ProcessRunner, source: string, output: string, owner: Owner, signal: AbortSignal): Promise<void> {
-  const partial = `${output}.partial`;
-  asOwner(owner, () => fs.rmSync(partial, { force: true }));
-  // Readable by anyone holding the descriptor; the directory it is in stays closed to the owner.
-  fs.chmodSync(source, 0o644);
-  const fd = fs.openSync(source, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  try {
-    const argv = [...ownerArgv(owner), 'cp', '--sparse=always', '/dev/stdin', partial];
-    await runChecked(runner, argv[0]!, argv.slice(1), { signal, stdinFd: fd });
-    asOwner(owner, () => fs.renameSync(partial, output));
-  } catch (err) {
-    asOwner(owner, () => fs.rmSync(partial, { force: true }));
-    throw err;
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-/**
- * Removes a build directory, after unmounting what a debootstrap that was killed mid-build may have left mounted
- * in its tree (proc, sys, a bind of /dev): a recursive delete through such a mount would delete the host's files.
- * What cannot be unmounted keeps the directory; the next helper's sweep reports it (abandoned-image-builds.ts).
- */
-async function removeBuildDir(runner: ProcessRunner, workDir: string): Promise<void> {
-  for (const mount of mountsInside(workDir)) await runner.run('umount', ['--lazy', mount]);
-  if (mountsInside(workDir).length > 0) return;
-  fs.rmSync(workDir, { recursive: true, force: true });
 }

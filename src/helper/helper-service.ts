@@ -11,11 +11,10 @@ import { asOwner, ownerArgv, type Owner } from '../system/as-owner.ts';
 import { buildQemuArgv } from '../system/qemu-argv.ts';
 import { findExecutable } from '../system/executable.ts';
 import { readPidFile } from '../system/pid-file.ts';
-import { findTapUsers } from '../system/tap-users.ts';
 import { DiesWithParentRunner } from '../system/dies-with-parent.ts';
 import { DEFAULT_IMAGES } from '../protocol/image-recipes.ts';
 import {
-  bridgeParamsSchema, buildImageParamsSchema, deleteTapParamsSchema, emptyParamsSchema, launchQemuParamsSchema, natListParamsSchema, natParamsSchema,
+  bridgeParamsSchema, buildImageParamsSchema, deleteTapParamsSchema, importLayersParamsSchema, emptyParamsSchema, launchQemuParamsSchema, natListParamsSchema, natParamsSchema,
   resolvedRouteParamsSchema, resolvedUnrouteParamsSchema, tapParamsSchema,
 } from '../protocol/helper-schemas.ts';
 import { buildDebianImage } from './debian-image-build.ts';
@@ -23,9 +22,12 @@ import { ChosenFirewall } from './chosen-firewall.ts';
 import type { GuestFirewall } from './guest-firewall.ts';
 import { refuse, refuseInvalid } from './refusal.ts';
 import { ResolvedRouting } from './resolved-route.ts';
-import { TAP_PATTERN, VM_ID_PATTERN, MAC_PATTERN, CIDR_PATTERN, IPV4_PATTERN, str, matching, int, lstatOrNull, removeStale, createFresh } from './helper-checks.ts';
+import { ipArgs, refuseIfNotOwnersTap, refuseIfTapInUse, type TapScope } from './tap-ownership.ts';
+import { importLayers } from './image-import.ts';
+import type { ImportLayersResult } from '../protocol/privileged-ops.ts';
+import { DIGEST_PATTERN, TAP_PATTERN, VM_ID_PATTERN, MAC_PATTERN, CIDR_PATTERN, IPV4_PATTERN, str, matching, int, lstatOrNull, removeStale, createFresh } from './helper-checks.ts';
 import type {
-  BridgeParams, BuildImageParams, DeleteTapParams, HelperNetwork, LaunchQemuParams, NatListParams, NatParams, QemuLaunchSpec, TapParams,
+  BridgeParams, BuildImageParams, DeleteTapParams, ImportLayersParams, HelperNetwork, LaunchQemuParams, NatListParams, NatParams, QemuLaunchSpec, TapParams,
 } from '../protocol/privileged-ops.ts';
 import { VERSION } from '../version.ts';
 
@@ -101,63 +103,6 @@ export class HelperService {
     return real;
   }
 
-  /**
-   * Refuses to remove `tap` unless it is a tap this helper may remove: a tun/tap device in tap mode, made for
-   * this helper's owner, and on no bridge or on this helper's own. Two owners may share a namespace, and a
-   * device of another kind may carry a tap-like name; neither is this helper's to delete.
-   */
-  private async refuseIfNotOwnersTap(netns: string | null, tap: string): Promise<void> {
-    const out = await runChecked(this.runner, 'ip', this.ip(netns, ['-j', '-d', 'link', 'show', 'dev', tap]));
-    // What `ip -j -d link show` prints for `ip tuntap add dev T mode tap user U group G`, enslaved to bridge B
-    // (iproute2 6.1): [{"ifname":"T","master":"B","linkinfo":{"info_kind":"tun","info_data":{"type":"tap",
-    // "user":U,"group":G,...},"info_slave_kind":"bridge",...},...}]. A tun-mode device has "type":"tun"; a
-    // tap made without `user` has no "user" field; a device on no bridge has no "master". `user` is a name, not a
-    // number, when the uid has one in the passwd database ("root" for 0).
-    const [link] = JSON.parse(out.stdout) as Array<{
-      master?: string;
-      linkinfo?: { info_kind?: string; info_data?: { type?: string; user?: number | string } };
-    }>;
-    const where = netns ? ` in netns ${netns}` : '';
-    const kind = link?.linkinfo?.info_kind === 'tun' ? link.linkinfo.info_data?.type : link?.linkinfo?.info_kind;
-    if (kind !== 'tap') {
-      throw new BangerError('HELPER_REFUSED', `bangerd-root refused: ${tap}${where} is ${kind ? `a ${kind} device` : 'a plain device'}, not a tap; banger made no such device`, {
-        hint: `banger removes only its own taps; if ${tap} is a leftover of yours, remove it yourself (ip${netns ? ` -n ${netns}` : ''} link del dev ${tap}) and try again`,
-      });
-    }
-    const printed = link?.linkinfo?.info_data?.user;
-    const user = typeof printed === 'string' ? await this.tapOwnerUid(netns, tap) : printed;
-    if (user !== this.scope.owner.uid) {
-      throw new BangerError('HELPER_REFUSED', `bangerd-root refused: tap ${tap}${where} belongs to ${user === undefined ? 'no user' : `uid ${user}`}, not to uid ${this.scope.owner.uid} that this bangerd-root serves`, {
-        hint: 'another user (or another program) has a tap of that name in the same network namespace; it is theirs to remove. To keep banger owners apart, give each its own network.netns or network.bridge in config.toml',
-      });
-    }
-    if (link?.master !== undefined && link.master !== this.scope.network.bridge) {
-      throw new BangerError('HELPER_REFUSED', `bangerd-root refused: tap ${tap}${where} is on bridge ${link.master}, not on ${this.scope.network.bridge} that this bangerd-root manages`, {
-        hint: `another banger (or another program) with a different network.bridge uses ${tap}; stop its VM there, or remove the tap yourself if it is a leftover (ip${netns ? ` -n ${netns}` : ''} link del dev ${tap})`,
-      });
-    }
-  }
-
-  /**
-   * The uid that owns a tap, as the kernel keeps it (/sys/class/net/TAP/owner; -1 for none), read inside the tap's
-   * namespace (`ip netns exec` mounts that namespace's sysfs). For when `ip` printed a user name.
-   */
-  private async tapOwnerUid(netns: string | null, tap: string): Promise<number | undefined> {
-    const file = `/sys/class/net/${tap}/owner`;
-    const out = await runChecked(this.runner, netns ? 'ip' : 'cat', netns ? ['netns', 'exec', netns, 'cat', file] : [file]);
-    const uid = Number(out.stdout.trim());
-    return Number.isInteger(uid) && uid >= 0 ? uid : undefined;
-  }
-
-  /** Refuses to remove a tap a live process (a VM's QEMU) has attached: the VM would lose its network. */
-  private refuseIfTapInUse(tap: string): void {
-    const users = findTapUsers(tap, this.scope.procDir);
-    if (users.length === 0) return;
-    throw new BangerError('HELPER_REFUSED', `bangerd-root refused: tap ${tap} is attached to running process ${users.join(', ')}; deleting it would cut a running VM off the network`, {
-      hint: 'stop its VM first (banger vm stop)',
-    });
-  }
-
   /** Refuses any bridge, gateway or namespace other than the ones this helper was started for. */
   private outOfScope(what: string, got: string | null, want: string | null): never {
     throw new BangerError('HELPER_REFUSED', `bangerd-root refused: it manages ${what} ${want ?? '(none: the host namespace)'}, not ${got ?? '(none: the host namespace)'}`, {
@@ -189,7 +134,11 @@ export class HelperService {
 
   /** `ip` inside the namespace when one is given. */
   private ip(netns: string | null, args: string[]): string[] {
-    return netns ? ['-n', netns, ...args] : args;
+    return ipArgs(netns, args);
+  }
+
+  private tapScope(): TapScope {
+    return { runner: this.runner, ownerUid: this.scope.owner.uid, bridge: this.scope.network.bridge, procDir: this.scope.procDir };
   }
 
   /** A guest's address: inside the helper's subnet, neither its network, gateway (the host) nor broadcast address. */
@@ -271,8 +220,8 @@ export class HelperService {
     const bridge = this.bridge(raw.bridge);
     const netns = this.netns(raw.netns);
     if (await this.linkExists(netns, tap)) {
-      await this.refuseIfNotOwnersTap(netns, tap);
-      this.refuseIfTapInUse(tap);
+      await refuseIfNotOwnersTap(this.tapScope(), netns, tap);
+      refuseIfTapInUse(this.tapScope(), tap);
       await this.runner.run('ip', this.ip(netns, ['link', 'del', 'dev', tap]));
     }
     const { uid, gid } = this.scope.owner;
@@ -292,8 +241,8 @@ export class HelperService {
     const netns = this.netnsName(raw.netns);
     if (netns !== null && !fs.existsSync(path.join(this.scope.netnsDir, netns))) return;
     if (!(await this.linkExists(netns, tap))) return;
-    await this.refuseIfNotOwnersTap(netns, tap);
-    this.refuseIfTapInUse(tap);
+    await refuseIfNotOwnersTap(this.tapScope(), netns, tap);
+    refuseIfTapInUse(this.tapScope(), tap);
     await runChecked(this.runner, 'ip', this.ip(netns, ['link', 'del', 'dev', tap]));
   }
 
@@ -370,6 +319,24 @@ export class HelperService {
     return buildDebianImage({ runner: this.runner, recipe, mirror, output, owner: this.scope.owner, signal: ctx.signal, progress: ctx.progress });
   }
 
+  /**
+   * Makes an image from layers in the owner's blob cache. The blobs are opened without following links and
+   * hashed again while applied, so a blob swapped after bangerd verified it fails here.
+   */
+  async importImageLayers(raw: ImportLayersParams, ctx: CallContext): Promise<ImportLayersResult> {
+    if (raw.layers.length === 0 || raw.layers.length > 512) refuse('layers must be a list of 1 to 512');
+    const layers = raw.layers.map((l, i) => ({
+      path: this.insidePath(l.path, [this.scope.cacheDir], `layer ${i}`, true),
+      digest: matching(l.digest, DIGEST_PATTERN, `layer ${i} digest`),
+      diffId: l.diffId === null ? null : matching(l.diffId, DIGEST_PATTERN, `layer ${i} diff_id`),
+      mediaType: matching(l.mediaType, /^[a-z0-9.+\/-]{1,128}$/, `layer ${i} media type`),
+    }));
+    const output = this.insidePath(raw.output, [this.scope.cacheDir], 'image output', false);
+    const minSizeBytes = int(raw.minSizeBytes, 0, 2 * 1024 ** 4, 'minimum size');
+    const user = raw.user === null ? null : matching(raw.user, /^[A-Za-z0-9_.-]{1,64}(:[A-Za-z0-9_.-]{1,64})?$/, 'image user');
+    return importLayers({ runner: this.runner, owner: this.scope.owner, layers, output, minSizeBytes, user, devices: raw.devices, signal: ctx.signal, progress: ctx.progress });
+  }
+
   handlers(onShutdown: () => void): Map<string, Handler> {
     const h = new Map<string, Handler>();
     // Every request's params are parsed with its strict schema before any work (see refuseInvalid).
@@ -385,6 +352,7 @@ export class HelperService {
     h.set('net.natList', async (p) => this.natList(refuseInvalid(natListParamsSchema, 'net.natList', p)));
     h.set('vmm.launchQemu', async (p, ctx) => this.launchQemu(refuseInvalid(launchQemuParamsSchema, 'vmm.launchQemu', p), ctx));
     h.set('image.build', async (p, ctx) => this.buildImage(refuseInvalid(buildImageParamsSchema, 'image.build', p), ctx));
+    h.set('image.importLayers', async (p, ctx) => this.importImageLayers(refuseInvalid(importLayersParamsSchema, 'image.importLayers', p), ctx));
     h.set('net.resolvedRoute', async (p) => this.resolved.route(refuseInvalid(resolvedRouteParamsSchema, 'net.resolvedRoute', p)));
     h.set('net.resolvedUnroute', async (p) => this.resolved.unroute(refuseInvalid(resolvedUnrouteParamsSchema, 'net.resolvedUnroute', p)));
     h.set('helper.shutdown', async (p) => {

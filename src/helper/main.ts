@@ -10,7 +10,7 @@ import { asOwner, type Owner } from '../system/as-owner.ts';
 import { NodeProcessRunner } from '../system/process.ts';
 import { listenUnix } from '../system/socket-server.ts';
 import { removeAbandonedImageBuilds } from './abandoned-image-builds.ts';
-import { DEFAULT_WORK_ROOT } from './debian-image-build.ts';
+import { DEFAULT_WORK_ROOT } from './ext4-image.ts';
 import { HelperService, networkScopeProblem } from './helper-service.ts';
 
 const USAGE = 'usage: bangerd-root --owner UID:GID --state-dir DIR --cache-dir DIR --socket PATH --bridge NAME --subnet A.B.C.0/24 [--netns NAME] [--pid-file PATH]';

@@ -70,6 +70,18 @@ export const buildImageParamsSchema = z.strictObject({
   output: z.string(),
 });
 
+/**
+ * Layers from bangerd's blob cache (OCI layers in order, or one rootfs tar) made into a root filesystem image:
+ * `user` is the image config's User, `devices` what device nodes in the archives mean.
+ */
+export const importLayersParamsSchema = z.strictObject({
+  layers: z.array(z.strictObject({ path: z.string(), digest: z.string(), diffId: z.string().nullable(), mediaType: z.string() })),
+  output: z.string(),
+  minSizeBytes: z.number(),
+  user: z.string().nullable(),
+  devices: z.enum(['skip-under-dev', 'refuse']),
+});
+
 /** Route queries for .vm to bangerd's DNS server on 127.0.0.1:port, through systemd-resolved on the bridge. */
 export const resolvedRouteParamsSchema = z.strictObject({
   bridge: z.string(),

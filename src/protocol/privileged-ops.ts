@@ -1,8 +1,9 @@
 // The typed surface of bangerd-root. bangerd only ever reaches root through these calls.
 import type { z } from 'zod';
 import type { ProgressEvent } from './jsonrpc.ts';
+import type { ImageBoot } from './image-types.ts';
 import type {
-  bridgeParamsSchema, buildImageParamsSchema, deleteTapParamsSchema, launchQemuParamsSchema, natListParamsSchema, natParamsSchema, qemuDiskSchema, qemuLaunchSpecSchema,
+  bridgeParamsSchema, buildImageParamsSchema, importLayersParamsSchema, deleteTapParamsSchema, launchQemuParamsSchema, natListParamsSchema, natParamsSchema, qemuDiskSchema, qemuLaunchSpecSchema,
   resolvedRouteParamsSchema, resolvedUnrouteParamsSchema, tapParamsSchema,
 } from './helper-schemas.ts';
 
@@ -15,6 +16,19 @@ export type TapParams = z.infer<typeof tapParamsSchema>;
 export type DeleteTapParams = z.infer<typeof deleteTapParamsSchema>;
 export type LaunchQemuParams = z.infer<typeof launchQemuParamsSchema>;
 export type BuildImageParams = z.infer<typeof buildImageParamsSchema>;
+export type ImportLayersParams = z.infer<typeof importLayersParamsSchema>;
+export interface ImportLayersResult {
+  sizeBytes: number;
+  boot: ImageBoot;
+  hasSshd: boolean;
+  /** What the image config's User means in the image's own /etc/passwd and /etc/group. */
+  uid: number;
+  gid: number;
+  /** Device nodes and FIFOs, which are not created (a VM's /dev is devtmpfs). */
+  skipped: string[];
+  /** Paths whose extended attributes could not be set. */
+  droppedXattrs: string[];
+}
 export type NatParams = z.infer<typeof natParamsSchema>;
 export type NatListParams = z.infer<typeof natListParamsSchema>;
 export type ResolvedRouteParams = z.infer<typeof resolvedRouteParamsSchema>;
@@ -35,6 +49,11 @@ export interface PrivilegedOps {
   launchQemu(params: LaunchQemuParams, options?: OpOptions): Promise<{ pid: number }>;
   buildImage(params: BuildImageParams, options?: OpOptions): Promise<{ sizeBytes: number }>;
   /**
+   * Applies cached layer blobs (each hashed again as it is read) into a private tree as root, so owners and
+   * setuid bits are kept, and hands the owner the ext4 image at `output` (in banger's cache directory).
+   */
+  importLayers(params: ImportLayersParams, options?: OpOptions): Promise<ImportLayersResult>;
+  /**
    * Has systemd-resolved send the host's queries for .vm to 127.0.0.1:port (bangerd's DNS server), through the
    * bridge's per-link settings. MISSING_TOOL (with the manual recipe) where the host has no resolvectl.
    */
@@ -43,7 +62,7 @@ export interface PrivilegedOps {
   resolvedUnroute(params: ResolvedUnrouteParams): Promise<void>;
 }
 
-export const HELPER_METHODS = ['helper.ping', 'net.ensureBridge', 'net.createTap', 'net.deleteTap', 'net.natEnable', 'net.natDisable', 'net.natList', 'vmm.launchQemu', 'image.build', 'net.resolvedRoute', 'net.resolvedUnroute',
+export const HELPER_METHODS = ['helper.ping', 'net.ensureBridge', 'net.createTap', 'net.deleteTap', 'net.natEnable', 'net.natDisable', 'net.natList', 'vmm.launchQemu', 'image.build', 'image.importLayers', 'net.resolvedRoute', 'net.resolvedUnroute',
   'helper.shutdown'] as const;
 
 /** What bangerd-root turns into QEMU's command line (system/qemu-argv.ts), after checking every field. */

@@ -1,12 +1,13 @@
 // PrivilegedOps without root: records calls and keeps the taps and bridges that would exist on the host.
 import type {
-  BridgeParams, BuildImageParams, DeleteTapParams, HelperPong, LaunchQemuParams, NatListParams, NatParams, OpOptions, PrivilegedOps, ResolvedRouteParams,
+  BridgeParams, BuildImageParams, ImportLayersParams, ImportLayersResult, DeleteTapParams, HelperPong, LaunchQemuParams, NatListParams, NatParams, OpOptions, PrivilegedOps, ResolvedRouteParams,
   ResolvedUnrouteParams, TapParams,
 } from '../../src/protocol/privileged-ops.ts';
+import fs from 'node:fs';
 import { BangerError } from '../../src/protocol/errors.ts';
 
-export type OpName = 'ping' | 'ensureBridge' | 'createTap' | 'deleteTap' | 'natEnable' | 'natDisable' | 'natList' | 'launchQemu' | 'buildImage' | 'resolvedRoute'
-  | 'resolvedUnroute';
+export type OpName = 'ping' | 'ensureBridge' | 'createTap' | 'deleteTap' | 'natEnable' | 'natDisable' | 'natList' | 'launchQemu' | 'buildImage' | 'importLayers'
+  | 'resolvedRoute' | 'resolvedUnroute';
 
 export class FakePrivilegedOps implements PrivilegedOps {
   readonly calls: Array<{ op: OpName; params: unknown }> = [];
@@ -17,6 +18,8 @@ export class FakePrivilegedOps implements PrivilegedOps {
   readonly natIps = new Set<string>();
   /** The DNS port .vm is routed to through systemd-resolved, per bridge: resolvedRoute sets, resolvedUnroute removes. */
   readonly resolvedRoutes = new Map<string, number>();
+  /** What importLayers answers; it also writes `output` (a few bytes) as the helper would hand it over. */
+  importResult: ImportLayersResult = { sizeBytes: 4096, boot: 'agent', hasSshd: false, uid: 0, gid: 0, skipped: [], droppedXattrs: [] };
   private readonly failures = new Map<OpName, Error>();
   private readonly holds = new Map<OpName, Promise<void>>();
 
@@ -98,6 +101,12 @@ export class FakePrivilegedOps implements PrivilegedOps {
   async buildImage(params: BuildImageParams, _options?: OpOptions): Promise<{ sizeBytes: number }> {
     await this.record('buildImage', params);
     return { sizeBytes: 1024 };
+  }
+
+  async importLayers(params: ImportLayersParams, _options?: OpOptions): Promise<ImportLayersResult> {
+    await this.record('importLayers', params);
+    fs.writeFileSync(params.output, 'fake ext4');
+    return structuredClone(this.importResult);
   }
 
   async resolvedRoute(params: ResolvedRouteParams): Promise<void> {

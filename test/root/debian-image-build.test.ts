@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { handOver } from '../../src/helper/debian-image-build.ts';
+import { handOver } from '../../src/helper/ext4-image.ts';
 import { NodeProcessRunner } from '../../src/system/process.ts';
 import type { FakeCall, FakeHandler, FakeProcessRunner } from '../fakes/fake-process-runner.ts';
 import { MIB, buildImage, fakeImageBuildRunner, imageBuildDirs, type ImageBuildDirs } from '../fakes/fake-image-build.ts';
