@@ -27,17 +27,34 @@ func main() {
 	serialName := flag.String("serial", "", "virtio-serial port name (default "+defaultSerialName+")")
 	vsockPort := flag.Uint("vsock-port", 0, fmt.Sprintf("vsock port to listen on (default %d)", defaultVsockPort))
 	version := flag.Bool("version", false, "print the version and exit")
+	initMode := flag.Bool("init", false, "run as PID 1 (init.go): mount, supervise the agent and sshd, reap, power off; "+
+		"arguments after the flags replace the agent child (tests)")
+	noMounts := flag.Bool("no-mounts", false, "with --init: mount and create nothing (tests)")
+	noReboot := flag.Bool("no-reboot", false, "with --init: exit 0 after shutting down instead of powering off (tests)")
+	noSshd := flag.Bool("no-sshd", false, "with --init: do not start the image's sshd (tests)")
 	flag.Parse()
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *initMode {
+		if set["stdio"] || set["serial"] || set["vsock-port"] || set["version"] {
+			log.Print("--init cannot be combined with --stdio, --serial, --vsock-port or --version")
+			os.Exit(2)
+		}
+		syscall.Umask(0o022)
+		os.Exit(runInit(initOptions{noMounts: *noMounts, noReboot: *noReboot, noSshd: *noSshd, child: flag.Args()}))
+	}
 	if flag.NArg() > 0 {
 		flag.Usage()
+		os.Exit(2)
+	}
+	if set["no-mounts"] || set["no-reboot"] || set["no-sshd"] {
+		log.Print("--no-mounts, --no-reboot and --no-sshd go with --init")
 		os.Exit(2)
 	}
 	if *version {
 		fmt.Printf("banger-agent %s (protocol %d)\n", agentVersion, protocolVersion)
 		return
 	}
-	set := map[string]bool{}
-	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *stdio && (set["serial"] || set["vsock-port"]) {
 		log.Print("--stdio cannot be combined with --serial or --vsock-port")
 		os.Exit(2)

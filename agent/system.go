@@ -53,7 +53,7 @@ func handleHealth(s *session, _ uint64, _ int64, _ []byte) (any, *agentError) {
 	syscall.Uname(&uts)
 	return map[string]any{
 		"systemState": systemState(), "uptimeSec": uptime(), "bootId": bootID(),
-		"hostname": hostname, "kernel": cString(uts.Release[:]), "agentVersion": agentVersion,
+		"hostname": hostname, "kernel": cString(uts.Release[:]), "agentVersion": agentVersion, "init": initName(),
 	}, nil
 }
 
@@ -113,7 +113,7 @@ func powerOff(force bool) error {
 	if pid1IsSystemd() {
 		return exec.Command("systemctl", "poweroff").Run()
 	}
-	return syscall.Kill(1, syscall.SIGUSR2) // busybox init's poweroff
+	return syscall.Kill(1, syscall.SIGUSR2) // the poweroff of busybox init and of banger-agent --init
 }
 
 func handleSetHostname(s *session, _ uint64, _ int64, hdr []byte) (any, *agentError) {
