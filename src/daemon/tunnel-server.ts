@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { BangerError, messageOf } from '../protocol/errors.ts';
 import { encodeFrame, FrameReader, type FrameHeader } from '../protocol/agent-frames.ts';
 import { FirstLineError, readFirstLine } from '../protocol/first-line.ts';
-import type { VmInfo } from '../protocol/methods.ts';
+import type { ImageRunConfig, VmInfo } from '../protocol/methods.ts';
 import type { AgentService } from './services/agent-service.ts';
 import type { AgentClient } from '../vmm/agent-client.ts';
 import { pipeToGuest } from './services/agent-pipe.ts';
@@ -34,6 +34,8 @@ export interface TunnelDeps {
   agents: Pick<AgentService, 'require'>;
   /** The VM by name or id, refreshed. */
   show(ref: string): VmInfo;
+  /** What the VM's image config says about running commands (OCI images), or null. */
+  runConfig(vm: VmInfo): ImageRunConfig | null;
   log(message: string): void;
 }
 
@@ -83,17 +85,31 @@ async function start(socket: net.Socket, line: string, deps: TunnelDeps): Promis
     await pipeToGuest(client, socket, { host: '127.0.0.1', port: request.port }, (m) => deps.log(`vm ${vm.name}: ${m}`));
     return;
   }
-  relayExec(socket, client, request, vm);
+  relayExec(socket, client, request, vm, deps.runConfig(vm));
 }
 
-function relayExec(socket: net.Socket, client: AgentClient, request: Extract<TunnelRequest, { op: 'exec' }>, vm: VmInfo): void {
+/**
+ * The exec request for the agent: the image's Env under the caller's, the caller's directory else the
+ * workspace else the image's WorkingDir, and the image's User.
+ */
+export function agentExecParams(request: Extract<TunnelRequest, { op: 'exec' }>, vm: VmInfo, run: ImageRunConfig | null): Record<string, unknown> {
+  const env: Record<string, string> = {};
+  for (const entry of run?.env ?? []) {
+    const eq = entry.indexOf('=');
+    env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  return {
+    argv: request.argv, env: { ...env, ...request.env }, cwd: request.cwd ?? vm.workspace?.dir ?? run?.workingDir ?? '/root', stdin: request.stdin === true,
+    timeoutMs: request.timeoutMs ?? 0, ...(run && (run.uid !== 0 || run.gid !== 0) ? { uid: run.uid, gid: run.gid } : {}),
+  };
+}
+
+function relayExec(socket: net.Socket, client: AgentClient, request: Extract<TunnelRequest, { op: 'exec' }>, vm: VmInfo, run: ImageRunConfig | null): void {
   let finished = false;
   const send = (header: FrameHeader, payload?: Buffer, written?: () => void): void => {
     if (!socket.destroyed) socket.write(encodeFrame(header, payload), written);
   };
-  const stream = client.open('exec', {
-    argv: request.argv, env: request.env ?? {}, cwd: request.cwd ?? vm.workspace?.dir ?? '/root', stdin: request.stdin === true, timeoutMs: request.timeoutMs ?? 0,
-  }, (frame) => {
+  const stream = client.open('exec', agentExecParams(request, vm, run), (frame) => {
     const h = frame.header;
     if (h.t === 'data') {
       // Acknowledged once the client's socket took it: a slow reader slows the guest's process down.

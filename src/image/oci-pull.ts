@@ -1,17 +1,15 @@
-// Pulling an OCI image into a root tree: resolve the manifest, download the layers that the blob cache lacks
-// (verified by digest as they stream; a blob is named by its digest only once it matched), then apply them in
-// order, decompressed by media type. What the image's config says about running it (Env, WorkingDir, User,
-// Entrypoint, Cmd) comes back for `vm run` and `vm exec` to apply.
+// The download half of pulling an OCI image, in bangerd as the owner: resolve the manifest for linux/amd64,
+// read the image config (how the image wants to run, and the digests of its uncompressed layers), and bring
+// every layer the blob cache lacks into it, verified by digest as it streams (a blob is named by its digest
+// only once it matched). Applying the layers needs root and happens in bangerd-root (image.importLayers).
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { BangerError } from '../protocol/errors.ts';
-import { applyLayer, type ApplyResult } from './layer-apply.ts';
 import { formatImageRef, type ImageRef } from './oci-ref.ts';
-import type { Descriptor, RegistryClient } from './oci-registry.ts';
+import type { RegistryClient } from './oci-registry.ts';
 
-export interface ImageRunConfig {
+/** What an image config says about running the image; the User is resolved against the image's files later. */
+export interface ConfigRun {
   env: string[];
   workingDir: string | null;
   user: string | null;
@@ -19,23 +17,27 @@ export interface ImageRunConfig {
   cmd: string[] | null;
 }
 
-export interface PullResult {
-  manifestDigest: string;
-  config: ImageRunConfig;
-  layers: number;
-  /** Bytes downloaded now (0 when every layer was cached). */
-  downloadedBytes: number;
-  skipped: string[];
-  xattrs: ApplyResult['xattrs'];
+export interface FetchedLayer {
+  digest: string;
+  diffId: string;
+  mediaType: string;
+  size: number;
+  /** The verified blob in the cache. */
+  path: string;
 }
 
-export interface PullOptions {
+export interface FetchedImage {
+  manifestDigest: string;
+  run: ConfigRun;
+  layers: FetchedLayer[];
+  /** Bytes downloaded now (0 when every layer was cached). */
+  downloadedBytes: number;
+}
+
+export interface FetchOptions {
   registry: RegistryClient;
   /** Where verified blobs are kept, by digest (blobs/sha256/HEX). */
   cacheDir: string;
-  /** The tree to apply the layers onto (created if missing). */
-  root: string;
-  ownership: boolean;
   signal?: AbortSignal;
   progress?(message: string): void;
 }
@@ -45,54 +47,78 @@ export function blobPath(cacheDir: string, digest: string): string {
   return path.join(cacheDir, 'blobs', 'sha256', digest.slice('sha256:'.length));
 }
 
-export async function pullImage(ref: ImageRef, o: PullOptions): Promise<PullResult> {
+/** The manifest digest `ref` names now, and the config: the cheap part of a pull, enough to know it is current. */
+export async function resolveImage(ref: ImageRef, o: FetchOptions): Promise<{ manifestDigest: string; run: ConfigRun; layers: Array<Omit<FetchedLayer, 'path'>> }> {
   const image = await o.registry.resolve(ref, undefined, o.signal);
-  const config = parseRunConfig(await o.registry.blobBytes(ref, image.config, o.signal));
+  const config = parseImageConfig(await o.registry.blobBytes(ref, image.config, o.signal), formatImageRef(ref));
+  if (config.diffIds.length !== image.layers.length) {
+    throw new BangerError('IMAGE_NOT_FOUND', `${formatImageRef(ref)}: its manifest lists ${image.layers.length} layers but its config ${config.diffIds.length}`, {
+      hint: 'the image is malformed; pull another one',
+    });
+  }
+  return {
+    manifestDigest: image.manifestDigest,
+    run: config.run,
+    layers: image.layers.map((l, i) => ({ digest: l.digest, diffId: config.diffIds[i]!, mediaType: l.mediaType, size: l.size })),
+  };
+}
+
+/** Brings the layers the cache lacks into it; returns every layer's cache file and the bytes downloaded. */
+export async function downloadLayers(ref: ImageRef, wanted: Array<Omit<FetchedLayer, 'path'>>, o: FetchOptions): Promise<{ layers: FetchedLayer[]; downloadedBytes: number }> {
   let downloadedBytes = 0;
-  for (const [i, layer] of image.layers.entries()) {
+  const layers: FetchedLayer[] = [];
+  for (const [i, layer] of wanted.entries()) {
     const file = blobPath(o.cacheDir, layer.digest);
+    layers.push({ ...layer, path: file });
     if (fs.existsSync(file) && fs.statSync(file).size === layer.size) continue;
-    o.progress?.(`layer ${i + 1}/${image.layers.length}: downloading ${layer.digest.slice(7, 19)} (${layer.size} bytes)`);
+    o.progress?.(`layer ${i + 1}/${wanted.length}: downloading ${layer.digest.slice(7, 19)} (${formatMiB(layer.size)})`);
     downloadedBytes += await o.registry.downloadBlob(ref, layer, file, o.signal);
   }
-  fs.mkdirSync(o.root, { recursive: true, mode: 0o755 });
-  const skipped: string[] = [];
-  const xattrs: ApplyResult['xattrs'] = new Map();
-  for (const [i, layer] of image.layers.entries()) {
-    o.progress?.(`layer ${i + 1}/${image.layers.length}: applying`);
-    const applied = await applyLayer(decompressed(layer, fs.createReadStream(blobPath(o.cacheDir, layer.digest)), ref), o.root, { ownership: o.ownership });
-    skipped.push(...applied.skipped);
-    for (const [p, x] of applied.xattrs) xattrs.set(p, x);
-  }
-  return { manifestDigest: image.manifestDigest, config, layers: image.layers.length, downloadedBytes, skipped, xattrs };
+  return { layers, downloadedBytes };
 }
 
-/** The layer's tar, through gzip or zstd as its media type says. */
-function decompressed(layer: Descriptor, raw: Readable, ref: ImageRef): Readable {
-  const t = layer.mediaType;
-  if (t.endsWith('.tar') || t === 'application/vnd.oci.image.layer.v1.tar') return raw;
-  if (t.endsWith('+gzip') || t.endsWith('.tar.gzip') || t === 'application/vnd.docker.image.rootfs.diff.tar.gzip') return raw.pipe(createGunzip());
-  if (t.endsWith('+zstd')) return raw.pipe(createZstdDecompress());
-  throw new BangerError('IMAGE_NOT_FOUND', `${formatImageRef(ref)} has a layer of media type ${t}, which banger cannot unpack`, {
-    hint: 'layers must be tar, tar+gzip or tar+zstd',
-  });
+/** Resolves `ref` and downloads the layers the cache lacks. */
+export async function fetchImage(ref: ImageRef, o: FetchOptions): Promise<FetchedImage> {
+  const resolved = await resolveImage(ref, o);
+  const { layers, downloadedBytes } = await downloadLayers(ref, resolved.layers, o);
+  return { manifestDigest: resolved.manifestDigest, run: resolved.run, layers, downloadedBytes };
 }
 
-/** The parts of an image config that say how to run it; anything malformed is left out. */
-export function parseRunConfig(bytes: Buffer): ImageRunConfig {
-  let doc: Record<string, unknown> = {};
+function formatMiB(bytes: number): string {
+  return bytes < 1024 ** 2 ? `${Math.ceil(bytes / 1024)} KiB` : `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+}
+
+const DIFF_ID = /^sha256:[a-f0-9]{64}$/;
+
+/**
+ * The parts of an image config banger uses: it must be for linux/amd64 and list a digest per layer; what it says
+ * about running the image is kept where well-formed and left out otherwise.
+ */
+export function parseImageConfig(bytes: Buffer, what = 'the image'): { run: ConfigRun; diffIds: string[] } {
+  let doc: Record<string, unknown>;
   try {
     doc = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
   } catch {
-    throw new BangerError('IMAGE_NOT_FOUND', 'the image config is not JSON');
+    throw new BangerError('IMAGE_NOT_FOUND', `${what}: its config is not JSON`, { hint: 'the image is malformed; pull another one' });
+  }
+  if ((doc.os !== undefined && doc.os !== 'linux') || (doc.architecture !== undefined && doc.architecture !== 'amd64')) {
+    throw new BangerError('IMAGE_NOT_FOUND', `${what} is built for ${String(doc.os)}/${String(doc.architecture)}, not linux/amd64`, { hint: 'pick an image built for linux/amd64' });
+  }
+  const rootfs = (doc.rootfs ?? {}) as Record<string, unknown>;
+  const diffIds = Array.isArray(rootfs.diff_ids) ? rootfs.diff_ids : [];
+  if (!diffIds.every((d): d is string => typeof d === 'string' && DIFF_ID.test(d))) {
+    throw new BangerError('IMAGE_NOT_FOUND', `${what}: its config's rootfs.diff_ids are not sha256 digests`, { hint: 'the image is malformed; pull another one' });
   }
   const c = (doc.config ?? {}) as Record<string, unknown>;
   const strings = (v: unknown): string[] | null => (Array.isArray(v) && v.every((x) => typeof x === 'string') ? (v as string[]) : null);
   return {
-    env: strings(c.Env) ?? [],
-    workingDir: typeof c.WorkingDir === 'string' && c.WorkingDir !== '' ? c.WorkingDir : null,
-    user: typeof c.User === 'string' && c.User !== '' ? c.User : null,
-    entrypoint: strings(c.Entrypoint),
-    cmd: strings(c.Cmd),
+    run: {
+      env: (strings(c.Env) ?? []).filter((e) => /^[^=\0]+=/.test(e) && !e.includes('\0')),
+      workingDir: typeof c.WorkingDir === 'string' && c.WorkingDir.startsWith('/') ? c.WorkingDir : null,
+      user: typeof c.User === 'string' && c.User !== '' ? c.User : null,
+      entrypoint: strings(c.Entrypoint),
+      cmd: strings(c.Cmd),
+    },
+    diffIds,
   };
 }

@@ -82,6 +82,9 @@ export class RegistryClient {
         reference = match.digest;
         continue;
       }
+      if (doc.schemaVersion === 1 || /^application\/vnd\.docker\.distribution\.manifest\.v1\+/.test(type)) {
+        throw new BangerError('IMAGE_NOT_FOUND', `${formatImageRef(ref)} is a Docker schema 1 image, which banger does not read`, { hint: 're-push it with a current docker or skopeo (schema 2 or OCI)' });
+      }
       const config = descriptor(doc.config, 'config');
       const layers = Array.isArray(doc.layers) ? doc.layers.map((l, i) => descriptor(l, `layer ${i}`)) : [];
       if (layers.length === 0) throw new BangerError('IMAGE_NOT_FOUND', `the manifest of ${formatImageRef(ref)} lists no layers`);
@@ -109,6 +112,13 @@ export class RegistryClient {
     const partial = `${file}.partial`;
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const out = fs.createWriteStream(partial, { mode: 0o644 });
+    // A write that fails (a full disk) fails the download, rather than the process.
+    let writeError: Error | null = null;
+    const failed = new Promise<never>((_resolve, reject) => out.on('error', (err) => {
+      writeError = err;
+      reject(new BangerError('IMAGE_NOT_FOUND', `cannot write ${partial}: ${err.message}`, { hint: 'free some disk space, or prune the blob cache: banger image cache prune', cause: err }));
+    }));
+    failed.catch(() => undefined);
     const hash = createHash('sha256');
     let bytes = 0;
     try {
@@ -117,9 +127,11 @@ export class RegistryClient {
         bytes += buf.length;
         if (bytes > desc.size) throw new BangerError('IMAGE_NOT_FOUND', `${desc.digest} is larger than the ${desc.size} bytes its manifest declares`, { hint: 'the registry or a proxy sent something else; try again' });
         hash.update(buf);
-        if (!out.write(buf)) await new Promise<void>((resolve) => out.once('drain', resolve));
+        if (writeError) await failed;
+        if (!out.write(buf)) await Promise.race([new Promise<void>((resolve) => out.once('drain', resolve)), failed]);
       }
-      await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      if (writeError) await failed;
+      await Promise.race([new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve()))), failed]);
       if (bytes !== desc.size) throw new BangerError('IMAGE_NOT_FOUND', `${desc.digest}: got ${bytes} bytes, its manifest declares ${desc.size}`, { hint: 'the download was cut short; try again' });
       const got = `sha256:${hash.digest('hex')}`;
       if (got !== desc.digest) throw new BangerError('IMAGE_NOT_FOUND', `${desc.digest}: the bytes received hash to ${got}`, { hint: 'the registry or a proxy sent something else; try again' });
@@ -251,16 +263,20 @@ export function parseChallenge(header: string): { scheme: string; params: Record
 
 /** Credentials from a Docker config file's `auths` (base64 user:password); credential helpers are not consulted. */
 export function dockerConfigCredentials(file: string): (registry: string) => Credentials | null {
-  let auths: Record<string, { auth?: unknown }> = {};
+  let auths: Record<string, { auth?: unknown; username?: unknown; password?: unknown }> = {};
   try {
     auths = ((JSON.parse(fs.readFileSync(file, 'utf8')) as { auths?: typeof auths }).auths ?? {});
   } catch {
     // No config, or one that is not JSON: no credentials.
   }
   return (registry) => {
-    const keys = registry === 'docker.io' ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io'] : [registry, `https://${registry}`];
+    const keys = registry === 'docker.io'
+      ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io']
+      : [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `${registry}/v1/`];
     for (const key of keys) {
-      const auth = auths[key]?.auth;
+      const entry = auths[key];
+      if (typeof entry?.username === 'string' && typeof entry.password === 'string') return { username: entry.username, password: entry.password };
+      const auth = entry?.auth;
       if (typeof auth !== 'string') continue;
       const plain = Buffer.from(auth, 'base64').toString('utf8');
       const colon = plain.indexOf(':');

@@ -9,6 +9,7 @@ import { BangerError } from '../protocol/errors.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import { runChecked } from '../system/process.ts';
 import { AGENT_GUEST_PATH, PROBE_MARKER, ROOT_LABEL, WORK_LABEL } from '../system/guest-contract.ts';
+import type { ImageBoot } from '../protocol/image-types.ts';
 import { S_IFCHR, S_IFDIR, S_IFREG, writeCpio, type CpioEntry } from './cpio.ts';
 
 /** Modules the guest needs, by name; their dependencies come from modules.dep. */
@@ -46,6 +47,10 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 fail() { echo "banger-init: $*"; sleep 1; poweroff -f; }
 for m in $(cat /etc/banger-modules); do insmod "/lib/modules/$m" || echo "banger-init: could not load $m"; done
+# A kernel registered with its own initrd: that initrd came first and brought its modules and modules.dep.
+if [ -z "$(cat /etc/banger-modules)" ] && [ -f "/lib/modules/$(uname -r)/modules.dep" ]; then
+  for m in ${GUEST_MODULES.join(' ')}; do modprobe "$m" 2>/dev/null; done
+fi
 case " $(cat /proc/cmdline) " in *" banger.probe=1 "*) echo ${PROBE_MARKER}; poweroff -f ;; esac
 [ -f /banger/vm.env ] || fail "no VM configuration in the initrd"
 . /banger/vm.env
@@ -57,6 +62,17 @@ done
 mount -t ext4 "$root" /newroot || fail "cannot mount the root filesystem $root"
 mkdir -p /newroot/root
 mount -t ext4 "$work" /newroot/root || fail "cannot mount the work disk $work"
+if [ "$BANGER_BOOT" = agent ]; then
+  # An image without systemd (most container images): banger's agent is PID 1. Container leftovers go, the
+  # mount points it needs are made, and DNS comes from the host when the image has no resolv.conf of its own.
+  mkdir -p /newroot/dev /newroot/proc /newroot/sys /newroot/run /newroot/tmp /newroot/etc
+  rm -f /newroot/.dockerenv /newroot/run/.containerenv
+  if [ ! -s /newroot/etc/resolv.conf ] && [ -n "$BANGER_DNS" ]; then
+    rm -f /newroot/etc/resolv.conf
+    for ns in $BANGER_DNS; do echo "nameserver $ns"; done > /newroot/etc/resolv.conf
+  fi
+  hostname "$BANGER_HOSTNAME"
+fi
 if [ ! -e /newroot/root/.banger-seeded ]; then
   cp -a /newroot/etc/skel/. /newroot/root/ 2>/dev/null
   : > /newroot/root/.banger-seeded
@@ -70,11 +86,15 @@ mkdir -p /newroot/etc/ssh
 cp /banger/ssh_host_ed25519_key /banger/ssh_host_ed25519_key.pub /newroot/etc/ssh/ || fail "cannot install the VM's ssh host key"
 chmod 600 /newroot/etc/ssh/ssh_host_ed25519_key
 if [ -f /banger/agent ]; then
-  # The guest agent of the banger that made this VM, installed on every boot, started by systemd at sysinit.
-  mkdir -p /newroot${AGENT_DIR} /newroot/etc/systemd/system/sysinit.target.wants
+  # The guest agent of the banger that made this VM, installed on every boot: started by systemd at sysinit,
+  # or PID 1 itself in an image without systemd.
+  mkdir -p /newroot${AGENT_DIR}
   cp /banger/agent /newroot${AGENT_PATH} && chmod 755 /newroot${AGENT_PATH} || fail "cannot install the guest agent"
-  cp /banger/banger-agent.service /newroot/etc/systemd/system/banger-agent.service
-  ln -sf ../banger-agent.service /newroot/etc/systemd/system/sysinit.target.wants/banger-agent.service
+  if [ "$BANGER_BOOT" != agent ]; then
+    mkdir -p /newroot/etc/systemd/system/sysinit.target.wants
+    cp /banger/banger-agent.service /newroot/etc/systemd/system/banger-agent.service
+    ln -sf ../banger-agent.service /newroot/etc/systemd/system/sysinit.target.wants/banger-agent.service
+  fi
 fi
 echo "$BANGER_HOSTNAME" > /newroot/etc/hostname
 printf '127.0.0.1 localhost\\n127.0.1.1 %s\\n::1 localhost ip6-localhost ip6-loopback\\n' "$BANGER_HOSTNAME" > /newroot/etc/hosts
@@ -83,9 +103,14 @@ ip link set lo up
 ip addr add "$BANGER_IP/$BANGER_PREFIX" dev eth0 || fail "cannot configure eth0"
 ip link set eth0 up || fail "cannot bring eth0 up"
 ip route add default via "$BANGER_GATEWAY" || fail "cannot add the default route via $BANGER_GATEWAY"
-echo "banger-init: $BANGER_HOSTNAME at $BANGER_IP, starting /sbin/init"
 umount /proc /sys
 mount --move /dev /newroot/dev
+if [ "$BANGER_BOOT" = agent ]; then
+  [ -x /newroot${AGENT_PATH} ] || fail "the image has no init and banger's agent is missing"
+  echo "banger-init: $BANGER_HOSTNAME at $BANGER_IP, starting banger's agent as init"
+  exec switch_root /newroot ${AGENT_PATH} --init
+fi
+echo "banger-init: $BANGER_HOSTNAME at $BANGER_IP, starting /sbin/init"
 exec switch_root /newroot /sbin/init
 `;
 
@@ -122,17 +147,21 @@ export function moduleName(file: string): string {
 }
 
 /** Builds the shared part of the initrd for one kernel version. */
-export async function buildBaseInitrd(options: { runner: ProcessRunner; modulesDir: string; busybox: string }): Promise<Buffer> {
+export async function buildBaseInitrd(options: { runner: ProcessRunner; modulesDir: string | null; busybox: string }): Promise<Buffer> {
   const { runner, modulesDir, busybox } = options;
-  const dep = fs.readFileSync(path.join(modulesDir, 'modules.dep'), 'utf8');
-  let builtinText = '';
-  try {
-    builtinText = fs.readFileSync(path.join(modulesDir, 'modules.builtin'), 'utf8');
-  } catch {
-    // Kernels without modules.builtin simply have nothing built in that we look for.
+  // A kernel without modules (a Firecracker-style vmlinux) has what a guest needs built in.
+  let files: string[] = [];
+  if (modulesDir !== null) {
+    const dep = fs.readFileSync(path.join(modulesDir, 'modules.dep'), 'utf8');
+    let builtinText = '';
+    try {
+      builtinText = fs.readFileSync(path.join(modulesDir, 'modules.builtin'), 'utf8');
+    } catch {
+      // Kernels without modules.builtin simply have nothing built in that we look for.
+    }
+    const builtin = new Set(builtinText.split('\n').filter(Boolean).map(moduleName));
+    files = resolveModules(dep, builtin, GUEST_MODULES);
   }
-  const builtin = new Set(builtinText.split('\n').filter(Boolean).map(moduleName));
-  const files = resolveModules(dep, builtin, GUEST_MODULES);
   const dirs = ['bin', 'dev', 'proc', 'sys', 'newroot', 'etc', 'lib', 'lib/modules', 'banger', 'tmp'];
   const entries: CpioEntry[] = dirs.map((d) => ({ path: d, mode: S_IFDIR | 0o755 }));
   entries.push({ path: 'dev/console', mode: S_IFCHR | 0o600, rdevMajor: 5, rdevMinor: 1 });
@@ -142,7 +171,7 @@ export async function buildBaseInitrd(options: { runner: ProcessRunner; modulesD
   for (const file of files) {
     const name = `${moduleName(file)}.ko`;
     names.push(name);
-    entries.push({ path: `lib/modules/${name}`, mode: S_IFREG | 0o644, data: await readModule(runner, path.join(modulesDir, file)) });
+    entries.push({ path: `lib/modules/${name}`, mode: S_IFREG | 0o644, data: await readModule(runner, path.join(modulesDir!, file)) });
   }
   entries.push({ path: 'etc/banger-modules', mode: S_IFREG | 0o644, data: Buffer.from(`${names.join('\n')}\n`) });
   const gz = gzipSync(writeCpio(entries), { level: 6 });
@@ -187,6 +216,10 @@ export interface VmBootConfig {
   hostKeyPub: string;
   /** The guest agent binary, installed into the root filesystem at each boot. */
   agent?: Buffer;
+  /** What PID 1 is: the image's systemd, or banger's agent (images without systemd); systemd by default. */
+  boot?: ImageBoot;
+  /** Nameservers for an image that brings no resolv.conf of its own (agent boots only). */
+  dns?: string[];
 }
 
 /** The per-VM part, appended to the base initrd as a second (uncompressed) archive. */
@@ -197,8 +230,10 @@ export function buildVmConfigArchive(config: VmBootConfig): Buffer {
     `BANGER_PREFIX='${config.prefix}'`,
     `BANGER_GATEWAY='${config.gateway}'`,
     `BANGER_MACHINE_ID='${config.machineId}'`,
+    `BANGER_BOOT='${config.boot ?? 'systemd'}'`,
+    `BANGER_DNS='${(config.dns ?? []).join(' ')}'`,
   ].join('\n');
-  for (const value of [config.hostname, config.ip, config.gateway, config.machineId]) {
+  for (const value of [config.hostname, config.ip, config.gateway, config.machineId, config.boot ?? 'systemd', ...(config.dns ?? [])]) {
     if (!/^[a-zA-Z0-9.:-]+$/.test(value)) throw new Error(`unsafe value in VM boot config: ${value}`);
   }
   return writeCpio([

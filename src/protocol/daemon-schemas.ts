@@ -10,10 +10,15 @@ import { KILL_SIGNALS } from './kill-signals.ts';
 /** A VM name: what the guest's hostname and the CLI accept. */
 export const VM_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
+/** An image's name: also a directory name under banger's images directory. */
+export const IMAGE_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const imageName = z.string().regex(IMAGE_NAME_PATTERN, { error: 'must be lowercase letters, digits and . _ -, starting with a letter or digit (at most 63)' });
+
 /** A VM's name (at most 63 characters) or id (32 hex digits) or a prefix of either. */
 const ref = z.string().min(1).max(64);
 const sshTimeoutSec = z.int().min(L.sshTimeoutSec.min).max(L.sshTimeoutSec.max);
 const noParams = z.strictObject({});
+const absolutePath = z.string().min(1).max(4096).refine((p) => p.startsWith('/'), { error: 'must be an absolute path' });
 const port = z.int().min(1).max(65535);
 const workspaceSource = {
   path: z.string().min(1).max(4096).refine((p) => p.startsWith('/'), { error: 'must be an absolute path' }),
@@ -27,7 +32,7 @@ export const DAEMON_PARAMS = {
     name: z.string().regex(VM_NAME_PATTERN, {
       error: 'must be lowercase letters, digits and "-", starting with a letter or digit (at most 63)',
     }).optional(),
-    image: z.string().min(1).max(64).optional(),
+    image: z.string().min(1).max(512).optional(),
     vcpus: z.int().min(L.vcpus.min).max(L.vcpus.max).optional(),
     memoryMib: z.int().min(L.memoryMib.min).max(L.memoryMib.max).optional(),
     diskGib: z.int().min(L.diskGib.min).max(L.diskGib.max).optional(),
@@ -58,7 +63,28 @@ export const DAEMON_PARAMS = {
   'vm.workspace.export': z.strictObject({ ref, baseCommit: z.string().regex(/^[0-9a-f]{4,64}$/, { error: 'must be a commit id (hex)' }).optional() }),
   'vm.workspace.bootstrap': z.strictObject({ ref, mode: z.enum(['foreground', 'background']) }),
   'image.list': noParams,
+  'image.pull': z.strictObject({
+    ref: z.string().min(1).max(512),
+    name: imageName.optional(),
+    sizeBytes: z.int().min(64 * 1024 ** 2).max(2 * 1024 ** 4).optional(),
+  }),
+  'image.show': z.strictObject({ name: z.string().min(1).max(512) }),
+  'image.delete': z.strictObject({ name: z.string().min(1).max(512) }),
+  'image.cache.list': noParams,
+  'image.makeBundle': z.strictObject({
+    out: absolutePath, name: imageName.optional(), kernelRef: imageName.optional(), fromImage: z.string().min(1).max(128).optional(), rootfsTar: absolutePath.optional(),
+  }).refine((p) => (p.fromImage === undefined) !== (p.rootfsTar === undefined), { error: 'give either fromImage or rootfsTar' }),
+  'image.register': z.strictObject({ name: imageName, rootfs: absolutePath, kernelRef: imageName.optional(), kernel: absolutePath.optional(), initrd: absolutePath.optional() })
+    .refine((p) => !(p.kernelRef !== undefined && (p.kernel !== undefined || p.initrd !== undefined)), { error: 'kernelRef and kernel/initrd exclude each other' })
+    .refine((p) => (p.kernel === undefined) === (p.initrd === undefined), { error: 'kernel and initrd go together' }),
+  'image.promote': z.strictObject({ vm: ref, name: imageName }),
+  'image.cache.prune': z.strictObject({ all: z.boolean().optional() }),
   'kernel.list': noParams,
+  'kernel.catalog': noParams,
+  'kernel.pull': z.strictObject({ name: imageName, force: z.boolean().optional() }),
+  'kernel.import': z.strictObject({ name: imageName, from: z.string().min(1).max(4096).refine((p) => p.startsWith('/'), { error: 'must be an absolute path' }) }),
+  'kernel.show': z.strictObject({ name: z.string().min(1).max(128) }),
+  'kernel.delete': z.strictObject({ name: z.string().min(1).max(128) }),
   'daemon.version': noParams,
   'daemon.status': noParams,
   'daemon.shutdown': noParams,

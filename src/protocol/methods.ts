@@ -2,6 +2,11 @@
 // import this file, so a change here is a change to both ends.
 import type { ErrorCode } from './errors.ts';
 import type { KillSignal } from './kill-signals.ts';
+import type {
+  BlobCacheEntry, ImageRegisterParams, MakeBundleParams, MakeBundleResult, KernelCatalogEntry, KernelShowResult, ImageCachePruneParams, ImageCachePruneResult, ImageInfo, ImagePullParams, ImagePullResult, ImageShowResult,
+} from './image-types.ts';
+
+export type * from './image-types.ts';
 
 export type VmState = 'created' | 'running' | 'stopped';
 
@@ -103,21 +108,20 @@ export interface VmSpecLine {
   vmm: string;
 }
 
-export interface ImageInfo {
-  name: string;
-  path: string;
-  sizeBytes: number;
-  source: string;
-  createdAt: string;
-}
+
+/** An ELF vmlinux (what Firecracker boots) or a bzImage (what distributions ship; QEMU boots both). */
+export type KernelFormat = 'elf' | 'bzimage';
 
 export interface KernelInfo {
+  /** Its name: host-VERSION for the host's kernel, the catalog or import name otherwise. */
   id: string;
   version: string;
   kernelPath: string;
+  /** banger's initrd for it: busybox, /init and the modules a guest needs. */
   initrdPath: string;
   source: string;
   createdAt: string;
+  format: KernelFormat;
 }
 
 export interface VersionInfo {
@@ -287,7 +291,20 @@ export interface Methods {
   'vm.workspace.export': [WorkspaceExportParams, WorkspaceExportResult];
   'vm.workspace.bootstrap': [WorkspaceBootstrapParams, WorkspaceBootstrapResult];
   'image.list': [Record<string, never>, ImageInfo[]];
+  'image.pull': [ImagePullParams, ImagePullResult];
+  'image.show': [{ name: string }, ImageShowResult];
+  'image.delete': [{ name: string }, { name: string }];
+  'image.cache.list': [Record<string, never>, BlobCacheEntry[]];
+  'image.makeBundle': [MakeBundleParams, MakeBundleResult];
+  'image.register': [ImageRegisterParams, ImageInfo];
+  'image.promote': [{ vm: string; name: string }, ImageInfo];
+  'image.cache.prune': [ImageCachePruneParams, ImageCachePruneResult];
   'kernel.list': [Record<string, never>, KernelInfo[]];
+  'kernel.catalog': [Record<string, never>, KernelCatalogEntry[]];
+  'kernel.pull': [{ name: string; force?: boolean }, KernelInfo];
+  'kernel.import': [{ name: string; from: string }, KernelInfo];
+  'kernel.show': [{ name: string }, KernelShowResult<KernelInfo>];
+  'kernel.delete': [{ name: string }, { name: string }];
   'daemon.version': [Record<string, never>, VersionInfo];
   'daemon.status': [Record<string, never>, DaemonStatus];
   'daemon.shutdown': [Record<string, never>, { ok: true }];

@@ -48,4 +48,14 @@ export const MIGRATIONS: readonly string[] = [
      created_at TEXT NOT NULL
    );
    CREATE INDEX forwards_vm ON forwards (vm_id);`,
+  // 4: how an image boots and runs commands, where it came from (OCI pulls, bundles), the kernel it names; whether
+  // a kernel is an ELF vmlinux or a bzImage (Firecracker boots only the former).
+  `ALTER TABLE images ADD COLUMN boot TEXT NOT NULL DEFAULT 'systemd' CHECK (boot IN ('systemd', 'agent'));
+   ALTER TABLE images ADD COLUMN has_sshd INTEGER NOT NULL DEFAULT 1;
+   ALTER TABLE images ADD COLUMN ref TEXT;
+   ALTER TABLE images ADD COLUMN digest TEXT;
+   ALTER TABLE images ADD COLUMN run_config TEXT;
+   ALTER TABLE images ADD COLUMN layers TEXT NOT NULL DEFAULT '[]';
+   ALTER TABLE images ADD COLUMN kernel_ref TEXT;
+   ALTER TABLE kernels ADD COLUMN format TEXT NOT NULL DEFAULT 'bzimage' CHECK (format IN ('elf', 'bzimage'));`,
 ];

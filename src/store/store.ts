@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import type { ForwardInfo, ImageInfo, KernelInfo, VmInfo, VmState, WorkspaceInfo } from '../protocol/methods.ts';
+import type { ForwardInfo, ImageBoot, ImageInfo, ImageRunConfig, KernelFormat, KernelInfo, VmInfo, VmState, WorkspaceInfo } from '../protocol/methods.ts';
 import { BangerError } from '../protocol/errors.ts';
 import { isoNow, systemClock, type Clock } from '../system/clock.ts';
 import { MIGRATIONS } from './migrations.ts';
@@ -15,15 +15,22 @@ interface VmRow {
 
 interface ForwardRow { host_port: number; vm_id: string; guest_port: number; created_at: string }
 
-interface ImageRow { name: string; path: string; size_bytes: number; source: string; created_at: string }
-interface KernelRow { id: string; version: string; kernel_path: string; initrd_path: string; source: string; created_at: string }
+interface ImageRow {
+  name: string; path: string; size_bytes: number; source: string; created_at: string; boot: ImageBoot; has_sshd: number; ref: string | null;
+  digest: string | null; run_config: string | null; layers: string; kernel_ref: string | null;
+}
+interface KernelRow { id: string; version: string; kernel_path: string; initrd_path: string; source: string; created_at: string; format: KernelFormat }
 
 function imageFromRow(r: ImageRow): ImageInfo {
-  return { name: r.name, path: r.path, sizeBytes: r.size_bytes, source: r.source, createdAt: r.created_at };
+  return {
+    name: r.name, path: r.path, sizeBytes: r.size_bytes, source: r.source, createdAt: r.created_at, boot: r.boot, hasSshd: r.has_sshd === 1,
+    ref: r.ref, digest: r.digest, run: r.run_config === null ? null : (JSON.parse(r.run_config) as ImageRunConfig), layers: JSON.parse(r.layers) as string[],
+    kernelRef: r.kernel_ref,
+  };
 }
 
 function kernelFromRow(r: KernelRow): KernelInfo {
-  return { id: r.id, version: r.version, kernelPath: r.kernel_path, initrdPath: r.initrd_path, source: r.source, createdAt: r.created_at };
+  return { id: r.id, version: r.version, kernelPath: r.kernel_path, initrdPath: r.initrd_path, source: r.source, createdAt: r.created_at, format: r.format };
 }
 
 function vmFromRow(r: VmRow): VmInfo {
@@ -163,14 +170,23 @@ export class Store {
 
   upsertImage(image: ImageInfo): void {
     this.db.prepare(
-      `INSERT INTO images (name, path, size_bytes, source, created_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT(name) DO UPDATE SET path = excluded.path, size_bytes = excluded.size_bytes, source = excluded.source, created_at = excluded.created_at`,
-    ).run(image.name, image.path, image.sizeBytes, image.source, image.createdAt);
+      `INSERT INTO images (name, path, size_bytes, source, created_at, boot, has_sshd, ref, digest, run_config, layers, kernel_ref) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(name) DO UPDATE SET path = excluded.path, size_bytes = excluded.size_bytes, source = excluded.source, created_at = excluded.created_at,
+         boot = excluded.boot, has_sshd = excluded.has_sshd, ref = excluded.ref, digest = excluded.digest, run_config = excluded.run_config, layers = excluded.layers,
+         kernel_ref = excluded.kernel_ref`,
+    ).run(
+      image.name, image.path, image.sizeBytes, image.source, image.createdAt, image.boot, image.hasSshd ? 1 : 0, image.ref, image.digest,
+      image.run === null ? null : JSON.stringify(image.run), JSON.stringify(image.layers), image.kernelRef,
+    );
   }
 
   getImage(name: string): ImageInfo | null {
     const r = this.db.prepare('SELECT * FROM images WHERE name = ?').get(name) as ImageRow | undefined;
     return r ? imageFromRow(r) : null;
+  }
+
+  deleteImage(name: string): void {
+    this.db.prepare('DELETE FROM images WHERE name = ?').run(name);
   }
 
   listImages(): ImageInfo[] {
@@ -179,15 +195,19 @@ export class Store {
 
   upsertKernel(k: KernelInfo): void {
     this.db.prepare(
-      `INSERT INTO kernels (id, version, kernel_path, initrd_path, source, created_at) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO kernels (id, version, kernel_path, initrd_path, source, created_at, format) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(id) DO UPDATE SET version = excluded.version, kernel_path = excluded.kernel_path,
-         initrd_path = excluded.initrd_path, source = excluded.source, created_at = excluded.created_at`,
-    ).run(k.id, k.version, k.kernelPath, k.initrdPath, k.source, k.createdAt);
+         initrd_path = excluded.initrd_path, source = excluded.source, created_at = excluded.created_at, format = excluded.format`,
+    ).run(k.id, k.version, k.kernelPath, k.initrdPath, k.source, k.createdAt, k.format);
   }
 
   getKernel(id: string): KernelInfo | null {
     const r = this.db.prepare('SELECT * FROM kernels WHERE id = ?').get(id) as KernelRow | undefined;
     return r ? kernelFromRow(r) : null;
+  }
+
+  deleteKernel(id: string): void {
+    this.db.prepare('DELETE FROM kernels WHERE id = ?').run(id);
   }
 
   listKernels(): KernelInfo[] {

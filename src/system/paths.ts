@@ -15,6 +15,8 @@ export interface BangerPaths {
   vmsDir: string;
   imagesDir: string;
   kernelsDir: string;
+  /** Verified OCI layer blobs, by digest (`image cache list|prune`). */
+  blobCacheDir: string;
   sshDir: string;
   daemonSocket: string;
   /** Byte streams into guests (ssh ProxyCommand, agent exec); see src/daemon/tunnel-server.ts. */
@@ -48,6 +50,7 @@ export function resolvePaths(env: NodeJS.ProcessEnv = process.env, uid: number =
     vmsDir: path.join(stateDir, 'vms'),
     imagesDir: path.join(cacheDir, 'images'),
     kernelsDir: path.join(cacheDir, 'kernels'),
+    blobCacheDir: path.join(cacheDir, 'oci'),
     sshDir: path.join(stateDir, 'ssh'),
     daemonSocket: path.join(runDir, 'bangerd.sock'),
     tunnelSocket: path.join(runDir, 'bangerd-tunnel.sock'),

@@ -57,12 +57,15 @@ export function vmServiceHarness(o: { configText?: string; configure?: (config: 
   fs.mkdirSync(path.join(dir, 'kernels'));
   const kernel: KernelInfo = {
     id: 'host-6.1.0-test', version: '6.1.0-test', kernelPath: path.join(dir, 'kernels', 'vmlinuz'),
-    initrdPath: path.join(dir, 'kernels', 'initrd.img'), source: 'test', createdAt: '2025-01-01T00:00:00.000Z',
+    initrdPath: path.join(dir, 'kernels', 'initrd.img'), source: 'test', createdAt: '2025-01-01T00:00:00.000Z', format: 'bzimage',
   };
   fs.writeFileSync(kernel.kernelPath, 'kernel');
   fs.writeFileSync(kernel.initrdPath, BASE_INITRD);
   fs.mkdirSync(path.join(dir, 'images'));
-  const image: ImageInfo = { name: 'debian-bookworm', path: path.join(dir, 'images', 'rootfs.ext4'), sizeBytes: 6, source: 'test', createdAt: kernel.createdAt };
+  const image: ImageInfo = {
+    name: 'debian-bookworm', path: path.join(dir, 'images', 'rootfs.ext4'), sizeBytes: 6, source: 'test', createdAt: kernel.createdAt, boot: 'systemd', hasSshd: true,
+    ref: null, digest: null, run: null, layers: [], kernelRef: null,
+  };
   fs.writeFileSync(image.path, 'rootfs');
   fs.mkdirSync(path.join(dir, 'ssh'));
   const sshKey = path.join(dir, 'ssh', 'id_ed25519');
@@ -76,6 +79,11 @@ export function vmServiceHarness(o: { configText?: string; configure?: (config: 
       ensureDefault: async () => {
         store.upsertKernel(kernel);
         return kernel;
+      },
+      ensure: async (name: string) => {
+        const named = store.getKernel(name);
+        if (!named) throw new BangerError('KERNEL_NOT_FOUND', `no kernel named ${name}`);
+        return named;
       },
     },
     images: {

@@ -11,7 +11,7 @@ import { FakeClock } from '../fakes/fake-clock.ts';
 import { FakeProcessRunner, type FakeCall } from '../fakes/fake-process-runner.ts';
 import { fails } from '../fakes/expect-error.ts';
 
-const kernel: KernelInfo = { id: 'host-1', version: '1', kernelPath: '/k', initrdPath: '/i', source: 'test', createdAt: '' };
+const kernel: KernelInfo = { id: 'host-1', version: '1', kernelPath: '/k', initrdPath: '/i', source: 'test', createdAt: '', format: 'bzimage' };
 const signal = new AbortController().signal;
 
 /** A probe QEMU that prints nothing and runs until it is killed (a KVM that hangs the guest). */

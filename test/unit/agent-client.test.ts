@@ -11,7 +11,7 @@ import { Duplex, PassThrough } from 'node:stream';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { AgentService } from '../../src/daemon/services/agent-service.ts';
 import { ForwardService } from '../../src/daemon/services/forward-service.ts';
-import { serveTunnels } from '../../src/daemon/tunnel-server.ts';
+import { agentExecParams, serveTunnels } from '../../src/daemon/tunnel-server.ts';
 import { encodeFrame, FrameReader } from '../../src/protocol/agent-frames.ts';
 import type { VmInfo } from '../../src/protocol/methods.ts';
 import { connectGuestPort, execInGuest } from '../../src/sdk/tunnel.ts';
@@ -245,7 +245,7 @@ describe('forwards and the tunnel socket, over the real agent', () => {
     const socketPath = path.join(dir, 'tunnel.sock');
     const server = net.createServer();
     await new Promise<void>((resolve) => server.listen(socketPath, resolve));
-    serveTunnels(server, { agents, show: () => store.getVm(VM.id)!, log: (m) => logs.push(m) });
+    serveTunnels(server, { agents, show: () => store.getVm(VM.id)!, runConfig: () => null, log: (m) => logs.push(m) });
     try {
       const out = new PassThrough();
       const err = new PassThrough();
@@ -271,5 +271,42 @@ describe('forwards and the tunnel socket, over the real agent', () => {
     } finally {
       server.close();
     }
+  });
+
+  it("runs a command with the image's Env and WorkingDir under what the caller gives", async () => {
+    const socketPath = path.join(dir, 'tunnel-run.sock');
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    const run = { env: ['FOO=from-image', 'BAR=image'], workingDir: dir, user: null, uid: 0, gid: 0, entrypoint: null, cmd: null };
+    serveTunnels(server, { agents, show: () => store.getVm(VM.id)!, runConfig: () => run, log: (m) => logs.push(m) });
+    try {
+      const run1 = async (options: { cwd?: string; env?: Record<string, string> }): Promise<string> => {
+        const out = new PassThrough();
+        const chunks: Buffer[] = [];
+        out.on('data', (c: Buffer) => chunks.push(c));
+        const r = await execInGuest('web', ['sh', '-c', 'echo "$FOO $BAR"; pwd'], { socketPath, stdout: out, stderr: new PassThrough(), ...options });
+        assert.equal(r.code, 0);
+        return Buffer.concat(chunks).toString();
+      };
+      assert.equal(await run1({}), `from-image image\n${fs.realpathSync(dir)}\n`);
+      assert.equal(await run1({ cwd: '/', env: { BAR: 'caller' } }), 'from-image caller\n/\n');
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('agentExecParams', () => {
+  const request = { op: 'exec' as const, vm: 'web', argv: ['id'] };
+  it("asks for the image's user, and leaves root to the agent's default", () => {
+    const run = { env: ['PATH=/bin', 'EQ=a=b'], workingDir: '/app', user: 'app', uid: 1000, gid: 1001, entrypoint: null, cmd: null };
+    assert.deepEqual(agentExecParams(request, VM, run), { argv: ['id'], env: { PATH: '/bin', EQ: 'a=b' }, cwd: '/app', stdin: false, timeoutMs: 0, uid: 1000, gid: 1001 });
+    assert.deepEqual(agentExecParams(request, VM, { ...run, uid: 0, gid: 0 }).uid, undefined);
+    assert.deepEqual(agentExecParams(request, VM, null), { argv: ['id'], env: {}, cwd: '/root', stdin: false, timeoutMs: 0 });
+  });
+
+  it('runs in the workspace, before the image WorkingDir', () => {
+    const vm = { ...VM, workspace: { source: '/src', dir: '/root/repo', baseCommit: 'abc', branch: null } };
+    assert.equal(agentExecParams(request, vm, { env: [], workingDir: '/app', user: null, uid: 0, gid: 0, entrypoint: null, cmd: null }).cwd, '/root/repo');
   });
 });

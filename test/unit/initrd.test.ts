@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { BangerError } from '../../src/protocol/errors.ts';
 import { readCpio } from '../../src/kernel/cpio.ts';
-import { buildVmConfigArchive, moduleName, resolveModules, type VmBootConfig } from '../../src/kernel/initrd.ts';
+import { buildVmConfigArchive, INIT_SCRIPT, moduleName, resolveModules, type VmBootConfig } from '../../src/kernel/initrd.ts';
 
 // Shaped like a real modules.dep: every module has a line, dependencies listed after the colon.
 const MODULES_DEP = [
@@ -101,6 +102,8 @@ describe('buildVmConfigArchive', () => {
       "BANGER_PREFIX='24'",
       "BANGER_GATEWAY='172.30.0.1'",
       "BANGER_MACHINE_ID='0123456789abcdef0123456789abcdef'",
+      "BANGER_BOOT='systemd'",
+      "BANGER_DNS=''",
     ]);
     assert.equal(byPath.get('banger/authorized_keys')!.data!.toString(), config.authorizedKeys);
     assert.equal(byPath.get('banger/ssh_host_ed25519_key')!.data!.toString(), config.hostKey);
@@ -125,4 +128,20 @@ describe('buildVmConfigArchive', () => {
       assert.throws(() => buildVmConfigArchive({ ...config, [field]: value }), /unsafe value/);
     });
   }
+
+  it("says when banger's agent is init, with the host's nameservers, and refuses an unsafe nameserver", () => {
+    const env = readCpio(buildVmConfigArchive({ ...config, boot: 'agent', dns: ['192.0.2.53', '198.51.100.1'] })).find((e) => e.path === 'banger/vm.env')!.data!.toString();
+    assert.match(env, /^BANGER_BOOT='agent'$/m);
+    assert.match(env, /^BANGER_DNS='192\.0\.2\.53 198\.51\.100\.1'$/m);
+    assert.throws(() => buildVmConfigArchive({ ...config, boot: 'agent', dns: ["1.1.1.1'; reboot; '"] }), /unsafe value/);
+  });
+});
+
+describe('INIT_SCRIPT', () => {
+  it('is valid shell, and hands PID 1 to the agent only for agent boots', () => {
+    execFileSync('sh', ['-n'], { input: INIT_SCRIPT });
+    const agentBranch = INIT_SCRIPT.slice(INIT_SCRIPT.indexOf('if [ "$BANGER_BOOT" = agent ]; then\n  [ -x'));
+    assert.match(agentBranch, /exec switch_root \/newroot \/usr\/local\/libexec\/banger-agent --init\nfi\n/);
+    assert.match(INIT_SCRIPT, /exec switch_root \/newroot \/sbin\/init\n$/);
+  });
 });

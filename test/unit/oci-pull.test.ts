@@ -1,39 +1,32 @@
-// pullImage against a loopback registry: a gzip layer and a zstd layer applied in order (with a whiteout), the
-// run config read from the image config, and cached blobs not downloaded again.
+// fetchImage against a loopback registry: the config's run settings and layer digests read, the layers brought
+// into the blob cache under their digests, cached blobs not downloaded again; and the image configs refused.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import tarStream from 'tar-stream';
-import { blobPath, parseRunConfig, pullImage } from '../../src/image/oci-pull.ts';
+import { blobPath, fetchImage, parseImageConfig } from '../../src/image/oci-pull.ts';
 import { parseImageRef } from '../../src/image/oci-ref.ts';
 import { RegistryClient } from '../../src/image/oci-registry.ts';
-import { FakeRegistry } from '../fakes/fake-registry.ts';
+import { FakeRegistry, sha256 } from '../fakes/fake-registry.ts';
 import { fails } from '../fakes/expect-error.ts';
 
-async function tar(entries: Array<{ name: string; type?: 'file' | 'directory'; body?: string; mode?: number }>): Promise<Buffer> {
-  const pack = tarStream.pack();
-  for (const { body, ...h } of entries) await new Promise<void>((resolve, reject) => pack.entry({ type: 'file', mode: 0o644, ...h }, body ?? '', (e) => (e ? reject(e) : resolve())));
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
+const tarA = Buffer.alloc(1024, 1);
+const tarB = Buffer.alloc(2048, 2);
 
-describe('pullImage', () => {
+describe('fetchImage', () => {
   const registry = new FakeRegistry('team/app');
   let dir: string;
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-pull-'));
-    const base = registry.blob(gzipSync(await tar([
-      { name: 'etc/', type: 'directory', mode: 0o755 }, { name: 'etc/os-release', body: 'ID=test\n' }, { name: 'etc/motd', body: 'old motd' },
-      { name: 'bin/', type: 'directory', mode: 0o755 }, { name: 'bin/app', body: '#!/bin/sh\necho app\n', mode: 0o755 },
-    ])), 'application/vnd.oci.image.layer.v1.tar+gzip');
-    const top = registry.blob(zstdCompressSync(await tar([{ name: 'etc/.wh.motd' }, { name: 'srv/', type: 'directory', mode: 0o755 }, { name: 'srv/data', body: 'data' }])),
-      'application/vnd.oci.image.layer.v1.tar+zstd');
-    registry.image('latest', { architecture: 'amd64', os: 'linux', config: { Env: ['PATH=/bin', 'MODE=test'], WorkingDir: '/srv', User: 'app', Cmd: ['/bin/app'] } }, [base, top]);
+    const base = registry.blob(gzipSync(tarA), 'application/vnd.oci.image.layer.v1.tar+gzip');
+    const top = registry.blob(zstdCompressSync(tarB), 'application/vnd.oci.image.layer.v1.tar+zstd');
+    registry.image('latest', {
+      architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(tarA), sha256(tarB)] },
+      config: { Env: ['PATH=/bin', 'MODE=test'], WorkingDir: '/srv', User: 'app', Cmd: ['/bin/app'] },
+    }, [base, top]);
+    registry.image('short', { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(tarA)] } }, [base, top]);
     await registry.start();
   });
   after(() => {
@@ -41,30 +34,44 @@ describe('pullImage', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('applies the layers in order and returns how the image wants to run', async () => {
-    const root = path.join(dir, 'root1');
-    const r = await pullImage(parseImageRef(`${registry.host}/team/app`), { registry: new RegistryClient(), cacheDir: path.join(dir, 'cache'), root, ownership: false });
-    assert.equal(fs.readFileSync(path.join(root, 'etc/os-release'), 'utf8'), 'ID=test\n');
-    assert.equal(fs.existsSync(path.join(root, 'etc/motd')), false, 'the whiteout in the second layer removed it');
-    assert.equal(fs.readFileSync(path.join(root, 'srv/data'), 'utf8'), 'data');
-    assert.equal(fs.statSync(path.join(root, 'bin/app')).mode & 0o777, 0o755);
-    assert.deepEqual(r.config, { env: ['PATH=/bin', 'MODE=test'], workingDir: '/srv', user: 'app', entrypoint: null, cmd: ['/bin/app'] });
-    assert.equal(r.layers, 2);
+  it('brings the layers into the cache and returns how the image wants to run', async () => {
+    const cacheDir = path.join(dir, 'cache');
+    const r = await fetchImage(parseImageRef(`${registry.host}/team/app`), { registry: new RegistryClient(), cacheDir });
+    assert.deepEqual(r.run, { env: ['PATH=/bin', 'MODE=test'], workingDir: '/srv', user: 'app', entrypoint: null, cmd: ['/bin/app'] });
+    assert.deepEqual(r.layers.map((l) => l.diffId), [sha256(tarA), sha256(tarB)]);
+    for (const l of r.layers) {
+      assert.equal(l.path, blobPath(cacheDir, l.digest));
+      assert.equal(sha256(fs.readFileSync(l.path)), l.digest);
+    }
     assert.ok(r.downloadedBytes > 0);
   });
 
   it('does not download a verified blob again', async () => {
     const before = registry.blobRequests.length;
-    const r = await pullImage(parseImageRef(`${registry.host}/team/app`), { registry: new RegistryClient(), cacheDir: path.join(dir, 'cache'), root: path.join(dir, 'root2'), ownership: false });
+    const r = await fetchImage(parseImageRef(`${registry.host}/team/app`), { registry: new RegistryClient(), cacheDir: path.join(dir, 'cache') });
     assert.equal(r.downloadedBytes, 0);
     // Only the config blob is read again; the layers come from the cache.
     assert.equal(registry.blobRequests.length - before, 1);
-    const layers = registry.blobRequests.slice(0, before).filter((d) => fs.existsSync(blobPath(path.join(dir, 'cache'), d)));
-    assert.equal(layers.length, 2, 'both layers are in the cache under their digests');
   });
 
-  it('reads a run config that lacks fields, and refuses one that is not JSON', () => {
-    assert.deepEqual(parseRunConfig(Buffer.from('{"config":{"Env":["A=1"],"Cmd":"not a list"}}')), { env: ['A=1'], workingDir: null, user: null, entrypoint: null, cmd: null });
-    assert.throws(() => parseRunConfig(Buffer.from('nope')), fails('IMAGE_NOT_FOUND', /not JSON/));
+  it('refuses a config whose diff_ids do not match the manifest, before downloading a layer', async () => {
+    const cacheDir = path.join(dir, 'cache-short');
+    await assert.rejects(fetchImage(parseImageRef(`${registry.host}/team/app:short`), { registry: new RegistryClient(), cacheDir }), fails('IMAGE_NOT_FOUND', /2 layers but its config 1/));
+    assert.equal(fs.existsSync(cacheDir), false);
+  });
+});
+
+describe('parseImageConfig', () => {
+  it('keeps what is well-formed and leaves out the rest', () => {
+    const { run, diffIds } = parseImageConfig(Buffer.from('{"config":{"Env":["A=1","bad"],"Cmd":"not a list","WorkingDir":"relative"}}'));
+    assert.deepEqual(run, { env: ['A=1'], workingDir: null, user: null, entrypoint: null, cmd: null });
+    assert.deepEqual(diffIds, []);
+  });
+
+  it('refuses a config that is not JSON, is for another platform, or has bad layer digests', () => {
+    assert.throws(() => parseImageConfig(Buffer.from('nope')), fails('IMAGE_NOT_FOUND', /not JSON/));
+    assert.throws(() => parseImageConfig(Buffer.from('{"os":"linux","architecture":"arm64"}')), fails('IMAGE_NOT_FOUND', /linux\/arm64, not linux\/amd64/));
+    assert.throws(() => parseImageConfig(Buffer.from('{"os":"windows","architecture":"amd64"}')), fails('IMAGE_NOT_FOUND', /windows\/amd64/));
+    assert.throws(() => parseImageConfig(Buffer.from('{"rootfs":{"diff_ids":["md5:abc"]}}')), fails('IMAGE_NOT_FOUND', /diff_ids/));
   });
 });

@@ -229,3 +229,27 @@ describe('RegistryClient against a loopback registry', () => {
     ]);
   });
 });
+
+describe('dockerConfigCredentials', () => {
+  it('reads auth, or username and password, under the keys docker login writes', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-dockercfg-'));
+    try {
+      const file = path.join(dir, 'config.json');
+      fs.writeFileSync(file, JSON.stringify({
+        auths: {
+          'https://index.docker.io/v1/': { auth: Buffer.from('hub:pw:with:colons').toString('base64') },
+          'http://lan.example:5000': { username: 'u', password: 'p' },
+          'ghcr.io': { auth: 'not base64 of a pair' },
+        },
+      }));
+      const creds = dockerConfigCredentials(file);
+      assert.deepEqual(creds('docker.io'), { username: 'hub', password: 'pw:with:colons' });
+      assert.deepEqual(creds('lan.example:5000'), { username: 'u', password: 'p' });
+      assert.equal(creds('ghcr.io'), null);
+      assert.equal(creds('quay.io'), null);
+      assert.equal(dockerConfigCredentials(path.join(dir, 'missing.json'))('docker.io'), null);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -12,13 +12,14 @@ describe('resolvePaths', () => {
     const p = resolvePaths({ BANGER_HOME: '/srv/bh', HOME: '/home/u', XDG_STATE_HOME: '/xdg/state', XDG_RUNTIME_DIR: '/run/user/1000' }, 1000);
     assert.equal(p.home, '/srv/bh');
     const values = pathValues(p);
-    assert.equal(values.length, 15);
+    assert.equal(values.length, 16);
     for (const [key, value] of values) assert.ok(value.startsWith('/srv/bh/'), `${key} = ${value}`);
     assert.equal(p.configFile, '/srv/bh/config/config.toml');
     assert.equal(p.daemonSocket, '/srv/bh/run/bangerd.sock');
     assert.equal(p.helperSocket, '/srv/bh/run/bangerd-root.sock');
     assert.equal(p.db, '/srv/bh/state/banger.db');
     assert.equal(p.imagesDir, '/srv/bh/cache/images');
+    assert.equal(p.blobCacheDir, '/srv/bh/cache/oci');
   });
 
   it('makes a relative BANGER_HOME absolute', () => {

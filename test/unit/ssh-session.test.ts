@@ -12,7 +12,7 @@ import type { CliContext } from '../../src/cli/context.ts';
 import type { Output } from '../../src/cli/output.ts';
 import { runSsh, type RunSsh } from '../../src/cli/ssh-session.ts';
 import { BangerError } from '../../src/protocol/errors.ts';
-import type { SshTarget, VmInfo } from '../../src/protocol/methods.ts';
+import type { ImageInfo, SshTarget, VmInfo } from '../../src/protocol/methods.ts';
 import type { BangerClient } from '../../src/sdk/client.ts';
 import { fails } from '../fakes/expect-error.ts';
 
@@ -128,6 +128,7 @@ function fakeSession(on: {
       await on.create?.(options.signal);
       return vm;
     },
+    showImage: async (name) => ({ image: { name, hasSshd: true } as ImageInfo, vms: [] }),
     sshTarget: async () => {
       events.push(`target (${held()})`);
       on.target?.();

@@ -190,7 +190,10 @@ describe('Store images and kernels', () => {
   });
 
   it('upserts images by name', () => {
-    const image: ImageInfo = { name: 'debian-bookworm', path: '/c/a.ext4', sizeBytes: 10, source: 'recipe', createdAt: '2025-01-01T00:00:00.000Z' };
+    const image: ImageInfo = {
+      name: 'debian-bookworm', path: '/c/a.ext4', sizeBytes: 10, source: 'recipe', createdAt: '2025-01-01T00:00:00.000Z', boot: 'systemd', hasSshd: true,
+      ref: null, digest: null, run: null, layers: [], kernelRef: null,
+    };
     store.upsertImage(image);
     assert.deepEqual(store.getImage('debian-bookworm'), image);
     const rebuilt = { ...image, path: '/c/b.ext4', sizeBytes: 20, createdAt: '2025-02-01T00:00:00.000Z' };
@@ -199,8 +202,20 @@ describe('Store images and kernels', () => {
     assert.equal(store.getImage('other'), null);
   });
 
+  it('keeps how a pulled image boots and runs, and deletes images', () => {
+    const pulled: ImageInfo = {
+      name: 'busybox', path: '/c/b/rootfs.ext4', sizeBytes: 30, source: 'oci:r/busybox:latest', createdAt: '2025-01-01T00:00:00.000Z', boot: 'agent', hasSshd: false,
+      ref: 'r/busybox:latest', digest: `sha256:${'a'.repeat(64)}`, layers: [`sha256:${'b'.repeat(64)}`], kernelRef: 'k1',
+      run: { env: ['A=1'], workingDir: '/w', user: 'app', uid: 1000, gid: 1000, entrypoint: null, cmd: ['sh'] },
+    };
+    store.upsertImage(pulled);
+    assert.deepEqual(store.getImage('busybox'), pulled);
+    store.deleteImage('busybox');
+    assert.equal(store.getImage('busybox'), null);
+  });
+
   it('upserts kernels by id and lists them in id order', () => {
-    const k: KernelInfo = { id: 'host-6.1', version: '6.1', kernelPath: '/k/v', initrdPath: '/k/i', source: 'host', createdAt: '2025-01-01T00:00:00.000Z' };
+    const k: KernelInfo = { id: 'host-6.1', version: '6.1', kernelPath: '/k/v', initrdPath: '/k/i', source: 'host', createdAt: '2025-01-01T00:00:00.000Z', format: 'elf' };
     store.upsertKernel({ ...k, id: 'host-6.9', version: '6.9' });
     store.upsertKernel(k);
     store.upsertKernel({ ...k, initrdPath: '/k/i2' });

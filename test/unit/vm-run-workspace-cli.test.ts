@@ -41,6 +41,7 @@ async function run(argv: string[], overrides: Partial<BangerClient> = {}): Promi
       return { id: vm.id, name: vm.name };
     },
     sshTarget: async () => target,
+    showImage: async (name: string) => ({ image: { name, hasSshd: true }, vms: [] }),
     close: () => undefined,
     ...overrides,
   } as unknown as BangerClient;
@@ -62,6 +63,26 @@ async function run(argv: string[], overrides: Partial<BangerClient> = {}): Promi
   });
   return { status, out, err, raw, calls };
 }
+
+describe('vm run on an image without sshd', () => {
+  const noSshd = { showImage: async (name: string) => ({ image: { name, hasSshd: false }, vms: [] }) } as unknown as Partial<BangerClient>;
+
+  it('runs the command through the guest agent, and still deletes the VM under --rm', async () => {
+    const r = await run(['vm', 'run', '--rm', '--image', 'busybox', '--', 'echo', 'hi'], noSshd);
+    assert.equal(r.status, 3, "the agent's exit status");
+    assert.deepEqual(r.calls.agent, [{ vm: vm.id, command: ['echo', 'hi'] }]);
+    assert.deepEqual(r.calls.ssh, []);
+    assert.deepEqual(r.calls.deletes, [vm.id]);
+  });
+
+  it('refuses a shell, says to give a command, and deletes the VM under --rm', async () => {
+    const r = await run(['vm', 'run', '--rm', '--image', 'busybox'], noSshd);
+    assert.equal(r.status, 2);
+    assert.match(r.err.join('\n'), /no sshd, so banger cannot open a shell[\s\S]*hint: give a command: banger vm run --image debian-bookworm -- /);
+    assert.deepEqual(r.calls.agent, []);
+    assert.deepEqual(r.calls.deletes, [vm.id]);
+  });
+});
 
 describe('vm run PATH and the workspace commands', () => {
   let dir: string;

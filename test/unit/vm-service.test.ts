@@ -1003,4 +1003,43 @@ describe('VmService', { timeout: 30_000 }, () => {
       assert.ok(h.logs.some((l) => /NAT rules: fake: bangerd-root is not running/.test(l)));
     });
   });
+  describe('an image that names its kernel', () => {
+    it('boots that kernel, and records it on the VM', async () => {
+      const custom = { ...h.kernel, id: 'fc-6.1', version: '6.1.0-fc', format: 'elf' as const };
+      h.store.upsertKernel(custom);
+      Object.assign(h.image, { kernelRef: 'fc-6.1' });
+      const vm = await h.service.create({ name: 'fc' }, makeCtx().ctx);
+      assert.equal(vm.kernel, 'fc-6.1');
+      assert.equal(h.driver.boots[0]!.kernel.id, 'fc-6.1');
+    });
+
+    it('fails the create, leaving nothing, when the kernel cannot be had', async () => {
+      Object.assign(h.image, { kernelRef: 'missing' });
+      await assert.rejects(h.service.create({ name: 'nokernel' }, makeCtx().ctx), fails('KERNEL_NOT_FOUND'));
+      assertNothingLeft();
+    });
+  });
+
+  describe('an image without systemd or sshd', () => {
+    beforeEach(() => {
+      Object.assign(h.image, { boot: 'agent', hasSshd: false });
+      h.store.upsertImage(h.image);
+    });
+
+    it("boots with banger's agent as init and waits for the agent alone", async () => {
+      const vm = await h.service.create({ name: 'tiny' }, makeCtx().ctx);
+      assert.equal(vm.state, 'running');
+      assert.equal(h.runner.callsTo('ssh').length, 0, 'no ssh wait');
+      const initrd = fs.readFileSync(path.join(h.vmsDir, vm.id, 'initrd.img'));
+      const env = new Map(readCpio(initrd.subarray(BASE_INITRD.length)).map((e) => [e.path, e.data?.toString() ?? ''])).get('banger/vm.env')!;
+      assert.match(env, /^BANGER_BOOT='agent'$/m);
+    });
+
+    it('refuses ssh and a workspace, naming what works instead', async () => {
+      await h.service.create({ name: 'tiny' }, makeCtx().ctx);
+      assert.throws(() => h.service.sshTarget('tiny'), fails('VM_BAD_STATE', /has no sshd/));
+      await assert.rejects(h.service.create({ name: 'ws' }, makeCtx().ctx, { afterFirstBoot: async () => undefined }), fails('INVALID_ARGUMENT', /no sshd, which shipping a workspace/));
+      assert.equal(h.store.listVms().length, 1, 'the refused create left nothing');
+    });
+  });
 });

@@ -9,6 +9,7 @@ import type { BangerClient } from '../../sdk/client.ts';
 import type { CliContext } from '../context.ts';
 import { printJson, progressPrinter } from '../output.ts';
 import { runSsh } from '../ssh-session.ts';
+import { runViaAgent } from '../agent-session.ts';
 import { holdSignals, sessionStatus, signalExitStatus, SSH_FAILED, withCtrlC } from '../cancel.ts';
 import { createParams, type CreateFlags } from '../create-flags.ts';
 import { workspaceParams, type WorkspaceFlags } from '../workspace-flags.ts';
@@ -84,12 +85,23 @@ export async function vmRun(ctx: CliContext, paths: string[], flags: RunFlags): 
   try {
     let status: number;
     try {
-      const target = await client.sshTarget(vm.id);
+      // An image without sshd is reached through the guest agent: a command, with the image's Env, WorkingDir
+      // and User, but no terminal yet.
+      const { image } = await client.showImage(vm.image);
+      if (!image.hasSshd && ctx.guestCommand === null) {
+        throw new BangerError('INVALID_ARGUMENT', `image ${image.name} has no sshd, so banger cannot open a shell in it`, {
+          hint: `give a command: banger vm run --image ${image.name} -- sh -c '...'${flags.rm ? '' : `; or run one in this VM: banger vm exec ${vm.name} -- CMD`}`,
+        });
+      }
+      const target = image.hasSshd ? await client.sshTarget(vm.id) : null;
       // A signal that arrives before the session starts cancels it; Ctrl-C then means 130 as it does elsewhere.
       const early = held.received ?? (held.interrupted ? 'SIGINT' : null);
-      status = early
-        ? signalExitStatus(early)
-        : sessionStatus(held, await (ctx.runSsh ?? runSsh)(target, ctx.guestCommand, { signal: held.signal, ...(plan ? { cwd: GUEST_WORKSPACE_DIR } : {}) }));
+      if (early) status = signalExitStatus(early);
+      else if (target === null) {
+        status = await (ctx.runViaAgent ?? runViaAgent)(vm.id, ctx.guestCommand!, { ...(ctx.signals ? { signals: ctx.signals } : {}), ...(plan ? { cwd: GUEST_WORKSPACE_DIR } : {}) });
+      } else {
+        status = sessionStatus(held, await (ctx.runSsh ?? runSsh)(target, ctx.guestCommand, { signal: held.signal, ...(plan ? { cwd: GUEST_WORKSPACE_DIR } : {}) }));
+      }
     } finally {
       if (flags.rm) await client.deleteVm(vm.id);
     }

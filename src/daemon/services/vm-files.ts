@@ -2,7 +2,8 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { KernelInfo, VmInfo } from '../../protocol/methods.ts';
+import type { ImageBoot, KernelInfo, VmInfo } from '../../protocol/methods.ts';
+import { hostNameservers } from '../../system/host-dns.ts';
 import type { ProcessRunner } from '../../system/process.ts';
 import { runChecked } from '../../system/process.ts';
 import { buildVmConfigArchive } from '../../kernel/initrd.ts';
@@ -29,9 +30,11 @@ export interface PrepareVmFilesOptions {
   seedWorkDisk?: () => Promise<WorkDiskSeed>;
   /** The guest agent binary the initrd installs. */
   agent: Buffer;
+  /** What PID 1 is in the image: its systemd, or banger's agent. */
+  boot: ImageBoot;
 }
 
-export type InitrdOptions = Pick<PrepareVmFilesOptions, 'vm' | 'files' | 'kernel' | 'gateway' | 'sshKey' | 'agent'>;
+export type InitrdOptions = Pick<PrepareVmFilesOptions, 'vm' | 'files' | 'kernel' | 'gateway' | 'sshKey' | 'agent' | 'boot'>;
 
 /**
  * The VM's own initrd: the kernel's base initrd plus this VM's configuration and banger's current guest agent.
@@ -51,6 +54,8 @@ export function writeVmInitrd(o: InitrdOptions): void {
     hostKey: fs.readFileSync(hostKey, 'utf8'),
     hostKeyPub: fs.readFileSync(`${hostKey}.pub`, 'utf8'),
     agent: o.agent,
+    boot: o.boot,
+    dns: o.boot === 'agent' ? hostNameservers() : [],
   });
   fs.writeFileSync(files.initrd, Buffer.concat([fs.readFileSync(o.kernel.initrdPath), configArchive]), { mode: 0o600 });
 }

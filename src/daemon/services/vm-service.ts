@@ -14,6 +14,7 @@ import { vmFilesIn, type AccelChoice, type VmFiles, type VmmDriver } from '../..
 import type { ImageService } from './image-service.ts';
 import type { KernelService } from './kernel-service.ts';
 import { GuestSsh } from './guest-ssh.ts';
+import { imageTraits, requireSshd } from './vm-image.ts';
 import { readSerialLog, serialLogTail } from './serial-log.ts';
 import { allocateIp, checkNameFree, newVmIdentity, pickName, subnetOf } from './vm-allocation.ts';
 import { isBootTimeout, keptAfterFailedCreate, notRunningError, throwIfCancelled, unhandledState } from './vm-errors.ts';
@@ -38,7 +39,7 @@ export interface VmServiceDeps {
   runner: ProcessRunner;
   clock: Clock;
   config: BangerConfig;
-  kernels: Pick<KernelService, 'ensureDefault'>;
+  kernels: Pick<KernelService, 'ensureDefault' | 'ensure'>;
   images: Pick<ImageService, 'ensure'>;
   vmsDir: string;
   /** banger's own ssh key pair (private key path; the public key is beside it with .pub). */
@@ -144,10 +145,18 @@ export class VmService {
     }
   }
 
-  private async createAnnounced(params: Omit<VmCreateParams, 'workspace'>, spec: VmSpec, kernel: KernelInfo, accel: Accel, ctx: Ctx, extras: CreateExtras): Promise<VmInfo> {
+  private async createAnnounced(params: Omit<VmCreateParams, 'workspace'>, spec: VmSpec, defaultKernel: KernelInfo, accel: Accel, ctx: Ctx, extras: CreateExtras): Promise<VmInfo> {
     const { store, driver, config } = this.deps;
     const image = await this.deps.images.ensure(spec.image, ctx);
     throwIfCancelled(ctx.signal);
+    if (extras.afterFirstBoot && !image.hasSshd) {
+      throw new BangerError('INVALID_ARGUMENT', `image ${image.name} has no sshd, which shipping a workspace into a VM needs for now`, {
+        hint: 'use an image with openssh-server (the default debian-bookworm has it), or leave out PATH and copy files in with vm exec',
+      });
+    }
+    // An image made for another kernel (a catalog bundle's kernel_ref) boots that one; the KVM decision above
+    // is about the host, whichever kernel probed it.
+    const kernel = image.kernelRef ? await this.deps.kernels.ensure(image.kernelRef, ctx) : defaultKernel;
     // Checked again: another create may have taken the name while the image was built.
     checkNameFree(store, spec.name);
     const { id, mac, tap } = newVmIdentity();
@@ -162,7 +171,7 @@ export class VmService {
         ctx.progress({ stage: 'disk', message: `creating disks for ${vm.name} (copy-on-write over ${image.name}, ${vm.diskGib} GiB work disk)` });
         await prepareVmFiles({
           vm, files: this.files(id), kernel, baseImage: image.path, gateway: subnetOf(config.network.subnet).gateway, sshKey: this.deps.sshKey,
-          runner: this.deps.runner, driver, signal: ctx.signal, agent: this.deps.agentBinary(), ...(extras.seedWorkDisk ? { seedWorkDisk: () => extras.seedWorkDisk!(ctx) } : {}),
+          runner: this.deps.runner, driver, signal: ctx.signal, agent: this.deps.agentBinary(), boot: image.boot, ...(extras.seedWorkDisk ? { seedWorkDisk: () => extras.seedWorkDisk!(ctx) } : {}),
         });
         if (params.start === false) return vm;
         const running = await this.startLocked(vm, kernel, accel, { waitSsh: params.waitSsh ?? true, sshTimeoutSec: spec.sshTimeoutSec }, ctx);
@@ -200,7 +209,7 @@ export class VmService {
       const vm = this.reaper.reapIfDead(this.deps.store.getVm(found.id) ?? found);
       switch (vm.state) {
         case 'running':
-          if (options.waitSsh) await this.waitForSsh(vm, options.sshTimeoutSec, ctx);
+          if (options.waitSsh && imageTraits(this.deps.store, vm).hasSshd) await this.waitForSsh(vm, options.sshTimeoutSec, ctx);
           return vm;
         case 'created':
         case 'stopped':
@@ -227,13 +236,16 @@ export class VmService {
   private async startLocked(vm: VmInfo, kernel: KernelInfo, accel: Accel, options: StartOptions, ctx: Ctx): Promise<VmInfo> {
     const { config, ops, driver } = this.deps;
     const netns = config.network.netns;
+    const image = imageTraits(this.deps.store, vm);
     throwIfCancelled(ctx.signal);
     // A connection left from the last boot would carry the readiness check to a guest that is gone.
     await this.ssh.closeMaster(vm);
     this.deps.agents.disconnect(vm.id);
     // A VM made by an earlier banger boots with this one's agent.
     if (vm.state !== 'created') {
-      writeVmInitrd({ vm, files: this.files(vm.id), kernel, gateway: subnetOf(config.network.subnet).gateway, sshKey: this.deps.sshKey, agent: this.deps.agentBinary() });
+      writeVmInitrd({
+        vm, files: this.files(vm.id), kernel, gateway: subnetOf(config.network.subnet).gateway, sshKey: this.deps.sshKey, agent: this.deps.agentBinary(), boot: image.boot,
+      });
     }
     ctx.progress({ stage: 'network', message: `tap ${vm.tap} on bridge ${config.network.bridge}${netns ? ` in netns ${netns}` : ''}, address ${vm.ip}` });
     // The same address bangerd-root checks against the subnet it was started for.
@@ -262,10 +274,13 @@ export class VmService {
     const running = this.deps.store.getVm(vm.id)!;
     // The agent gets the configured boot wait (or a longer --ssh-timeout): a short --ssh-timeout is about sshd.
     await this.deps.agents.waitReady(running, Math.max(config.vmm.sshTimeoutSec, options.sshTimeoutSec ?? 0), ctx, this.bootProbes(running));
-    if (options.waitSsh) await this.waitForSsh(running, options.sshTimeoutSec, ctx);
-    if (vm.state === 'created') await this.syncFiles(running, options.waitSsh === true, ctx);
+    // An image without sshd is reached through its agent alone.
+    const waitSsh = options.waitSsh === true && image.hasSshd;
+    if (waitSsh) await this.waitForSsh(running, options.sshTimeoutSec, ctx);
+    if (vm.state === 'created') await this.syncFiles(running, waitSsh, ctx);
     return running;
   }
+
 
   private home(): string {
     return this.deps.home ?? os.homedir();
@@ -301,6 +316,7 @@ export class VmService {
       if (vm.state !== 'running') {
         throw notRunningError(vm, what);
       }
+      requireSshd(this.deps.store, vm, what);
       return fn(vm, this.ssh.target(vm));
     });
   }
@@ -310,6 +326,7 @@ export class VmService {
     if (vm.state !== 'running') {
       throw notRunningError(vm);
     }
+    requireSshd(this.deps.store, vm, 'an ssh session');
     return this.ssh.target(vm);
   }
 
