@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { BangerError } from '../protocol/errors.ts';
+import { httpFetch } from '../system/http-fetch.ts';
 import { DIGEST, formatImageRef, isLoopbackRegistry, registryApiHost, type ImageRef } from './oci-ref.ts';
 
 export const MEDIA = {
@@ -160,7 +161,7 @@ export class RegistryClient {
   private async get(ref: ImageRef, suffix: string, accept: string, signal?: AbortSignal): Promise<Response> {
     const url = `${this.baseUrl(ref.registry)}/v2/${ref.repository}/${suffix}`;
     const key = `${ref.registry}/${ref.repository}`;
-    const doFetch = this.options.fetch ?? fetch;
+    const doFetch = this.options.fetch ?? httpFetch;
     const fetchOnce = (target: string, auth: string | null): Promise<Response> => doFetch(target, {
       headers: { accept, ...(auth ? { authorization: auth } : {}) }, redirect: 'manual', ...(signal ? { signal } : {}),
     }).catch((err: unknown) => {
@@ -221,7 +222,7 @@ export class RegistryClient {
     }
     if (challenge.params.service) realm.searchParams.set('service', challenge.params.service);
     realm.searchParams.set('scope', challenge.params.scope ?? `repository:${ref.repository}:pull`);
-    const res = await (this.options.fetch ?? fetch)(realm, { headers: basic ? { authorization: basic } : {}, ...(signal ? { signal } : {}) });
+    const res = await (this.options.fetch ?? httpFetch)(realm, { headers: basic ? { authorization: basic } : {}, ...(signal ? { signal } : {}) });
     const body = await readCapped(res, 1024 * 1024, `the token from ${realm.origin}`);
     if (!res.ok) throw new BangerError('IMAGE_NOT_FOUND', `${realm.origin} refused a token for ${ref.repository}: HTTP ${res.status}`, { hint: 'check the credentials in ~/.docker/config.json' });
     const doc = parseJson(body, `the token from ${realm.origin}`);

@@ -57,6 +57,10 @@ const SECTIONS = {
   }),
   image: z.strictObject({
     debian_mirror: matching(/^https?:\/\/[^\s'"]+$/, (v) => `image.debian_mirror = ${JSON.stringify(v)}`, 'use an http(s) URL of a Debian archive').default('http://deb.debian.org/debian'),
+    /** Registries reached over plain http (loopback ones always are), as host[:port]. */
+    /** The bundle catalog, by path or http(s)/file URL; the one banger ships when not set. */
+    catalog: matching(/^(\/|https?:\/\/|file:\/\/)\S+$/, (v) => `image.catalog = ${JSON.stringify(v)}`, 'give an absolute path, or an http(s) or file URL').nullable().default(null),
+    insecure_registries: z.array(matching(/^[a-zA-Z0-9.-]+(:\d{1,5})?$/, (v) => `image.insecure_registries entry ${JSON.stringify(v)}`, 'list registries as "host" or "host:port"')).default([]),
   }),
   dns: z.strictObject({
     port: z.int().refine((v) => v >= 0 && v <= 65_535, {
@@ -89,7 +93,7 @@ const CONFIG = z.strictObject({
   vmDefaults: { vcpus: c.vm_defaults.vcpus, memoryMib: c.vm_defaults.memory_mib, diskGib: c.vm_defaults.disk_gib, image: c.vm_defaults.image },
   network: { bridge: c.network.bridge, subnet: c.network.subnet, netns: c.network.netns },
   vmm: { qemu: c.vmm.qemu, accel: c.vmm.accel, sshTimeoutSec: c.vmm.ssh_timeout_sec },
-  image: { debianMirror: c.image.debian_mirror },
+  image: { debianMirror: c.image.debian_mirror, insecureRegistries: c.image.insecure_registries, catalog: c.image.catalog },
   /** port 0: no .vm DNS server. */
   dns: { port: c.dns.port },
   fileSync: c.file_sync,

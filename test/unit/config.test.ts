@@ -98,6 +98,8 @@ ssh_timeout_sec = 30
 
 [image]
 debian_mirror = "https://mirror.example/debian"
+insecure_registries = ["registry.lan:5000", "10.0.0.9"]
+catalog = "https://bundles.example/catalog.json"
 
 [dns]
 port = 5353
@@ -106,10 +108,18 @@ port = 5353
       vmDefaults: { vcpus: 3, memoryMib: 3072, diskGib: 20, image: 'my-image' },
       network: { bridge: 'br-test', subnet: '10.9.8.0/24', netns: 'sandbox' },
       vmm: { qemu: '/opt/qemu/bin/qemu-system-x86_64', accel: 'tcg', sshTimeoutSec: 30 },
-      image: { debianMirror: 'https://mirror.example/debian' },
+      image: { debianMirror: 'https://mirror.example/debian', insecureRegistries: ['registry.lan:5000', '10.0.0.9'], catalog: 'https://bundles.example/catalog.json' },
       dns: { port: 5353 },
       fileSync: [],
     });
+  });
+
+  it('refuses a catalog that is neither an absolute path nor a URL', () => {
+    assert.throws(() => loadConfig(write('[image]\ncatalog = "catalog.json"\n'), {}), invalid(/image\.catalog = "catalog\.json"/));
+  });
+
+  it('refuses an insecure registry that is not host[:port]', () => {
+    assert.throws(() => loadConfig(write('[image]\ninsecure_registries = ["http://registry.lan"]\n'), {}), invalid(/image\.insecure_registries entry "http:\/\/registry\.lan"/));
   });
 
   it('keeps defaults for keys the file leaves out', () => {
