@@ -96,5 +96,5 @@ export async function importHostKernel(options: {
       throw err;
     }
   }
-  return { id, version: found.version, kernelPath, initrdPath, source: `host:${found.vmlinuz}`, createdAt: options.createdAt ?? new Date().toISOString() };
+  return { id, version: found.version, kernelPath, initrdPath, source: `host:${found.vmlinuz}`, createdAt: options.createdAt ?? new Date().toISOString(), format: 'bzimage' };
 }

@@ -47,9 +47,16 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 fail() { echo "banger-init: $*"; sleep 1; poweroff -f; }
 for m in $(cat /etc/banger-modules); do insmod "/lib/modules/$m" || echo "banger-init: could not load $m"; done
-# A kernel registered with its own initrd: that initrd came first and brought its modules and modules.dep.
-if [ -z "$(cat /etc/banger-modules)" ] && [ -f "/lib/modules/$(uname -r)/modules.dep" ]; then
-  for m in ${GUEST_MODULES.join(' ')}; do modprobe "$m" 2>/dev/null; done
+# A kernel registered with its own initrd: that initrd came first and brought its modules and modules.dep
+# (under /usr/lib on a merged-/usr distribution, whose /lib link this initrd's /lib replaced).
+v=$(uname -r)
+if [ -z "$(cat /etc/banger-modules)" ]; then
+  for d in /lib/modules/$v /usr/lib/modules/$v; do
+    [ -f "$d/modules.dep" ] || continue
+    [ -e /lib/modules/$v ] || ln -s "$d" /lib/modules/$v
+    for m in ${GUEST_MODULES.join(' ')}; do modprobe "$m" 2>/dev/null; done
+    break
+  done
 fi
 case " $(cat /proc/cmdline) " in *" banger.probe=1 "*) echo ${PROBE_MARKER}; poweroff -f ;; esac
 [ -f /banger/vm.env ] || fail "no VM configuration in the initrd"
