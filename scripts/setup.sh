@@ -18,6 +18,9 @@ packages=(
   golang-1.19-go               # builds the guest agent (agent/, scripts/build-agent.sh)
   xz-utils zstd ca-certificates
 )
+# --with-test-tools (scripts/test.sh, bench/): the tests' real OCI registry, which they run on loopback themselves,
+# and bench/pull's baseline (skopeo copy + umoci unpack).
+if [[ ${1:-} == --with-test-tools ]]; then packages+=(docker-registry skopeo umoci); fi
 missing=()
 for p in "${packages[@]}"; do
   [[ $p == \#* ]] && continue
@@ -31,6 +34,12 @@ if ((${#missing[@]} > 0)); then
     exit 1
   fi
   echo "setup: installing ${missing[*]}" >&2
+  # No package may start a service while it installs (docker-registry's would listen on every address): a
+  # policy-rc.d that refuses, unless the host has its own.
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi

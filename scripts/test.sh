@@ -5,7 +5,7 @@
 # bash scripts/test-e2e.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --with-test-tools
 echo "test: unit tier (layer check, type check, test/unit)" >&2
 bash scripts/test-unit.sh
 echo "test: root and e2e tiers (test/root, test/e2e)" >&2

@@ -29,7 +29,7 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
   const sizeOptions = (cmd: Command): Command =>
     cmd
       .option('--name <name>', 'VM name (default: a generated one)')
-      .option('--image <image>', 'image to boot (default from config: debian-bookworm)')
+      .option('--image <image>', 'image to boot: a name from image list, or an OCI reference (pulled on first use); default from config: debian-bookworm')
       .option('--cpus <n>', 'virtual CPUs')
       .option('--memory <size>', 'memory, e.g. 2048, 2048M or 2G')
       .option('--disk <size>', 'work disk (/root) size in GiB, e.g. 8 or 8G')
@@ -118,9 +118,50 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
   const image = program.command('image').description('images VMs boot from');
   image.command('list').alias('ls').description('list images').option(...json)
     .action(act(async (flags) => (await import('./commands/image-list.ts')).imageList(ctx, flags)));
+  image.command('pull').description('pull an OCI image ([REGISTRY/]REPO[:TAG][@DIGEST]) from its registry and register it as a bootable image').argument('<ref>')
+    .option('--name <name>', 'register it under this name (default: the repository\'s last component, and the tag unless latest)')
+    .option('--size <size>', 'root filesystem size, e.g. 4G (default: its files plus 2 GiB of room; the file is sparse)')
+    .option(...json)
+    .action(act(async (ref: string, flags) => (await import('./commands/image-pull.ts')).imagePull(ctx, ref, flags)));
+  image.command('show').description('show one image (by name or by the reference it was pulled from)').argument('<image>').option(...json)
+    .action(act(async (name: string, flags) => (await import('./commands/image-show.ts')).imageShow(ctx, name, flags)));
+  image.command('delete').alias('rm').description('delete images no VM is made from').argument('<image...>').option(...json)
+    .action(act(async (names: string[], flags) => (await import('./commands/image-delete.ts')).imageDelete(ctx, names, flags)));
+  image.command('make-bundle').description('write a bundle (tar.zst) for a catalog: from a rootfs tar (e.g. docker export output; - for stdin) or a registered image')
+    .option('--rootfs-tar <file>', 'a root file system as a tar, imported with owners, modes and setuid bits kept; - reads stdin')
+    .option('--from-image <name>', 'a registered (built, pulled or promoted) image')
+    .option('--name <name>', 'the name the catalog lists it under (default with --from-image: the image\'s)')
+    .option('--kernel-ref <kernel>', 'the kernel it boots (a catalog kernel name)')
+    .requiredOption('--out <file>', 'where to write the bundle')
+    .option(...json)
+    .action(act(async (flags) => (await import('./commands/image-files.ts')).imageMakeBundle(ctx, flags)));
+  image.command('register').description('register an ext4 root file system as an image, with the kernel it boots').argument('<name>')
+    .requiredOption('--rootfs <file>', 'the ext4 file (copied, sparse)')
+    .option('--kernel-ref <kernel>', 'boot this kernel (banger kernel list, or one the catalog names)')
+    .option('--kernel <file>', 'boot this kernel file (vmlinux or bzImage)...')
+    .option('--initrd <file>', '...with this initrd, which must hold its virtio (blk, net, console) and ext4 modules and modules.dep')
+    .option(...json)
+    .action(act(async (name: string, flags) => (await import('./commands/image-files.ts')).imageRegister(ctx, name, flags)));
+  image.command('promote').description("a stopped VM's root file system (not its /root work disk), flattened, as a new image").argument('<vm>').argument('<name>').option(...json)
+    .action(act(async (vm: string, name: string, flags) => (await import('./commands/image-files.ts')).imagePromote(ctx, vm, name, flags)));
+  const cache = image.command('cache').description('the verified OCI layer blobs pulls keep');
+  cache.command('list').alias('ls').description('list cached blobs and the images made from them').option(...json)
+    .action(act(async (flags) => (await import('./commands/image-cache.ts')).imageCacheList(ctx, flags)));
+  cache.command('prune').description('remove cached blobs no registered image was made from').option('--all', 'remove every cached blob').option(...json)
+    .action(act(async (flags) => (await import('./commands/image-cache.ts')).imageCachePrune(ctx, flags)));
   const kernel = program.command('kernel').description('guest kernels');
-  kernel.command('list').alias('ls').description('list kernels').option(...json)
+  kernel.command('list').alias('ls').description('list kernels').option('--available', 'also the kernels the catalog offers (STATE pulled or available)').option(...json)
     .action(act(async (flags) => (await import('./commands/kernel-list.ts')).kernelList(ctx, flags)));
+  kernel.command('pull').description('download a kernel bundle the catalog names, verify it and register it').argument('<name>')
+    .option('--force', 'pull it again even if it is here').option(...json)
+    .action(act(async (name: string, flags) => (await import('./commands/kernel-manage.ts')).kernelPull(ctx, name, flags)));
+  kernel.command('import').description('register the kernel in a directory (vmlinux or vmlinuz, and its modules) under NAME').argument('<name>')
+    .requiredOption('--from <dir>', 'the directory holding the kernel').option(...json)
+    .action(act(async (name: string, flags) => (await import('./commands/kernel-manage.ts')).kernelImport(ctx, name, flags)));
+  kernel.command('show').description('show one kernel, and the images and VMs that use it').argument('<name>').option(...json)
+    .action(act(async (name: string, flags) => (await import('./commands/kernel-manage.ts')).kernelShow(ctx, name, flags)));
+  kernel.command('rm').alias('delete').description('remove kernels no image names and no VM boots').argument('<name...>').option(...json)
+    .action(act(async (names: string[], flags) => (await import('./commands/kernel-manage.ts')).kernelRm(ctx, names, flags)));
 
   const daemon = program.command('daemon').description('manage bangerd and bangerd-root');
   daemon.command('start').description('start both in the background')

@@ -24,6 +24,8 @@ import { AgentService } from './services/agent-service.ts';
 import { QemuDriver } from '../vmm/qemu/qemu-driver.ts';
 import { VERSION } from '../version.ts';
 import { ImageService } from './services/image-service.ts';
+import { dockerConfigCredentials, RegistryClient } from '../image/oci-registry.ts';
+import { loadCatalog, type Catalog } from '../image/catalog.ts';
 import { KernelService } from './services/kernel-service.ts';
 import { VmService } from './services/vm-service.ts';
 import { WorkspaceService } from './services/workspace-service.ts';
@@ -31,6 +33,11 @@ import { createRpcHandlers } from './rpc-handlers.ts';
 
 /** systemd-resolved's varlink socket: present while resolved runs. */
 const RESOLVED_SOCKET = '/run/systemd/resolve/io.systemd.Resolve';
+
+/** Where `docker login` keeps credentials: $DOCKER_CONFIG/config.json, else ~/.docker/config.json. */
+function dockerConfigFile(): string {
+  return path.join(process.env.DOCKER_CONFIG ?? path.join(process.env.HOME ?? '/root', '.docker'), 'config.json');
+}
 
 export interface DaemonDeps {
   paths: BangerPaths;
@@ -42,6 +49,8 @@ export interface DaemonDeps {
   log?: (message: string) => void;
   /** The guest agent each VM carries; the built dist-agent/banger-agent when not given. */
   agentBinary?: () => Buffer;
+  /** The OCI registry client for a pull; one honouring config and ~/.docker/config.json when not given. */
+  registry?: () => RegistryClient;
   /** Called after daemon.shutdown is answered; bangerd's main closes the daemon and exits. Default: close. */
   onShutdown?: () => void;
 }
@@ -74,8 +83,13 @@ export class Daemon {
     // As root, bangerd starts a bangerd-root that died again; otherwise its errors say what to run.
     this.ops = deps.ops ?? helperClientFor(paths, config.network, clock);
     const driver = deps.driver ?? new QemuDriver({ runner, ops: this.ops, clock, qemu: config.vmm.qemu, accel: config.vmm.accel, cacheFile: path.join(paths.stateDir, 'accel-decisions.json'), log });
-    this.kernels = new KernelService({ store: this.store, runner, clock, kernelsDir: paths.kernelsDir });
-    this.images = new ImageService({ store: this.store, ops: this.ops, clock, imagesDir: paths.imagesDir, mirror: config.image.debianMirror });
+    const catalog = (): Promise<Catalog> => loadCatalog(config.image.catalog);
+    this.kernels = new KernelService({ store: this.store, runner, clock, kernelsDir: paths.kernelsDir, catalog });
+    this.images = new ImageService({
+      store: this.store, ops: this.ops, runner, clock, imagesDir: paths.imagesDir, vmsDir: paths.vmsDir, mirror: config.image.debianMirror, blobCacheDir: paths.blobCacheDir, log,
+      catalog, kernels: this.kernels, findVm: (ref) => this.vms.show(ref),
+      registry: deps.registry ?? (() => new RegistryClient({ insecure: config.image.insecureRegistries, credentials: dockerConfigCredentials(dockerConfigFile()) })),
+    });
     this.agents = new AgentService({ store: this.store, clock, log, endpoint: (vm) => driver.agentEndpoint(vmFilesIn(path.join(paths.vmsDir, vm.id))) });
     this.vms = new VmService({
       store: this.store, driver, ops: this.ops, runner, clock, config, kernels: this.kernels, images: this.images,
@@ -135,6 +149,7 @@ export class Daemon {
   async listen(): Promise<void> {
     await this.ensureSshKey();
     await this.vms.reconcile();
+    this.images.sweep();
     this.server = await listenUnix(this.deps.paths.daemonSocket, { mode: 0o600 });
     // The user sees only the message; the stack goes to the log that their hint points at.
     serve(this.server, this.handlers(), {
@@ -142,7 +157,7 @@ export class Daemon {
       onInternalError: (method, err) => this.log(`${method} failed unexpectedly: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
     });
     this.tunnelServer = await listenUnix(this.deps.paths.tunnelSocket, { mode: 0o600 });
-    serveTunnels(this.tunnelServer, { agents: this.agents, show: (ref) => this.vms.show(ref), log: this.log });
+    serveTunnels(this.tunnelServer, { agents: this.agents, show: (ref) => this.vms.show(ref), runConfig: (vm) => this.store.getImage(vm.image)?.run ?? null, log: this.log });
     await this.forwards.restore();
     await this.startDns();
     fs.writeFileSync(this.deps.paths.daemonPidFile, `${process.pid}\n`);

@@ -14,8 +14,8 @@ import type { GuestService } from './services/guest-service.ts';
 /** What the methods call; plain objects in tests. */
 export interface RpcServices {
   vms: Pick<VmService, 'create' | 'start' | 'stop' | 'delete' | 'list' | 'show' | 'sshTarget' | 'logs' | 'restart' | 'kill' | 'set' | 'prune'>;
-  images: Pick<ImageService, 'list'>;
-  kernels: Pick<KernelService, 'list'>;
+  images: Pick<ImageService, 'list' | 'pull' | 'show' | 'delete' | 'cacheList' | 'cachePrune' | 'makeBundle' | 'register' | 'promote'>;
+  kernels: Pick<KernelService, 'list' | 'catalog' | 'pull' | 'import' | 'show' | 'delete'>;
   workspaces: Pick<WorkspaceService, 'create' | 'prepare' | 'bootstrap' | 'export'>;
   guests: Pick<GuestService, 'health' | 'ports' | 'stats' | 'forward' | 'unforward'>;
   version(): VersionInfo;
@@ -55,7 +55,20 @@ export function createRpcHandlers(services: RpcServices): Map<string, Handler> {
   on('vm.forward', (p) => services.guests.forward(p.ref, p.guestPort, p.hostPort));
   on('vm.unforward', (p) => services.guests.unforward(p.ref, p.hostPort));
   on('image.list', () => services.images.list());
+  on('image.pull', (p, ctx) => services.images.pull(p, ctx));
+  on('image.show', (p) => services.images.show(p.name));
+  on('image.delete', (p) => services.images.delete(p.name));
+  on('image.cache.list', () => services.images.cacheList());
+  on('image.cache.prune', (p) => services.images.cachePrune(p));
+  on('image.makeBundle', (p, ctx) => services.images.makeBundle(p, ctx));
+  on('image.register', (p, ctx) => services.images.register(p, ctx));
+  on('image.promote', (p, ctx) => services.images.promote(p.vm, p.name, ctx));
   on('kernel.list', () => services.kernels.list());
+  on('kernel.catalog', () => services.kernels.catalog());
+  on('kernel.pull', (p, ctx) => services.kernels.pull(p.name, p.force === true, ctx));
+  on('kernel.import', (p, ctx) => services.kernels.import(p.name, p.from, ctx));
+  on('kernel.show', (p) => services.kernels.show(p.name));
+  on('kernel.delete', (p) => services.kernels.delete(p.name));
   on('daemon.version', () => services.version());
   on('daemon.status', () => services.status());
   on('daemon.shutdown', () => {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { BangerError } from '../protocol/errors.ts';
 import { connect as connectSocket, type ProgressEvent, type RpcConnection } from '../protocol/jsonrpc.ts';
 import type {
-  DaemonStatus, ImageInfo, KernelInfo, MethodName, ParamsOf, ResultOf, SshTarget, VersionInfo, VmCreateParams, VmInfo, VmLogsResult,
+  BlobCacheEntry, ImageRegisterParams, MakeBundleParams, MakeBundleResult, KernelCatalogEntry, KernelShowResult, DaemonStatus, ImageCachePruneParams, ImageCachePruneResult, ImageInfo, ImagePullParams, ImagePullResult, ImageShowResult, KernelInfo, MethodName, ParamsOf, ResultOf, SshTarget, VersionInfo, VmCreateParams, VmInfo, VmLogsResult,
   WorkspaceBootstrapParams, WorkspaceBootstrapResult, WorkspaceExportParams, WorkspaceExportResult, WorkspacePrepareParams, WorkspacePrepareResult,
 } from '../protocol/methods.ts';
 import { resolvePaths } from '../system/paths.ts';
@@ -81,8 +81,34 @@ export class BangerClient {
   unforwardPort(ref: string, hostPort: number, options?: CallOptions): Promise<ForwardInfo> { return this.call('vm.unforward', { ref, hostPort }, options); }
   /** Images banger has. */
   listImages(): Promise<ImageInfo[]> { return this.call('image.list', {}); }
+  /** Pulls an OCI image from its registry and registers it (once per reference, however many ask at once). */
+  pullImage(params: ImagePullParams, options?: CallOptions): Promise<ImagePullResult> { return this.call('image.pull', params, options); }
+  /** An image by name or by the reference it was pulled from, and the VMs made from it. */
+  showImage(name: string, options?: CallOptions): Promise<ImageShowResult> { return this.call('image.show', { name }, options); }
+  /** Deletes an image no VM is made from. */
+  deleteImage(name: string, options?: CallOptions): Promise<{ name: string }> { return this.call('image.delete', { name }, options); }
+  /** Writes a bundle (tar.zst) of a registered image or of a rootfs tar; returns what a catalog entry needs. */
+  makeBundle(params: MakeBundleParams, options?: CallOptions): Promise<MakeBundleResult> { return this.call('image.makeBundle', params, options); }
+  /** Registers an ext4 root file system as an image, with the kernel it boots. */
+  registerImage(params: ImageRegisterParams, options?: CallOptions): Promise<ImageInfo> { return this.call('image.register', params, options); }
+  /** A stopped VM's root file system, flattened, as a new image. */
+  promoteImage(vm: string, name: string, options?: CallOptions): Promise<ImageInfo> { return this.call('image.promote', { vm, name }, options); }
+  /** The cached OCI layer blobs and the images made from each. */
+  listImageCache(options?: CallOptions): Promise<BlobCacheEntry[]> { return this.call('image.cache.list', {}, options); }
+  /** Removes cached blobs no image was made from (every blob with `all`). */
+  pruneImageCache(params: ImageCachePruneParams = {}, options?: CallOptions): Promise<ImageCachePruneResult> { return this.call('image.cache.prune', params, options); }
   /** Kernels banger has. */
   listKernels(): Promise<KernelInfo[]> { return this.call('kernel.list', {}); }
+  /** The kernels the catalog offers, and which of them are here. */
+  kernelCatalog(options?: CallOptions): Promise<KernelCatalogEntry[]> { return this.call('kernel.catalog', {}, options); }
+  /** Downloads a kernel bundle the catalog names (again with `force`), verified, and registers it. */
+  pullKernel(name: string, force = false, options?: CallOptions): Promise<KernelInfo> { return this.call('kernel.pull', { name, ...(force ? { force } : {}) }, options); }
+  /** Registers the kernel in a directory (vmlinux or vmlinuz, and its modules) under `name`. */
+  importKernel(name: string, from: string, options?: CallOptions): Promise<KernelInfo> { return this.call('kernel.import', { name, from }, options); }
+  /** A kernel, and the images and VMs that use it. */
+  showKernel(name: string, options?: CallOptions): Promise<KernelShowResult<KernelInfo>> { return this.call('kernel.show', { name }, options); }
+  /** Removes a kernel no image names and no VM boots. */
+  deleteKernel(name: string, options?: CallOptions): Promise<{ name: string }> { return this.call('kernel.delete', { name }, options); }
   /** The daemon's version. */
   version(): Promise<VersionInfo> { return this.call('daemon.version', {}); }
   /** Daemon, helper and VM counts. */

@@ -3,7 +3,7 @@ import { beforeEach, describe, it } from 'node:test';
 import { createRpcHandlers, type RpcServices } from '../../src/daemon/rpc-handlers.ts';
 import { BangerError } from '../../src/protocol/errors.ts';
 import type { CallContext } from '../../src/protocol/jsonrpc.ts';
-import type { WorkspacePrepareResult, DaemonStatus, VmInfo, VmStatsResult } from '../../src/protocol/methods.ts';
+import type { WorkspacePrepareResult, DaemonStatus, ImageInfo, ImagePullResult, ImageShowResult, KernelInfo, VmInfo, VmStatsResult } from '../../src/protocol/methods.ts';
 import { fails } from '../fakes/expect-error.ts';
 
 const VM: VmInfo = {
@@ -33,8 +33,25 @@ function fakeServices(calls: Array<[string, unknown[]]>, shutdowns: { count: num
       set: record('vms.set', Promise.resolve(VM)),
       prune: record('vms.prune', Promise.resolve({ deleted: [], failed: [] })),
     },
-    images: { list: record('images.list', []) },
-    kernels: { list: record('kernels.list', []) },
+    images: {
+      list: record('images.list', []),
+      pull: record('images.pull', Promise.resolve({} as ImagePullResult)),
+      show: record('images.show', {} as ImageShowResult),
+      delete: record('images.delete', { name: 'x' }),
+      cacheList: record('images.cacheList', []),
+      cachePrune: record('images.cachePrune', { removed: 0, freedBytes: 0 }),
+      makeBundle: record('images.makeBundle', Promise.resolve({ path: '/b', sha256: 'a', size: 1, name: 'x', kernelRef: null })),
+      register: record('images.register', Promise.resolve({} as ImageInfo)),
+      promote: record('images.promote', Promise.resolve({} as ImageInfo)),
+    },
+    kernels: {
+      list: record('kernels.list', []),
+      catalog: record('kernels.catalog', Promise.resolve([])),
+      pull: record('kernels.pull', Promise.resolve({} as KernelInfo)),
+      import: record('kernels.import', Promise.resolve({} as KernelInfo)),
+      show: record('kernels.show', { kernel: {} as KernelInfo, images: [], vms: [] }),
+      delete: record('kernels.delete', { name: 'k' }),
+    },
     workspaces: {
       create: record('workspaces.create', Promise.resolve(VM)),
       prepare: record('workspaces.prepare', Promise.resolve({} as WorkspacePrepareResult)),
@@ -78,7 +95,7 @@ describe('bangerd RPC handlers', () => {
 
   it('has a handler for every method in the protocol, and only those', () => {
     assert.deepEqual([...handlers.keys()].sort(), [
-      'daemon.shutdown', 'daemon.status', 'daemon.version', 'image.list', 'kernel.list',
+      'daemon.shutdown', 'daemon.status', 'daemon.version', 'image.cache.list', 'image.cache.prune', 'image.delete', 'image.list', 'image.makeBundle', 'image.promote', 'image.pull', 'image.register', 'image.show', 'kernel.catalog', 'kernel.delete', 'kernel.import', 'kernel.list', 'kernel.pull', 'kernel.show',
       'vm.create', 'vm.delete', 'vm.forward', 'vm.health', 'vm.kill', 'vm.list', 'vm.logs', 'vm.ports', 'vm.prune', 'vm.restart', 'vm.set', 'vm.show',
       'vm.ssh', 'vm.start', 'vm.stats', 'vm.stop', 'vm.unforward', 'vm.workspace.bootstrap', 'vm.workspace.export', 'vm.workspace.prepare',
     ]);

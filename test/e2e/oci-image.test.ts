@@ -1,0 +1,136 @@
+// End to end for OCI images: a real registry (Debian's docker-registry) on 127.0.0.1, images built and pushed
+// by the test, `banger image pull` through the daemons, and guests booted from them: busybox with no init and
+// no sshd (banger's agent is PID 1), layers with whiteouts and an opaque directory, the image config's Env,
+// WorkingDir and User. Guests live in a network namespace this test creates and deletes; the registry listens
+// on loopback only, and only bangerd (on the host) talks to it.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { e2eBanger } from './e2e-banger.ts';
+import { startRegistry, type TestRegistry } from './oci-registry-fixture.ts';
+import { BUSYBOX_ROOTFS, CONFIG_IMAGE, LAYERED_RESULT, pushStandardImages, type StandardImages } from './oci-test-images.ts';
+import { freePort } from '../fakes/free-port.ts';
+
+const NETNS = `banger-e2e-oci-${process.pid}`;
+const { home: HOME, env: ENV, banger, ok, teardown, vmmProcesses } = e2eBanger('banger-e2e-oci-', NETNS);
+
+let registry: TestRegistry;
+let authRegistry: TestRegistry;
+let images: StandardImages;
+
+interface Image { name: string; boot: string; hasSshd: boolean; ref: string | null; run: { env: string[]; workingDir: string | null; uid: number; gid: number } | null; sizeBytes: number }
+
+function json<T>(args: string[]): T {
+  return JSON.parse(ok([...args, '--json']).stdout) as T;
+}
+
+describe('OCI images from a real registry', { timeout: 30 * 60_000 }, () => {
+  before(async () => {
+    assert.equal(os.userInfo().uid, 0, 'the e2e tests need root (network namespace, taps)');
+    const add = spawnSync('ip', ['netns', 'add', NETNS], { encoding: 'utf8' });
+    assert.equal(add.status, 0, `ip netns add ${NETNS}: ${add.stderr}`);
+    registry = await startRegistry();
+    authRegistry = await startRegistry({ auth: 'basic' });
+    images = await pushStandardImages(registry);
+    await pushStandardImages(authRegistry);
+    // bangerd reads docker's credentials as docker does; it starts with this environment.
+    ENV.DOCKER_CONFIG = authRegistry.dockerConfigDir();
+    fs.mkdirSync(path.join(HOME, 'config'), { recursive: true });
+    fs.writeFileSync(path.join(HOME, 'config', 'config.toml'), `[dns]\nport = ${await freePort()}\n`);
+  });
+
+  after(async () => {
+    teardown();
+    spawnSync('ip', ['netns', 'del', NETNS]);
+    await registry?.stop();
+    await authRegistry?.stop();
+  });
+
+  test('a layer whose bytes were changed in the registry fails the pull and registers nothing (first: nothing is cached yet)', () => {
+    const digest = images.busybox.layers[0]!.digest;
+    const file = registry.blobDataPath(digest);
+    const original = fs.readFileSync(file);
+    const bytes = Buffer.from(original);
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 10) ^ 0xff, bytes.length - 10);
+    fs.writeFileSync(file, bytes);
+    let r;
+    try {
+      r = banger(['image', 'pull', registry.ref('test/busybox')]);
+    } finally {
+      // The same layer is in other images the later tests pull.
+      fs.writeFileSync(file, original);
+    }
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /hash to sha256:/);
+    assert.equal(json<Image[]>(['image', 'list']).some((i) => i.name === 'busybox'), false);
+    const cache = json<Array<{ digest: string }>>(['image', 'cache', 'list']);
+    assert.equal(cache.some((b) => b.digest === digest), false, 'no unverified blob is cached');
+  });
+
+  test('image pull makes a layered image: whiteouts, the opaque directory, gzip and zstd alike', () => {
+    const pulled = ok(['image', 'pull', registry.ref('test/layered')]);
+    assert.match(pulled.stdout, /^layered: .*boots with banger's agent as init, no sshd/m);
+    assert.match(pulled.stderr, /downloading/);
+    const zstd = json<{ image: Image }>(['image', 'pull', registry.ref('test/zstd')]);
+    assert.equal(zstd.image.boot, 'agent');
+    const list = json<Image[]>(['image', 'list']);
+    assert.deepEqual(list.map((i) => i.name).sort(), ['layered', 'zstd']);
+    const again = json<{ upToDate: boolean; downloadedBytes: number }>(['image', 'pull', registry.ref('test/layered')]);
+    assert.deepEqual([again.upToDate, again.downloadedBytes], [true, 0]);
+  });
+
+  test('an image with no init and no sshd boots, and runs a command with its Env, WorkingDir and User', () => {
+    const r = ok(['vm', 'run', '--rm', '--image', registry.ref('test/config'), '--', 'sh', '-c', 'echo "$FOO"; pwd; id -u; id -g; [ -e /.dockerenv ] || echo no-dockerenv']);
+    assert.deepEqual(r.stdout.trim().split('\n'), [
+      'bar', CONFIG_IMAGE.WorkingDir, String(BUSYBOX_ROOTFS.user.uid), String(BUSYBOX_ROOTFS.user.gid), 'no-dockerenv',
+    ]);
+    assert.equal(json<unknown[]>(['vm', 'list', '--all']).length, 0, '--rm removed the VM');
+  });
+
+  test("a kept VM of such an image: whiteouts seen in the guest, vm exec works, vm ssh says why it cannot, image delete names the VM", () => {
+    const name = 'oci-kept';
+    ok(['vm', 'run', '-d', '--name', name, '--image', 'layered']);
+    try {
+      const ls = ok(['vm', 'exec', name, '--', 'sh', '-c', 'ls /opt; echo --; ls /var/keep; echo --; cat /proc/1/comm']);
+      assert.deepEqual(ls.stdout.trim().split('\n'), [...LAYERED_RESULT.optEntries, '--', ...LAYERED_RESULT.varKeepEntries, '--', 'banger-agent']);
+      const setuid = ok(['vm', 'exec', name, '--', 'stat', '-c', '%a %u', BUSYBOX_ROOTFS.setuidFile]);
+      assert.equal(setuid.stdout.trim(), '4755 0');
+      const ssh = banger(['vm', 'ssh', name, '--', 'true']);
+      assert.notEqual(ssh.code, 0);
+      assert.match(ssh.stderr, /has no sshd/);
+      assert.match(ssh.stderr, /hint: run commands through its agent: banger vm exec oci-kept -- CMD/);
+      const del = banger(['image', 'delete', 'layered']);
+      assert.notEqual(del.code, 0);
+      assert.match(del.stderr, /used by VM oci-kept/);
+    } finally {
+      ok(['vm', 'delete', name]);
+    }
+    assert.deepEqual(vmmProcesses(), []);
+    ok(['image', 'delete', 'layered']);
+    // The config image was pulled by vm run --image REF above.
+    assert.deepEqual(json<Image[]>(['image', 'list']).map((i) => i.name), ['config', 'zstd']);
+  });
+
+  test('manifest lists resolve to linux/amd64, Docker media types work, and a list without amd64 is refused', () => {
+    const multi = json<{ image: Image }>(['image', 'pull', registry.ref('test/multi')]);
+    assert.equal(multi.image.name, 'multi');
+    json<{ image: Image }>(['image', 'pull', registry.ref('test/dockerlist'), '--name', 'dl']);
+    json<{ image: Image }>(['image', 'pull', registry.ref('test/docker')]);
+    const none = banger(['image', 'pull', registry.ref('test/noamd64')]);
+    assert.notEqual(none.code, 0);
+    assert.match(none.stderr, /has no linux\/amd64 image \(it has linux\/arm64, linux\/s390x\)/);
+  });
+
+  test('a registry with basic auth is pulled with the credentials docker keeps', () => {
+    const r = json<{ image: Image }>(['image', 'pull', authRegistry.ref('test/busybox'), '--name', 'private']);
+    assert.equal(r.image.name, 'private');
+    // The layers only the deleted image had are what a prune removes.
+    const orphans = json<Array<{ images: string[] }>>(['image', 'cache', 'list']).filter((b) => b.images.length === 0).length;
+    assert.ok(orphans > 0);
+    assert.equal(json<{ removed: number }>(['image', 'cache', 'prune']).removed, orphans);
+    assert.ok(json<Array<{ images: string[] }>>(['image', 'cache', 'list']).every((b) => b.images.length > 0));
+  });
+});
