@@ -12,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { BangerError } from '../protocol/errors.ts';
 import type { ProgressEvent } from '../protocol/jsonrpc.ts';
-import type { ImageBoot } from '../protocol/image-types.ts';
+import type { ImportLayersResult } from '../protocol/privileged-ops.ts';
 import type { Owner } from '../system/as-owner.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import { applyLayer, type DevicePolicy } from './layer-apply.ts';
@@ -40,15 +40,7 @@ export interface ImportOptions {
   workRoot?: string;
 }
 
-export interface ImportResult {
-  sizeBytes: number;
-  boot: ImageBoot;
-  hasSshd: boolean;
-  uid: number;
-  gid: number;
-  skipped: string[];
-  droppedXattrs: string[];
-}
+export type ImportResult = ImportLayersResult;
 
 type Compression = 'none' | 'gzip' | 'zstd';
 

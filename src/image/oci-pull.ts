@@ -5,17 +5,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BangerError } from '../protocol/errors.ts';
+import type { ImageRunConfig } from '../protocol/image-types.ts';
 import { formatImageRef, type ImageRef } from './oci-ref.ts';
 import type { RegistryClient } from './oci-registry.ts';
 
 /** What an image config says about running the image; the User is resolved against the image's files later. */
-export interface ConfigRun {
-  env: string[];
-  workingDir: string | null;
-  user: string | null;
-  entrypoint: string[] | null;
-  cmd: string[] | null;
-}
+export type ConfigRun = Omit<ImageRunConfig, 'uid' | 'gid'>;
 
 export interface FetchedLayer {
   digest: string;

@@ -101,6 +101,14 @@ describe('bangerd RPC handlers', () => {
     ]);
   });
 
+  it('refuses the two ways of naming a kernel at once for image register, and make-bundle without a source', async () => {
+    await refused('image.register', { name: 'x', rootfs: '/r.ext4', kernelRef: 'k', kernel: '/k', initrd: '/i' }, /kernelRef and kernel\/initrd exclude each other/);
+    await refused('image.register', { name: 'x', rootfs: '/r.ext4', kernel: '/k' }, /kernel and initrd go together/);
+    await refused('image.register', { name: 'x', rootfs: 'relative.ext4' }, /absolute path/);
+    await refused('image.makeBundle', { out: '/b.tar.zst' }, /either fromImage or rootfsTar/);
+    await refused('image.pull', { ref: 'x', name: 'Bad/Name' }, /name/);
+  });
+
   it('hands a create with a workspace to the workspace service, and a bootstrap its mode', async () => {
     await refused('vm.create', { workspace: { path: 'relative/app' } }, /workspace\.path must be an absolute path/);
     await refused('vm.workspace.bootstrap', { ref: 'calm', mode: 'skip' }, /mode/);

@@ -2,7 +2,8 @@
 import path from 'node:path';
 import type { KernelInfo } from '../../protocol/methods.ts';
 import type { CliContext } from '../context.ts';
-import { printJson, progressPrinter, reportError } from '../output.ts';
+import { printJson, progressPrinter } from '../output.ts';
+import { onEachName } from '../each-name.ts';
 import { withCtrlC } from '../cancel.ts';
 
 function describe(k: KernelInfo): string {
@@ -43,16 +44,5 @@ export async function kernelShow(ctx: CliContext, name: string, flags: { json?: 
 
 export async function kernelRm(ctx: CliContext, names: string[], flags: { json?: boolean }): Promise<number> {
   const client = await ctx.client();
-  let status = 0;
-  const removed: string[] = [];
-  for (const name of names) {
-    try {
-      removed.push((await client.deleteKernel(name)).name);
-      if (!flags.json) ctx.output.out(`${name} removed`);
-    } catch (err) {
-      status = reportError(ctx.output, err, { json: flags.json === true, command: 'banger kernel rm', subject: name });
-    }
-  }
-  if (flags.json) printJson(ctx.output, removed.map((name) => ({ name })));
-  return status;
+  return onEachName(ctx, names, { json: flags.json, command: 'banger kernel rm', op: (name) => client.deleteKernel(name), done: 'removed' });
 }

@@ -114,6 +114,9 @@ export class ImageBundles {
       return { image, downloadedBytes: bytes, upToDate: false, skipped: [], droppedXattrs: [] };
     } catch (err) {
       fs.rmSync(partial, { recursive: true, force: true });
+      // The image's own directory too, when this pull made it and nothing else is in it.
+      const parent = path.dirname(dir);
+      if (fs.existsSync(parent) && fs.readdirSync(parent).length === 0) fs.rmdirSync(parent);
       throw err;
     }
   }
