@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { e2eBanger } from './e2e-banger.ts';
+import { BANGER, e2eBanger } from './e2e-banger.ts';
 import { busyboxRootfsLayer } from './oci-test-images.ts';
 import { freePort } from '../fakes/free-port.ts';
 import { writeBundle } from '../../src/image/bundle.ts';
@@ -149,6 +149,18 @@ describe('catalog bundles and kernels', { timeout: 30 * 60_000 }, () => {
     ok(['vm', 'delete', 'cat-vm']);
     const r = ok(['vm', 'run', '--rm', '--image', 'tiny2', '--', 'cat', '/etc/marker']);
     assert.equal(r.stdout.trim(), 'promoted-marker');
+    // A promoted image can be published in turn.
+    const out = path.join(WORK, 'tiny2.tar.zst');
+    const made = json<{ path: string; sha256: string; kernelRef: string | null }>(['image', 'make-bundle', '--from-image', 'tiny2', '--out', out]);
+    assert.equal(made.sha256, createHash('sha256').update(fs.readFileSync(out)).digest('hex'));
+    assert.equal(made.kernelRef, 'hostelf');
+  });
+
+  test('make-bundle reads the rootfs tar from stdin with --rootfs-tar -', async () => {
+    const out = path.join(WORK, 'stdin.tar.zst');
+    const r = spawnSync(BANGER, ['image', 'make-bundle', '--rootfs-tar', '-', '--name', 'fromstdin', '--out', out, '--json'], { env: ENV, input: await busyboxRootfsLayer(), encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { size: number }).size, fs.statSync(out).size);
   });
 
   test('image register takes a rootfs with a kernel file and its own initrd, and refuses both kernel forms at once', () => {

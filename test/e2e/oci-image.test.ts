@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { e2eBanger } from './e2e-banger.ts';
 import { startRegistry, type TestRegistry } from './oci-registry-fixture.ts';
-import { BUSYBOX_ROOTFS, CONFIG_IMAGE, LAYERED_RESULT, pushStandardImages, type StandardImages } from './oci-test-images.ts';
+import { BUSYBOX_ROOTFS, CONFIG_IMAGE, LAYERED_RESULT, pushStandardImages, pushWithSkopeo, type StandardImages } from './oci-test-images.ts';
 import { freePort } from '../fakes/free-port.ts';
 
 const NETNS = `banger-e2e-oci-${process.pid}`;
@@ -122,6 +122,15 @@ describe('OCI images from a real registry', { timeout: 30 * 60_000 }, () => {
     const none = banger(['image', 'pull', registry.ref('test/noamd64')]);
     assert.notEqual(none.code, 0);
     assert.match(none.stderr, /has no linux\/amd64 image \(it has linux\/arm64, linux\/s390x\)/);
+    // Served only through the list, and booted.
+    assert.equal(ok(['vm', 'run', '--rm', '--image', 'multi', '--', 'cat', '/etc/issue']).stdout, 'banger test image\n');
+  });
+
+  test('an image packed by umoci and pushed by skopeo pulls and boots', async () => {
+    const { ref } = await pushWithSkopeo(registry, 'test/skopeo', 'latest');
+    const pulled = json<{ image: Image }>(['image', 'pull', ref]);
+    assert.equal(pulled.image.name, 'skopeo');
+    assert.equal(ok(['vm', 'run', '--rm', '--image', 'skopeo', '--', 'ls', '/bin/busybox']).stdout.trim(), '/bin/busybox');
   });
 
   test('a registry with basic auth is pulled with the credentials docker keeps', () => {

@@ -1035,6 +1035,14 @@ describe('VmService', { timeout: 30_000 }, () => {
       assert.match(env, /^BANGER_BOOT='agent'$/m);
     });
 
+    it('says that [[file_sync]] is skipped, and why', async () => {
+      fs.writeFileSync(path.join(h.home, '.gitconfig'), '[user]\n');
+      h.config.fileSync.push({ host: '~/.gitconfig', guest: '/root/.gitconfig', mode: null });
+      const { ctx, events } = makeCtx();
+      await h.service.create({ name: 'tiny' }, ctx);
+      assert.ok(events.some((e) => e.stage === 'files' && /\[\[file_sync\]\] skipped: image debian-bookworm has no sshd/.test(e.message)), JSON.stringify(events));
+    });
+
     it('refuses ssh and a workspace, naming what works instead', async () => {
       await h.service.create({ name: 'tiny' }, makeCtx().ctx);
       assert.throws(() => h.service.sshTarget('tiny'), fails('VM_BAD_STATE', /has no sshd/));

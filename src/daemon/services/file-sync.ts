@@ -156,6 +156,8 @@ export interface CopyFileSyncOptions {
   runner: ProcessRunner;
   /** Whether this boot waited for sshd; without it nothing is copied (and the log says so). */
   sshReady: boolean;
+  /** Why nothing can be copied to this VM (said to the caller), or null. */
+  cannot?: string | null;
   target: SshTarget;
   scratch: string;
   ctx: CallContext;
@@ -165,6 +167,11 @@ export interface CopyFileSyncOptions {
 /** Checks the entries again (the host may have changed since the create), then copies them in, with progress. */
 export async function copyFileSync(o: CopyFileSyncOptions): Promise<void> {
   if (o.entries.length === 0) return;
+  if (o.cannot) {
+    o.ctx.progress({ stage: 'files', message: `[[file_sync]] skipped: ${o.cannot}` });
+    o.log(`vm ${o.vm.name}: [[file_sync]] skipped: ${o.cannot}`);
+    return;
+  }
   if (!o.sshReady) {
     o.log(`vm ${o.vm.name}: [[file_sync]] skipped: its first boot did not wait for ssh`);
     return;

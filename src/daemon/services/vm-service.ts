@@ -277,7 +277,7 @@ export class VmService {
     // An image without sshd is reached through its agent alone.
     const waitSsh = options.waitSsh === true && image.hasSshd;
     if (waitSsh) await this.waitForSsh(running, options.sshTimeoutSec, ctx);
-    if (vm.state === 'created') await this.syncFiles(running, waitSsh, ctx);
+    if (vm.state === 'created') await this.syncFiles(running, waitSsh, image.hasSshd ? null : `image ${vm.image} has no sshd, which copying needs for now`, ctx);
     return running;
   }
 
@@ -287,9 +287,9 @@ export class VmService {
   }
 
   /** [[file_sync]] on a VM's first boot, once sshd answers (a boot that does not wait for it copies nothing). */
-  private async syncFiles(vm: VmInfo, sshReady: boolean, ctx: Ctx): Promise<void> {
+  private async syncFiles(vm: VmInfo, sshReady: boolean, cannot: string | null, ctx: Ctx): Promise<void> {
     await copyFileSync({
-      vm, entries: this.deps.config.fileSync, home: this.home(), now: this.deps.clock.now(), runner: this.deps.runner, sshReady,
+      vm, entries: this.deps.config.fileSync, home: this.home(), now: this.deps.clock.now(), runner: this.deps.runner, sshReady, cannot,
       target: this.ssh.target(vm), scratch: this.files(vm.id).dir, ctx, log: this.deps.log,
     });
   }
