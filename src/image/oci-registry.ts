@@ -222,7 +222,11 @@ export class RegistryClient {
     }
     if (challenge.params.service) realm.searchParams.set('service', challenge.params.service);
     realm.searchParams.set('scope', challenge.params.scope ?? `repository:${ref.repository}:pull`);
-    const res = await (this.options.fetch ?? httpFetch)(realm, { headers: basic ? { authorization: basic } : {}, ...(signal ? { signal } : {}) });
+    const res = await (this.options.fetch ?? httpFetch)(realm, { headers: basic ? { authorization: basic } : {}, ...(signal ? { signal } : {}) }).catch((err: unknown) => {
+      throw new BangerError('NETWORK_FAILED', `cannot reach the token server ${realm.origin} that ${ref.registry} sends clients to: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`, {
+        hint: `check that this host reaches ${realm.origin}`, cause: err,
+      });
+    });
     const body = await readCapped(res, 1024 * 1024, `the token from ${realm.origin}`);
     if (!res.ok) throw new BangerError('IMAGE_NOT_FOUND', `${realm.origin} refused a token for ${ref.repository}: HTTP ${res.status}`, { hint: 'check the credentials in ~/.docker/config.json' });
     const doc = parseJson(body, `the token from ${realm.origin}`);

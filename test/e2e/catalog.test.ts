@@ -135,6 +135,10 @@ describe('catalog bundles and kernels', { timeout: 30 * 60_000 }, () => {
     assert.equal(json<{ kernel: string }>(['vm', 'show', 'cat-vm']).kernel, 'hostelf');
     const r = ok(['vm', 'exec', 'cat-vm', '--', 'sh', '-c', 'uname -r; echo promoted-marker > /etc/marker']);
     assert.equal(r.stdout.trim(), host.version);
+    const again = banger(['kernel', 'pull', 'hostelf']);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /hint: pull it again with: banger kernel pull hostelf --force/);
+    assert.equal(json<{ id: string }>(['kernel', 'pull', 'hostelf', '--force']).id, 'hostelf');
     const rm = banger(['kernel', 'rm', 'hostelf']);
     assert.notEqual(rm.code, 0);
     assert.match(rm.stderr, /used by image tiny, VM cat-vm/);

@@ -9,9 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { e2eBanger } from './e2e-banger.ts';
-import { startRegistry, type TestRegistry } from './oci-registry-fixture.ts';
-import { BUSYBOX_ROOTFS, CONFIG_IMAGE, LAYERED_RESULT, pushStandardImages, pushWithSkopeo, type StandardImages } from './oci-test-images.ts';
+import { BANGER, e2eBanger } from './e2e-banger.ts';
+import { promisify } from 'node:util';
+import { execFile } from 'node:child_process';
+
+const execFileAsync = promisify(execFile);
+import { REGISTRY_PASSWORD, REGISTRY_USER, startRegistry, type TestRegistry } from './oci-registry-fixture.ts';
+import { BUSYBOX_ROOTFS, busyboxRootfsLayer, CONFIG_IMAGE, LAYERED_RESULT, pushImage, pushStandardImages, pushWithSkopeo, type StandardImages } from './oci-test-images.ts';
 import { freePort } from '../fakes/free-port.ts';
 
 const NETNS = `banger-e2e-oci-${process.pid}`;
@@ -19,6 +23,7 @@ const { home: HOME, env: ENV, banger, ok, teardown, vmmProcesses } = e2eBanger('
 
 let registry: TestRegistry;
 let authRegistry: TestRegistry;
+let tokenRegistry: TestRegistry;
 let images: StandardImages;
 
 interface Image { name: string; boot: string; hasSshd: boolean; ref: string | null; run: { env: string[]; workingDir: string | null; uid: number; gid: number } | null; sizeBytes: number }
@@ -36,8 +41,13 @@ describe('OCI images from a real registry', { timeout: 30 * 60_000 }, () => {
     authRegistry = await startRegistry({ auth: 'basic' });
     images = await pushStandardImages(registry);
     await pushStandardImages(authRegistry);
+    tokenRegistry = await startRegistry({ auth: 'token' });
+    await pushImage(tokenRegistry, 'private/busybox', 'latest', { layers: [await busyboxRootfsLayer()], config: { Cmd: ['/bin/sh'] } });
     // bangerd reads docker's credentials as docker does; it starts with this environment.
-    ENV.DOCKER_CONFIG = authRegistry.dockerConfigDir();
+    const dockerConfig = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-e2e-docker-'));
+    const auth = Buffer.from(`${REGISTRY_USER}:${REGISTRY_PASSWORD}`).toString('base64');
+    fs.writeFileSync(path.join(dockerConfig, 'config.json'), JSON.stringify({ auths: { [authRegistry.host]: { auth }, [tokenRegistry.host]: { auth } } }));
+    ENV.DOCKER_CONFIG = dockerConfig;
     fs.mkdirSync(path.join(HOME, 'config'), { recursive: true });
     fs.writeFileSync(path.join(HOME, 'config', 'config.toml'), `[dns]\nport = ${await freePort()}\n`);
   });
@@ -47,6 +57,8 @@ describe('OCI images from a real registry', { timeout: 30 * 60_000 }, () => {
     spawnSync('ip', ['netns', 'del', NETNS]);
     await registry?.stop();
     await authRegistry?.stop();
+    await tokenRegistry?.stop();
+    if (ENV.DOCKER_CONFIG) fs.rmSync(ENV.DOCKER_CONFIG, { recursive: true, force: true });
   });
 
   test('a layer whose bytes were changed in the registry fails the pull and registers nothing (first: nothing is cached yet)', () => {
@@ -133,9 +145,14 @@ describe('OCI images from a real registry', { timeout: 30 * 60_000 }, () => {
     assert.equal(ok(['vm', 'run', '--rm', '--image', 'skopeo', '--', 'ls', '/bin/busybox']).stdout.trim(), '/bin/busybox');
   });
 
-  test('a registry with basic auth is pulled with the credentials docker keeps', () => {
+  test('registries with basic and with bearer-token auth are pulled with the credentials docker keeps', async () => {
     const r = json<{ image: Image }>(['image', 'pull', authRegistry.ref('test/busybox'), '--name', 'private']);
     assert.equal(r.image.name, 'private');
+    // Bearer tokens: the registry's challenge names the token server, which gets the same credentials. The token
+    // server runs in this process, so the CLI runs without blocking it.
+    const pulled = await execFileAsync(BANGER, ['image', 'pull', tokenRegistry.ref('private/busybox'), '--name', 'tokened', '--json'], { env: ENV, encoding: 'utf8' });
+    assert.equal((JSON.parse(pulled.stdout) as { image: Image }).image.name, 'tokened');
+    assert.ok(tokenRegistry.tokenRequests.some((q) => q.as === 'banger' && q.scopes.some((s) => /private\/busybox:pull/.test(s))), JSON.stringify(tokenRegistry.tokenRequests));
     // The layers only the deleted image had are what a prune removes.
     const orphans = json<Array<{ images: string[] }>>(['image', 'cache', 'list']).filter((b) => b.images.length === 0).length;
     assert.ok(orphans > 0);
