@@ -14,6 +14,23 @@ export const IMAGE_HEADROOM_BYTES = 2 * 1024 ** 3;
 
 /** Where builds run unless told otherwise; bangerd-root sweeps what dead helpers left there at start. */
 export const DEFAULT_WORK_ROOT = '/var/tmp';
+/** Memory-backed, for trees small enough (see workRootFor); also swept at start. */
+export const MEMORY_WORK_ROOT = '/dev/shm';
+
+/**
+ * Where to unpack a tree of about `bytes`: in memory (/dev/shm) when it takes at most a quarter of the memory
+ * available now, else on disk. The tree only lives until mkfs.ext4 has read it, and writing a few thousand files
+ * to a disk file system costs several times what it costs in tmpfs (3.1 s against 0.6 s for a 250 MiB layer here).
+ */
+export function workRootFor(bytes: number, meminfo = '/proc/meminfo'): string {
+  let available = 0;
+  try {
+    available = Number(/^MemAvailable:\s+(\d+) kB/m.exec(fs.readFileSync(meminfo, 'utf8'))?.[1] ?? 0) * 1024;
+  } catch {
+    // No /proc/meminfo: the disk.
+  }
+  return fs.existsSync(MEMORY_WORK_ROOT) && bytes <= available / 4 ? MEMORY_WORK_ROOT : DEFAULT_WORK_ROOT;
+}
 
 /**
  * A fresh directory under `workRoot` that only root can write to, named with this helper's pid: if the helper
@@ -38,6 +55,35 @@ export function imageSizeFor(used: number, minBytes = 0): number {
 export async function writeExt4(runner: ProcessRunner, tree: string, image: string, minBytes: number, signal: AbortSignal): Promise<number> {
   const sizeBytes = imageSizeFor(await treeSize(runner, tree), minBytes);
   await runChecked(runner, 'mkfs.ext4', ['-q', '-F', '-L', ROOT_LABEL, '-d', tree, '-E', 'root_owner=0:0', image, `${sizeBytes / 1024}k`], { signal });
+  return sizeBytes;
+}
+
+/**
+ * Writes the owner's `output` with `write`, which gets a descriptor of it: the owner creates the file (through
+ * OUTPUT.partial, renamed when complete), and root's programs reach it only through that descriptor (as
+ * /dev/stdin), never by a path in the owner's directory. This saves handOver's copy of a finished image.
+ */
+export async function writeForOwner(owner: Owner, output: string, write: (fd: number) => Promise<void>): Promise<void> {
+  const partial = `${output}.partial`;
+  const fd = asOwner(owner, () => {
+    fs.rmSync(partial, { force: true });
+    return fs.openSync(partial, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
+  });
+  try {
+    await write(fd);
+    asOwner(owner, () => fs.renameSync(partial, output));
+  } catch (err) {
+    asOwner(owner, () => fs.rmSync(partial, { force: true }));
+    throw err;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Packs `tree` as writeExt4 does, into the file open on `fd` (see writeForOwner); returns its size. */
+export async function writeExt4ToFd(runner: ProcessRunner, tree: string, fd: number, minBytes: number, signal: AbortSignal): Promise<number> {
+  const sizeBytes = imageSizeFor(await treeSize(runner, tree), minBytes);
+  await runChecked(runner, 'mkfs.ext4', ['-q', '-F', '-L', ROOT_LABEL, '-d', tree, '-E', 'root_owner=0:0', '/dev/stdin', `${sizeBytes / 1024}k`], { signal, stdinFd: fd });
   return sizeBytes;
 }
 

@@ -10,7 +10,7 @@ import { asOwner, type Owner } from '../system/as-owner.ts';
 import { NodeProcessRunner } from '../system/process.ts';
 import { listenUnix } from '../system/socket-server.ts';
 import { removeAbandonedImageBuilds } from './abandoned-image-builds.ts';
-import { DEFAULT_WORK_ROOT } from './ext4-image.ts';
+import { DEFAULT_WORK_ROOT, MEMORY_WORK_ROOT } from './ext4-image.ts';
 import { HelperService, networkScopeProblem } from './helper-service.ts';
 
 const USAGE = 'usage: bangerd-root --owner UID:GID --state-dir DIR --cache-dir DIR --socket PATH --bridge NAME --subnet A.B.C.0/24 [--netns NAME] [--pid-file PATH]';
@@ -70,7 +70,9 @@ const scope = {
   network,
 };
 // Before serving, so no build of this helper's can be running yet; another live helper's builds are kept.
-removeAbandonedImageBuilds({ workRoot: DEFAULT_WORK_ROOT, procDir: scope.procDir, log: (line) => process.stderr.write(`bangerd-root: ${line}\n`) });
+for (const workRoot of [DEFAULT_WORK_ROOT, MEMORY_WORK_ROOT]) {
+  if (fs.existsSync(workRoot)) removeAbandonedImageBuilds({ workRoot, procDir: scope.procDir, log: (line) => process.stderr.write(`bangerd-root: ${line}\n`) });
+}
 const service = new HelperService(new NodeProcessRunner(), scope);
 const asTheOwner = <T>(fn: () => T): T => asOwner(owner, fn);
 const server = await listenUnix(socketPath, { mode: 0o600, as: asTheOwner }).catch((err: unknown) => fail((err as Error).message));
