@@ -95,7 +95,9 @@ export class Daemon {
       store: this.store, driver, ops: this.ops, runner, clock, config, kernels: this.kernels, images: this.images,
       vmsDir: paths.vmsDir, sshKey: path.join(paths.sshDir, 'id_ed25519'), log, agents: this.agents, agentBinary: deps.agentBinary ?? (() => readAgentBinary()),
     });
-    this.workspaces = new WorkspaceService({ vms: this.vms, store: this.store, runner, log });
+    this.workspaces = new WorkspaceService({
+      vms: this.vms, store: this.store, runner, log, agents: this.agents, hasSshd: (vm) => this.store.getImage(vm.image)?.hasSshd ?? true,
+    });
     this.forwards = new ForwardService({ store: this.store, clock, agents: this.agents, vm: (id) => this.store.getVm(id), log });
     this.guests = new GuestService({ agents: this.agents, forwards: this.forwards, show: (ref) => this.vms.show(ref) });
     // A VM that stops or is deleted takes its forwards with it.

@@ -52,9 +52,11 @@ export function imageSizeFor(used: number, minBytes = 0): number {
 }
 
 /** Packs `tree` into a new ext4 file labelled as banger's root; returns its size. */
-export async function writeExt4(runner: ProcessRunner, tree: string, image: string, minBytes: number, signal: AbortSignal): Promise<number> {
+export async function writeExt4(runner: ProcessRunner, tree: string, image: string, minBytes: number, signal: AbortSignal, stdinFd?: number): Promise<number> {
   const sizeBytes = imageSizeFor(await treeSize(runner, tree), minBytes);
-  await runChecked(runner, 'mkfs.ext4', ['-q', '-F', '-L', ROOT_LABEL, '-d', tree, '-E', 'root_owner=0:0', image, `${sizeBytes / 1024}k`], { signal });
+  await runChecked(runner, 'mkfs.ext4', ['-q', '-F', '-L', ROOT_LABEL, '-d', tree, '-E', 'root_owner=0:0', image, `${sizeBytes / 1024}k`], {
+    signal, ...(stdinFd !== undefined ? { stdinFd } : {}),
+  });
   return sizeBytes;
 }
 
@@ -81,10 +83,8 @@ export async function writeForOwner(owner: Owner, output: string, write: (fd: nu
 }
 
 /** Packs `tree` as writeExt4 does, into the file open on `fd` (see writeForOwner); returns its size. */
-export async function writeExt4ToFd(runner: ProcessRunner, tree: string, fd: number, minBytes: number, signal: AbortSignal): Promise<number> {
-  const sizeBytes = imageSizeFor(await treeSize(runner, tree), minBytes);
-  await runChecked(runner, 'mkfs.ext4', ['-q', '-F', '-L', ROOT_LABEL, '-d', tree, '-E', 'root_owner=0:0', '/dev/stdin', `${sizeBytes / 1024}k`], { signal, stdinFd: fd });
-  return sizeBytes;
+export function writeExt4ToFd(runner: ProcessRunner, tree: string, fd: number, minBytes: number, signal: AbortSignal): Promise<number> {
+  return writeExt4(runner, tree, '/dev/stdin', minBytes, signal, fd);
 }
 
 /**

@@ -102,6 +102,21 @@ describe('OCI images from a real registry', { timeout: 30 * 60_000 }, () => {
     assert.equal(json<unknown[]>(['vm', 'list', '--all']).length, 0, '--rm removed the VM');
   });
 
+  test('vm run PATH ships a checkout into such an image and runs the command in it, through the agent', () => {
+    const repo = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-e2e-oci-repo-'));
+    try {
+      const git = (...args: string[]) => spawnSync('git', ['-C', repo, '-c', 'user.name=T', '-c', 'user.email=t@example.org', ...args], { encoding: 'utf8' });
+      git('init', '-q');
+      fs.writeFileSync(path.join(repo, 'hello.txt'), 'shipped\n');
+      git('add', '-A');
+      git('commit', '-q', '-m', 'init');
+      const r = ok(['vm', 'run', '--rm', repo, '--image', registry.ref('test/busybox'), '--', 'sh', '-c', 'pwd; cat hello.txt; stat -c %u hello.txt']);
+      assert.deepEqual(r.stdout.trim().split('\n'), ['/root/repo', 'shipped', '0']);
+    } finally {
+      fs.rmSync(repo, { recursive: true, force: true });
+    }
+  });
+
   test("a kept VM of such an image: whiteouts seen in the guest, vm exec works, vm ssh says why it cannot, image delete names the VM", () => {
     const name = 'oci-kept';
     ok(['vm', 'run', '-d', '--name', name, '--image', 'layered']);
@@ -122,8 +137,8 @@ describe('OCI images from a real registry', { timeout: 30 * 60_000 }, () => {
     }
     assert.deepEqual(vmmProcesses(), []);
     ok(['image', 'delete', 'layered']);
-    // The config image was pulled by vm run --image REF above.
-    assert.deepEqual(json<Image[]>(['image', 'list']).map((i) => i.name), ['config', 'zstd']);
+    // The config and busybox images were pulled by vm run --image REF above.
+    assert.deepEqual(json<Image[]>(['image', 'list']).map((i) => i.name), ['busybox', 'config', 'zstd']);
   });
 
   test('manifest lists resolve to linux/amd64, Docker media types work, and a list without amd64 is refused', () => {

@@ -203,6 +203,12 @@ describe('forwards and the tunnel socket, over the real agent', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  it("runs banger's own scripts to their end and keeps their output", async () => {
+    const r = await agents.exec(VM, ['sh', '-c', 'echo out; echo err >&2; exit 3']);
+    assert.deepEqual(r, { code: 3, stdout: 'out\n', stderr: 'err\n' });
+    await assert.rejects(agents.exec(VM, ['/no/such/program']), fails('AGENT_FAILED', /could not run \/no\/such\/program/));
+  });
+
   it('records the agent version at the first hello', async () => {
     await agents.require(VM);
     assert.equal(store.getVm(VM.id)!.agentVersion, AGENT_VERSION);

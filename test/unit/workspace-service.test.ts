@@ -59,6 +59,21 @@ describe('WorkspaceService', () => {
     assert.ok(stages.indexOf('workspace') < stages.indexOf('boot'));
   });
 
+  it('hands the checkout to root through the agent when the image has no sshd', async () => {
+    Object.assign(h.image, { boot: 'agent', hasSshd: false });
+    h.store.upsertImage(h.image);
+    const execs: Array<{ vm: string; argv: string[] }> = [];
+    const viaAgent = new WorkspaceService({
+      vms: h.service, store: h.store, runner: h.runner, tmpDir: h.dir, staging: { memory: path.join(h.dir, 'shm'), disk: path.join(h.dir, 'disk') },
+      hasSshd: (vm) => h.store.getImage(vm.image)?.hasSshd ?? true,
+      agents: { exec: async (vm, argv) => { execs.push({ vm: vm.name, argv }); return { code: 0, stdout: '', stderr: '' }; } },
+    });
+    const vm = await viaAgent.create({ name: 'ws', workspace: { path: repo } }, callContext().ctx);
+    assert.deepEqual(execs.map((e) => [e.vm, e.argv[3], e.argv[4]]), [['ws', 'banger-seeded', '/root/repo']]);
+    assert.deepEqual(h.runner.callsTo('ssh'), [], 'no ssh at all');
+    assert.equal(vm.workspace?.dir, '/root/repo');
+  });
+
   it('refuses what it cannot ship before any VM, disk or tap exists', async () => {
     const { ctx } = callContext();
     const plain = path.join(h.dir, 'plain');

@@ -34,6 +34,9 @@ const DIAL_RETRY_MS = 100;
 /** A sync of a guest with a lot of dirty memory on a slow disk can take a while. */
 const SYNC_TIMEOUT_MS = 30_000;
 
+/** What exec keeps of each output stream. */
+const EXEC_OUTPUT_CAP = 64 * 1024;
+
 export class AgentService implements GuestAgents {
   private readonly deps: AgentServiceDeps;
   private readonly clients = new Map<string, Promise<AgentClient>>();
@@ -156,6 +159,34 @@ export class AgentService implements GuestAgents {
         throw this.unavailable(vm, err);
       }
       throw err;
+    }
+  }
+
+  /**
+   * Runs one of banger's own scripts in the guest as root through the agent (for images without sshd), to its
+   * end: no stdin, output kept up to 64 KiB a stream. The signal kills it.
+   */
+  async exec(vm: VmInfo, argv: string[], options: { signal?: AbortSignal } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const client = await this.require(vm, options.signal);
+    const kept: Record<'stdout' | 'stderr', Buffer[]> = { stdout: [], stderr: [] };
+    const sizes = { stdout: 0, stderr: 0 };
+    const stream = client.open('exec', { argv, env: {}, cwd: '/', stdin: false, timeoutMs: 0 }, (frame) => {
+      const ch = String(frame.header.ch);
+      if (frame.header.t !== 'data' || (ch !== 'stdout' && ch !== 'stderr')) return;
+      if (sizes[ch] < EXEC_OUTPUT_CAP) kept[ch].push(frame.payload);
+      sizes[ch] += frame.payload.length;
+      stream.ack(ch, frame.payload.length);
+    });
+    const kill = (): void => stream.control({ t: 'signal', signal: 'KILL' });
+    options.signal?.addEventListener('abort', kill, { once: true });
+    try {
+      const h = await stream.done;
+      return { code: typeof h.code === 'number' ? h.code : null, stdout: Buffer.concat(kept.stdout).toString(), stderr: Buffer.concat(kept.stderr).toString() };
+    } catch (err) {
+      if (err instanceof AgentError) throw new BangerError('AGENT_FAILED', `VM ${vm.name}: the guest agent could not run ${argv[0]}: ${err.message} (${err.agentCode})`);
+      throw this.unavailable(vm, err);
+    } finally {
+      options.signal?.removeEventListener('abort', kill);
     }
   }
 

@@ -149,11 +149,6 @@ export class VmService {
     const { store, driver, config } = this.deps;
     const image = await this.deps.images.ensure(spec.image, ctx);
     throwIfCancelled(ctx.signal);
-    if (extras.afterFirstBoot && !image.hasSshd) {
-      throw new BangerError('INVALID_ARGUMENT', `image ${image.name} has no sshd, which shipping a workspace into a VM needs for now`, {
-        hint: 'use an image with openssh-server (the default debian-bookworm has it), or leave out PATH and copy files in with vm exec',
-      });
-    }
     // An image made for another kernel (a catalog bundle's kernel_ref) boots that one; the KVM decision above
     // is about the host, whichever kernel probed it.
     const kernel = image.kernelRef ? await this.deps.kernels.ensure(image.kernelRef, ctx) : defaultKernel;

@@ -16,6 +16,7 @@ import { lastLines, type ProcessRunner } from '../../system/process.ts';
 import { WORK_DISK_MOUNT } from '../../system/guest-contract.ts';
 import { bootstrapNeedsNat, GUEST_WORKSPACE_DIR, MISE_CONFIG_FILES, planWorkspace, type WorkspacePlan } from '../../system/workspace-plan.ts';
 import type { VmService } from './vm-service.ts';
+import type { AgentService } from './agent-service.ts';
 import { GUEST_SEEDED_SCRIPT, shipWorkspace, stageWorkspace } from './workspace-ship.ts';
 import { makeStagingDir, sweepStagingDirs, type StagingDir, type StagingDirs } from './workspace-staging.ts';
 
@@ -66,6 +67,10 @@ export interface WorkspaceServiceDeps {
   vms: Pick<VmService, 'withRunningVm' | 'create'>;
   store: Pick<Store, 'setWorkspace'>;
   runner: ProcessRunner;
+  /** Runs banger's guest scripts through the agent in VMs whose image has no sshd. */
+  agents?: Pick<AgentService, 'exec'>;
+  /** Whether a VM's image has sshd (the default image does). */
+  hasSshd?(vm: VmInfo): boolean;
   /** Host scratch space for patches on their way out, and for checkouts too big for memory (default: the OS temp directory). */
   tmpDir?: string;
   /** Where checkouts are built (default: /dev/shm when it is there, else tmpDir). */
@@ -104,11 +109,17 @@ export class WorkspaceService {
         runner: this.deps.runner, plan, dest: path.join(staging.dir, rel), signal: c.signal, progress: (e) => c.progress(e),
       })),
       afterFirstBoot: async (vm, target, c) => {
-        const { command, args } = guestBatchCommand(target, ['sh', '-c', GUEST_SEEDED_SCRIPT, 'banger-seeded', GUEST_WORKSPACE_DIR]);
-        const r = await this.deps.runner.run(command, args, { signal: c.signal });
+        const argv = ['sh', '-c', GUEST_SEEDED_SCRIPT, 'banger-seeded', GUEST_WORKSPACE_DIR];
+        let r: { code: number | null; signal?: string | null; stderr: string };
+        // An image without sshd is reached through its agent, which runs the script as root too.
+        if (this.deps.agents && this.deps.hasSshd && !this.deps.hasSshd(vm)) r = await this.deps.agents.exec(vm, argv, { signal: c.signal });
+        else {
+          const { command, args } = guestBatchCommand(target, argv);
+          r = await this.deps.runner.run(command, args, { signal: c.signal });
+        }
         if (c.signal.aborted) throw new BangerError('CANCELLED', 'creating the VM was cancelled', { hint: 'run it again when you want it' });
         if (r.code !== 0) {
-          throw new BangerError('WORKSPACE_FAILED', `handing ${GUEST_WORKSPACE_DIR} to root in ${vm.name} failed (exit ${r.code ?? r.signal})${tail(r.stderr)}`, {
+          throw new BangerError('WORKSPACE_FAILED', `handing ${GUEST_WORKSPACE_DIR} to root in ${vm.name} failed (exit ${r.code ?? r.signal ?? 'unknown'})${tail(r.stderr)}`, {
             hint: `see the guest's console: banger vm logs ${vm.name}`,
           });
         }

@@ -23,7 +23,8 @@ const CHECKPOINT_RECORDS = 2000;
 const EXISTS_STATUS = 17;
 
 /** Shell: marks the checkout $dest safe for git whoever owns it, once. */
-const MARK_SAFE = 'git config --global --get-all safe.directory | grep -qxF "$dest" || git config --global --add safe.directory "$dest"';
+// Images without git (most container images) have nothing to mark.
+const MARK_SAFE = 'if command -v git >/dev/null 2>&1; then git config --global --get-all safe.directory | grep -qxF "$dest" || git config --global --add safe.directory "$dest"; fi';
 
 /**
  * Runs in the guest as root on a checkout a new VM's work disk was made with ($1): the files are the daemon
