@@ -44,7 +44,7 @@ export interface RegistryClientOptions {
   /** Registries reached over plain http besides loopback ones ([image] insecure_registries). */
   insecure?: readonly string[];
   /** Credentials for a registry, or null; see dockerConfigCredentials. */
-  credentials?: (registry: string) => Credentials | null;
+  credentials?: (registry: string) => Credentials | null | Promise<Credentials | null>;
   fetch?: typeof fetch;
 }
 
@@ -206,11 +206,11 @@ export class RegistryClient {
 
   /** The Authorization header a 401's challenge asks for: a bearer token from its realm, or basic credentials. */
   private async answerChallenge(ref: ImageRef, header: string | null, signal?: AbortSignal): Promise<string> {
-    const creds = this.options.credentials?.(ref.registry) ?? null;
+    const creds = (await this.options.credentials?.(ref.registry)) ?? null;
     const basic = creds ? `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` : null;
     const challenge = parseChallenge(header ?? '');
     if (challenge?.scheme === 'basic') {
-      if (!basic) throw new BangerError('IMAGE_NOT_FOUND', `${ref.registry} wants a user name and password`, { hint: 'add them to ~/.docker/config.json (docker login writes it)' });
+      if (!basic) throw new BangerError('IMAGE_NOT_FOUND', `${ref.registry} wants a user name and password`, { hint: `log in: docker login ${ref.registry} (banger reads ~/.docker/config.json and its credential helpers)` });
       return basic;
     }
     if (challenge?.scheme !== 'bearer' || !challenge.params.realm) {
@@ -264,31 +264,6 @@ export function parseChallenge(header: string): { scheme: string; params: Record
   const params: Record<string, string> = {};
   for (const p of m[2]!.matchAll(/(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g)) params[p[1]!.toLowerCase()] = (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1');
   return { scheme: m[1]!.toLowerCase(), params };
-}
-
-/** Credentials from a Docker config file's `auths` (base64 user:password); credential helpers are not consulted. */
-export function dockerConfigCredentials(file: string): (registry: string) => Credentials | null {
-  let auths: Record<string, { auth?: unknown; username?: unknown; password?: unknown }> = {};
-  try {
-    auths = ((JSON.parse(fs.readFileSync(file, 'utf8')) as { auths?: typeof auths }).auths ?? {});
-  } catch {
-    // No config, or one that is not JSON: no credentials.
-  }
-  return (registry) => {
-    const keys = registry === 'docker.io'
-      ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io']
-      : [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `${registry}/v1/`];
-    for (const key of keys) {
-      const entry = auths[key];
-      if (typeof entry?.username === 'string' && typeof entry.password === 'string') return { username: entry.username, password: entry.password };
-      const auth = entry?.auth;
-      if (typeof auth !== 'string') continue;
-      const plain = Buffer.from(auth, 'base64').toString('utf8');
-      const colon = plain.indexOf(':');
-      if (colon > 0) return { username: plain.slice(0, colon), password: plain.slice(colon + 1) };
-    }
-    return null;
-  };
 }
 
 function descriptor(value: unknown, what: string): Descriptor {

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { formatImageRef, parseImageRef } from '../../src/image/oci-ref.ts';
-import { dockerConfigCredentials, MEDIA, parseChallenge, RegistryClient, type Descriptor } from '../../src/image/oci-registry.ts';
+import { MEDIA, parseChallenge, RegistryClient, type Descriptor } from '../../src/image/oci-registry.ts';
+import { dockerConfigCredentials } from '../../src/image/docker-config.ts';
 import { fails } from '../fakes/expect-error.ts';
 
 const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -231,7 +232,7 @@ describe('RegistryClient against a loopback registry', () => {
 });
 
 describe('dockerConfigCredentials', () => {
-  it('reads auth, or username and password, under the keys docker login writes', () => {
+  it('reads auth, or username and password, under the keys docker login writes', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-dockercfg-'));
     try {
       const file = path.join(dir, 'config.json');
@@ -243,12 +244,44 @@ describe('dockerConfigCredentials', () => {
         },
       }));
       const creds = dockerConfigCredentials(file);
-      assert.deepEqual(creds('docker.io'), { username: 'hub', password: 'pw:with:colons' });
-      assert.deepEqual(creds('lan.example:5000'), { username: 'u', password: 'p' });
-      assert.equal(creds('ghcr.io'), null);
-      assert.equal(creds('quay.io'), null);
-      assert.equal(dockerConfigCredentials(path.join(dir, 'missing.json'))('docker.io'), null);
+      assert.deepEqual(await creds('docker.io'), { username: 'hub', password: 'pw:with:colons' });
+      assert.deepEqual(await creds('lan.example:5000'), { username: 'u', password: 'p' });
+      assert.equal(await creds('ghcr.io'), null);
+      assert.equal(await creds('quay.io'), null);
+      assert.equal(await dockerConfigCredentials(path.join(dir, 'missing.json'))('docker.io'), null);
     } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('dockerConfigCredentials with credential helpers', () => {
+  it('asks credHelpers for their registry and credsStore for the rest, as docker does, through the real protocol', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-credhelper-'));
+    const oldPath = process.env.PATH;
+    try {
+      // A helper that answers for two servers, and says what docker's helpers say for any other.
+      fs.writeFileSync(path.join(dir, 'docker-credential-fake'), `#!/bin/sh
+[ "$1" = get ] || exit 2
+read server
+case "$server" in
+  lan.example:5000) echo '{"ServerURL":"lan.example:5000","Username":"u","Secret":"from-helper"}' ;;
+  https://index.docker.io/v1/) echo '{"ServerURL":"x","Username":"hub","Secret":"hub-secret"}' ;;
+  *) echo "credentials not found in native keychain"; exit 1 ;;
+esac
+`, { mode: 0o755 });
+      fs.writeFileSync(path.join(dir, 'docker-credential-broken'), '#!/bin/sh\necho boom >&2\nexit 3\n', { mode: 0o755 });
+      process.env.PATH = `${dir}:${oldPath}`;
+      const file = path.join(dir, 'config.json');
+      fs.writeFileSync(file, JSON.stringify({ credsStore: 'fake', credHelpers: { 'ghcr.io': 'broken', 'quay.io': 'absent' } }));
+      const creds = dockerConfigCredentials(file);
+      assert.deepEqual(await creds('lan.example:5000'), { username: 'u', password: 'from-helper' });
+      assert.deepEqual(await creds('docker.io'), { username: 'hub', password: 'hub-secret' });
+      assert.equal(await creds('other.example'), null);
+      await assert.rejects(creds('ghcr.io'), fails('TOOL_FAILED', /docker-credential-broken get failed \(exit 3\): boom/));
+      await assert.rejects(creds('quay.io'), fails('MISSING_TOOL', /docker-credential-absent, which is not installed/));
+    } finally {
+      process.env.PATH = oldPath;
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
