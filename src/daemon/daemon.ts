@@ -22,7 +22,7 @@ import { vmFilesIn, type VmmDriver } from '../vmm/driver.ts';
 import { readAgentBinary } from '../system/agent-binary.ts';
 import { AgentService } from './services/agent-service.ts';
 import { QemuDriver } from '../vmm/qemu/qemu-driver.ts';
-import { VERSION } from '../version.ts';
+import { BUILD, VERSION } from '../version.ts';
 import { ImageService } from './services/image-service.ts';
 import { RegistryClient } from '../image/oci-registry.ts';
 import { dockerConfigCredentials } from '../image/docker-config.ts';
@@ -122,7 +122,7 @@ export class Daemon {
       kernels: this.kernels,
       workspaces: this.workspaces,
       guests: this.guests,
-      version: () => ({ version: VERSION, node: process.version, pid: process.pid }),
+      version: () => ({ version: VERSION, commit: BUILD.commit, builtAt: BUILD.builtAt, node: process.version, pid: process.pid }),
       status: () => this.status(),
       shutdown: this.deps.onShutdown ?? (() => void this.close()),
     });

@@ -6,11 +6,27 @@ import { loadConfig } from '../system/config.ts';
 import { assertUsablePaths, resolvePaths } from '../system/paths.ts';
 import { NodeProcessRunner } from '../system/process.ts';
 import { Daemon } from './daemon.ts';
+import { checkMigrations } from '../store/store.ts';
+import { versionLine } from '../version.ts';
 
-const { values } = parseArgs({ options: { foreground: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } } });
+const { values } = parseArgs({
+  options: {
+    foreground: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' }, 'check-migrations': { type: 'boolean' },
+  },
+});
 if (values.help) {
-  process.stdout.write('usage: bangerd [--foreground]\nServes banger\'s API on $BANGER_HOME/run/bangerd.sock (or the XDG runtime dir).\n');
+  process.stdout.write('usage: bangerd [--foreground] | --version | --check-migrations\nServes banger\'s API on $BANGER_HOME/run/bangerd.sock (or the XDG runtime dir).\n'
+    + '--check-migrations: how this bangerd stands to the store, without writing it: exit 0 current, 1 it will migrate it, 2 incompatible (newer).\n');
   process.exit(0);
+}
+if (values.version) {
+  process.stdout.write(`${versionLine('bangerd')}\n`);
+  process.exit(0);
+}
+if (values['check-migrations']) {
+  const check = checkMigrations(resolvePaths().db);
+  process.stdout.write(`${check.message}\n`);
+  process.exit(check.status);
 }
 try {
   const paths = resolvePaths();

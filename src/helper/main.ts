@@ -12,6 +12,7 @@ import { listenUnix } from '../system/socket-server.ts';
 import { removeAbandonedImageBuilds } from './abandoned-image-builds.ts';
 import { DEFAULT_WORK_ROOT, MEMORY_WORK_ROOT } from './ext4-image.ts';
 import { HelperService, networkScopeProblem } from './helper-service.ts';
+import { versionLine } from '../version.ts';
 
 const USAGE = 'usage: bangerd-root --owner UID:GID --state-dir DIR --cache-dir DIR --socket PATH --bridge NAME --subnet A.B.C.0/24 [--netns NAME] [--pid-file PATH]';
 
@@ -32,10 +33,15 @@ try {
       bridge: { type: 'string' },
       subnet: { type: 'string' },
       netns: { type: 'string' },
+      version: { type: 'boolean' },
     },
   }));
 } catch (err) {
   fail(`${(err as Error).message}\n${USAGE}`);
+}
+if (values.version) {
+  process.stdout.write(`${versionLine('bangerd-root')}\n`);
+  process.exit(0);
 }
 if (process.getuid?.() !== 0) fail('must run as root (it performs the privileged steps for bangerd): sudo bangerd-root ...');
 const ownerMatch = /^(\d+):(\d+)$/.exec(values.owner ?? '');

@@ -126,6 +126,9 @@ export interface KernelInfo {
 
 export interface VersionInfo {
   version: string;
+  /** The commit and build time stamped into dist/; null for a development run. */
+  commit: string | null;
+  builtAt: string | null;
   node: string;
   pid: number;
 }

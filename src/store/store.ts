@@ -46,6 +46,31 @@ function vmFromRow(r: VmRow): VmInfo {
 }
 
 /** banger's state in SQLite. Pass ':memory:' in tests. */
+/**
+ * How this banger stands to the store at `file`, read without writing it (for an upgrade to check before it
+ * swaps binaries): 0 current, 1 it will migrate it (or create it), 2 it cannot use it (a newer banger wrote it,
+ * or it is not a banger store).
+ */
+export function checkMigrations(file: string): { status: 0 | 1 | 2; message: string } {
+  if (!fs.existsSync(file)) return { status: 1, message: `no store at ${file} yet: it will be created at schema version ${MIGRATIONS.length}` };
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(file, { readOnly: true });
+  } catch (err) {
+    return { status: 2, message: `${file} cannot be opened as a store: ${(err as Error).message}` };
+  }
+  try {
+    const current = (db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version;
+    if (current === MIGRATIONS.length) return { status: 0, message: `the store is at schema version ${current}, this banger's` };
+    if (current < MIGRATIONS.length) return { status: 1, message: `the store is at schema version ${current}; this banger will migrate it to ${MIGRATIONS.length}` };
+    return { status: 2, message: `the store is at schema version ${current}, newer than this banger knows (${MIGRATIONS.length}): a newer banger wrote it` };
+  } catch (err) {
+    return { status: 2, message: `${file} is not a banger store: ${(err as Error).message}` };
+  } finally {
+    db.close();
+  }
+}
+
 export class Store {
   readonly db: DatabaseSync;
   private readonly clock: Clock;

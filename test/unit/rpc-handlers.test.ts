@@ -65,7 +65,7 @@ function fakeServices(calls: Array<[string, unknown[]]>, shutdowns: { count: num
       forward: record('guests.forward', Promise.resolve({ hostPort: 8080, vmId: VM.id, guestPort: 80, createdAt: VM.createdAt })),
       unforward: record('guests.unforward', { hostPort: 8080, vmId: VM.id, guestPort: 80, createdAt: VM.createdAt }),
     },
-    version: record('version', { version: '0.1.0', node: 'v24', pid: 1 }),
+    version: record('version', { version: '0.1.0', commit: null, builtAt: null, node: 'v24', pid: 1 }),
     status: record('status', Promise.resolve({} as DaemonStatus)),
     shutdown: () => {
       shutdowns.count++;
