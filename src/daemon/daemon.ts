@@ -30,6 +30,7 @@ import { loadCatalog, type Catalog } from '../image/catalog.ts';
 import { KernelService } from './services/kernel-service.ts';
 import { VmService } from './services/vm-service.ts';
 import { WorkspaceService } from './services/workspace-service.ts';
+import { imageTraits } from './services/vm-image.ts';
 import { createRpcHandlers } from './rpc-handlers.ts';
 
 /** systemd-resolved's varlink socket: present while resolved runs. */
@@ -97,7 +98,7 @@ export class Daemon {
       vmsDir: paths.vmsDir, sshKey: path.join(paths.sshDir, 'id_ed25519'), log, agents: this.agents, agentBinary: deps.agentBinary ?? (() => readAgentBinary()),
     });
     this.workspaces = new WorkspaceService({
-      vms: this.vms, store: this.store, runner, log, agents: this.agents, hasSshd: (vm) => this.store.getImage(vm.image)?.hasSshd ?? true,
+      vms: this.vms, store: this.store, runner, log, agents: this.agents, hasSshd: (vm) => imageTraits(this.store, vm).hasSshd,
     });
     this.forwards = new ForwardService({ store: this.store, clock, agents: this.agents, vm: (id) => this.store.getVm(id), log });
     this.guests = new GuestService({ agents: this.agents, forwards: this.forwards, show: (ref) => this.vms.show(ref) });

@@ -8,7 +8,7 @@ export const TAP_PATTERN = /^bgt[0-9a-f]{8,12}$/;
 export const VM_ID_PATTERN = /^[0-9a-f]{8,32}$/;
 export const MAC_PATTERN = /^52:54:00(:[0-9a-f]{2}){3}$/;
 export const CIDR_PATTERN = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/;
-export const IPV4_PATTERN = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+export { IPV4_PATTERN } from '../system/config.ts';
 export const DIGEST_PATTERN = /^sha256:[a-f0-9]{64}$/;
 
 export function str(value: unknown, what: string): string {

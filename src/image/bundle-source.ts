@@ -9,6 +9,7 @@ import type { ReadableStream } from 'node:stream/web';
 import { fileURLToPath } from 'node:url';
 import { BangerError } from '../protocol/errors.ts';
 import { httpFetch } from '../system/http-fetch.ts';
+import { isLoopbackHost } from './oci-ref.ts';
 
 const MAX_REDIRECTS = 5;
 const READ_CHUNK = 1024 * 1024;
@@ -39,10 +40,6 @@ export function bundleLabel(source: string): string {
   }
 }
 
-/** Whether a URL's hostname is this host's loopback: localhost, 127.0.0.0/8 or ::1. */
-export function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
-}
 
 /** Why `next` may not be fetched as a hop of a chain that began at `start` and was last at `from`; null when it may. */
 export function urlRefusal(next: URL, chain: { start: URL; from: URL }): string | null {

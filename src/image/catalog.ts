@@ -7,9 +7,11 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { BangerError } from '../protocol/errors.ts';
+import { IMAGE_NAME_PATTERN } from '../protocol/daemon-schemas.ts';
+import { isLoopbackHost } from './oci-ref.ts';
 import { httpFetch } from '../system/http-fetch.ts';
 
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const NAME = IMAGE_NAME_PATTERN;
 const MAX_CATALOG_BYTES = 1024 * 1024;
 
 const bundleEntry = {
@@ -33,10 +35,6 @@ export type CatalogKernel = Catalog['kernels'][number];
 /** The catalog banger ships, beside src/ and dist/. */
 export function shippedCatalogPath(from: string = import.meta.url): string {
   return fileURLToPath(new URL('../../catalog/catalog.json', from));
-}
-
-function isLoopbackHost(host: string): boolean {
-  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /** The catalog's location as a URL, so entries can be relative to it. */

@@ -21,14 +21,6 @@ export interface FetchedLayer {
   path: string;
 }
 
-export interface FetchedImage {
-  manifestDigest: string;
-  run: ConfigRun;
-  layers: FetchedLayer[];
-  /** Bytes downloaded now (0 when every layer was cached). */
-  downloadedBytes: number;
-}
-
 export interface FetchOptions {
   registry: RegistryClient;
   /** Where verified blobs are kept, by digest (blobs/sha256/HEX). */
@@ -70,13 +62,6 @@ export async function downloadLayers(ref: ImageRef, wanted: Array<Omit<FetchedLa
     downloadedBytes += await o.registry.downloadBlob(ref, layer, file, o.signal);
   }
   return { layers, downloadedBytes };
-}
-
-/** Resolves `ref` and downloads the layers the cache lacks. */
-export async function fetchImage(ref: ImageRef, o: FetchOptions): Promise<FetchedImage> {
-  const resolved = await resolveImage(ref, o);
-  const { layers, downloadedBytes } = await downloadLayers(ref, resolved.layers, o);
-  return { manifestDigest: resolved.manifestDigest, run: resolved.run, layers, downloadedBytes };
 }
 
 function formatMiB(bytes: number): string {

@@ -60,8 +60,12 @@ export function registryApiHost(registry: string): string {
   return registry === DOCKER_HUB ? DOCKER_HUB_API : registry;
 }
 
+/** Whether a URL's hostname is this host's loopback: localhost, 127.0.0.0/8 or ::1. */
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
 /** Whether plain http may be used: only for a registry on this host's loopback (or listed in config as insecure). */
 export function isLoopbackRegistry(registry: string): boolean {
-  const host = registry.replace(/:\d+$/, '');
-  return host === 'localhost' || host === '127.0.0.1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+  return isLoopbackHost(registry.replace(/:\d+$/, ''));
 }

@@ -1,8 +1,8 @@
 // The host's nameservers, for guests whose image brings no resolv.conf (container images get theirs from the
 // runtime). Loopback resolvers (systemd-resolved's 127.0.0.53, dnsmasq on 127.0.0.1) mean nothing in a guest.
 import fs from 'node:fs';
+import { IPV4_PATTERN } from './config.ts';
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 export function hostNameservers(file = '/etc/resolv.conf'): string[] {
   let text = '';
@@ -14,7 +14,7 @@ export function hostNameservers(file = '/etc/resolv.conf'): string[] {
   const out: string[] = [];
   for (const line of text.split('\n')) {
     const m = /^\s*nameserver\s+(\S+)/.exec(line);
-    if (m && IPV4.test(m[1]!) && !m[1]!.startsWith('127.') && !out.includes(m[1]!)) out.push(m[1]!);
+    if (m && IPV4_PATTERN.test(m[1]!) && !m[1]!.startsWith('127.') && !out.includes(m[1]!)) out.push(m[1]!);
   }
   return out.slice(0, 3);
 }

@@ -1,4 +1,4 @@
-// fetchImage against a loopback registry: the config's run settings and layer digests read, the layers brought
+// resolveImage and downloadLayers (what ImagePuller does) against a loopback registry: the config's run settings and layer digests read, the layers brought
 // into the blob cache under their digests, cached blobs not downloaded again; and the image configs refused.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
-import { blobPath, fetchImage, parseImageConfig } from '../../src/image/oci-pull.ts';
+import { blobPath, downloadLayers, parseImageConfig, resolveImage, type FetchOptions } from '../../src/image/oci-pull.ts';
+import type { ImageRef } from '../../src/image/oci-ref.ts';
 import { parseImageRef } from '../../src/image/oci-ref.ts';
 import { RegistryClient } from '../../src/image/oci-registry.ts';
 import { FakeRegistry, sha256 } from '../fakes/fake-registry.ts';
@@ -15,7 +16,13 @@ import { fails } from '../fakes/expect-error.ts';
 const tarA = Buffer.alloc(1024, 1);
 const tarB = Buffer.alloc(2048, 2);
 
-describe('fetchImage', () => {
+/** A pull's download half: resolve, then bring what the cache lacks. */
+async function fetchImage(ref: ImageRef, o: FetchOptions) {
+  const resolved = await resolveImage(ref, o);
+  return { ...resolved, ...(await downloadLayers(ref, resolved.layers, o)) };
+}
+
+describe('resolveImage and downloadLayers', () => {
   const registry = new FakeRegistry('team/app');
   let dir: string;
   before(async () => {

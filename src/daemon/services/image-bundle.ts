@@ -21,11 +21,12 @@ import { readBundle, writeBundle } from '../../image/bundle.ts';
 import type { Catalog, CatalogImage } from '../../image/catalog.ts';
 import { blobPath } from '../../image/oci-pull.ts';
 import { removeOtherVersions } from './image-pull.ts';
+import { IMAGE_NAME_PATTERN } from '../../protocol/daemon-schemas.ts';
 
 /** A bundle larger than this is refused whatever the catalog says. */
 export const IMAGE_BUNDLE_CAP = 64 * 1024 ** 3;
 const ROOTFS = 'rootfs.ext4';
-const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const NAME = IMAGE_NAME_PATTERN;
 
 const runSchema = z.object({
   env: z.array(z.string()), workingDir: z.string().nullable(), user: z.string().nullable(), uid: z.int().min(0), gid: z.int().min(0),

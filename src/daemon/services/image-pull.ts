@@ -52,7 +52,10 @@ export class ImagePuller {
 
   /** The registered image pulled from `ref`, if any. */
   findByRef(ref: string): ImageInfo | null {
-    const full = formatImageRef(parseImageRef(ref));
+    return this.byFullRef(formatImageRef(parseImageRef(ref)));
+  }
+
+  private byFullRef(full: string): ImageInfo | null {
     return this.deps.store.listImages().find((i) => i.ref === full) ?? null;
   }
 
@@ -66,7 +69,7 @@ export class ImagePuller {
 
   private async pullOnce(ref: ImageRef, params: ImagePullParams, ctx: CallContext): Promise<ImagePullResult> {
     const full = formatImageRef(ref);
-    const name = params.name ?? this.deps.store.listImages().find((i) => i.ref === full)?.name ?? defaultImageName(ref);
+    const name = params.name ?? this.byFullRef(full)?.name ?? defaultImageName(ref);
     const existing = this.deps.store.getImage(name);
     if (DEFAULT_IMAGES.has(name) || (existing && existing.ref !== full)) {
       throw new BangerError('INVALID_ARGUMENT', `the image name ${name} is taken by ${existing?.source ?? 'a built-in image'}`, {

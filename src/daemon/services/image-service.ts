@@ -106,8 +106,7 @@ export class ImageService {
 
   /** Removes an image and its files; refused while a VM is made from it (its disk is an overlay on the image). */
   delete(nameOrRef: string): { name: string } {
-    const image = this.get(nameOrRef);
-    const vms = this.deps.store.listVms().filter((vm) => vm.image === image.name).map((vm) => vm.name);
+    const { image, vms } = this.show(nameOrRef);
     if (vms.length > 0) {
       throw new BangerError('VM_BAD_STATE', `image ${image.name} is used by ${vms.length === 1 ? 'VM' : 'VMs'} ${vms.join(', ')}`, {
         hint: `delete ${vms.length === 1 ? 'it' : 'them'} first: banger vm delete ${vms.join(' ')}`,
