@@ -80,6 +80,19 @@ describe('catalog image bundles', () => {
     assert.equal((await images.ensure('tiny', ctx())).path, r.image.path);
   });
 
+  it('a pull its only caller cancels stops, and registers nothing', async () => {
+    await publish('tiny', manifest(), [{ name: 'rootfs.ext4', path: rootfs }]);
+    const controller = new AbortController();
+    const pulling = images.pull({ ref: 'tiny' }, { signal: controller.signal, progress: () => undefined });
+    controller.abort();
+    await assert.rejects(pulling, fails('CANCELLED'));
+    // The caller is answered at once; the shared pull winds down on its own.
+    const running = (images as unknown as { bundlePulls: { has(key: string): boolean } }).bundlePulls;
+    while (running.has('tiny')) await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.deepEqual(images.list(), []);
+    assert.deepEqual(leftovers(), []);
+  });
+
   it('refuses a manifest that names a file the bundle does not hold, and a manifest of the wrong kind', async () => {
     await publish('norootfs', manifest({ name: 'norootfs' }), []);
     await assert.rejects(images.pull({ ref: 'norootfs' }, ctx()), fails('IMAGE_NOT_FOUND', /names rootfs\.ext4, which the bundle does not hold/));

@@ -102,6 +102,7 @@ export class ImageBundles {
       if (fsck.code !== 0) throw new BangerError('IMAGE_NOT_FOUND', `bundle ${entry.name}: ${ROOTFS} is not a clean ext4 file system (e2fsck exit ${fsck.code})`, { hint: 'the bundle is broken; tell whoever publishes the catalog' });
       await labelAndGrow(this.deps.runner, rootfs, sizeBytes, ctx.signal);
       if (m.kernel_ref ?? entry.kernel_ref) await this.deps.ensureKernel?.((m.kernel_ref ?? entry.kernel_ref)!, ctx);
+      if (ctx.signal.aborted) throw new BangerError('CANCELLED', `pull of ${entry.name} cancelled`);
       fs.rmSync(dir, { recursive: true, force: true });
       fs.renameSync(partial, dir);
       const image: ImageInfo = {

@@ -17,6 +17,7 @@ import type { Store } from '../../store/store.ts';
 import type { PrivilegedOps } from '../../protocol/privileged-ops.ts';
 import { DEFAULT_IMAGES, recipeId } from '../../protocol/image-recipes.ts';
 import { raceSignal } from '../../system/race-signal.ts';
+import { SharedWork } from '../../system/shared-work.ts';
 import { isoNow, SingleFlight, type Clock } from '../../system/clock.ts';
 import { listBlobs, removePartialBlobs } from '../../image/blob-cache.ts';
 import type { RegistryClient } from '../../image/oci-registry.ts';
@@ -45,7 +46,7 @@ export class ImageService {
   /** One build per image, however many VMs ask for it at once. */
   private readonly builds = new SingleFlight<string, ImageInfo>();
   /** One download per catalog image. */
-  private readonly bundlePulls = new SingleFlight<string, ImagePullResult>();
+  private readonly bundlePulls = new SharedWork<string, ImagePullResult>();
   private readonly puller: ImagePuller;
   private readonly bundles: ImageBundles;
   private readonly registry: ImageRegistry;
@@ -86,7 +87,10 @@ export class ImageService {
         if (params.name !== undefined && params.name !== entry.name) {
           throw new BangerError('INVALID_ARGUMENT', `a catalog image keeps its catalog name (${entry.name}); --name is for OCI images`, { hint: `banger image pull ${entry.name}` });
         }
-        return raceSignal(this.bundlePulls.run(entry.name, () => this.bundles.pull(entry, params.sizeBytes, ctx)), ctx.signal);
+        // Like OCI pulls: shared by every caller, cancelled once all of them gave up.
+        return this.bundlePulls.run(entry.name, ctx.signal, (signal) => this.bundles.pull(entry, params.sizeBytes, { ...ctx, signal }), () => {
+          ctx.progress({ stage: 'image', message: `another pull of ${entry.name} is under way; waiting for it` });
+        });
       }
     }
     return this.puller.pull(params, ctx);

@@ -9,6 +9,7 @@ import type { KernelCatalogEntry, KernelInfo, KernelShowResult } from '../../pro
 import type { Store } from '../../store/store.ts';
 import type { ProcessRunner } from '../../system/process.ts';
 import { isoNow, SingleFlight, type Clock } from '../../system/clock.ts';
+import { SharedWork } from '../../system/shared-work.ts';
 import { findHostKernel, hostKernelId, importHostKernel, type HostKernelSource, HOST_KERNEL_SOURCE } from '../../kernel/host-kernel.ts';
 import { ensureKernelInitrd, initrdPathFor, MODULES_DIR, USER_INITRD, storedKernelFile, storedKernelInfo } from '../../kernel/kernel-store.ts';
 import { kernelFormat } from '../../kernel/kernel-format.ts';
@@ -39,6 +40,8 @@ const kernelManifest = z.object({
 export class KernelService {
   /** Concurrent creates share one import; concurrent pulls of a kernel share one download. */
   private readonly imports = new SingleFlight<string, KernelInfo>();
+  /** Downloads, shared by every caller and cancelled once all of them gave up (as image pulls are). */
+  private readonly pulls = new SharedWork<string, KernelInfo>();
   private readonly deps: KernelServiceDeps;
 
   constructor(deps: KernelServiceDeps) {
@@ -100,27 +103,31 @@ export class KernelService {
 
   /** Pulls a kernel bundle from the catalog (again with `force`), verified, and registers it. */
   pull(name: string, force: boolean, ctx: CallContext): Promise<KernelInfo> {
-    return this.imports.run(`pull:${name}`, async () => {
-      const existing = this.deps.store.getKernel(name);
-      if (existing && !force) {
-        throw new BangerError('INVALID_ARGUMENT', `kernel ${name} is already here`, { hint: `pull it again with: banger kernel pull ${name} --force` });
-      }
-      const entry = await this.catalogEntry(name);
-      return this.install(name, `catalog:${entry.url}`, ctx, async (dir) => {
-        ctx.progress({ stage: 'kernel', message: `downloading kernel ${name} (${Math.ceil(entry.size / 1024 ** 2)} MiB) from ${entry.url}` });
-        const { manifest } = await readBundle({
-          source: entry.url, sha256: entry.sha256, declaredSize: entry.size, hardCap: KERNEL_BUNDLE_CAP, outDir: dir, signal: ctx.signal,
-          members: (member, type) => {
-            if (type === 'file' && (member === 'vmlinux' || member === 'vmlinuz')) return 'accept';
-            if (member === MODULES_DIR || member.startsWith(`${MODULES_DIR}/`)) return 'accept';
-            return `a kernel bundle holds vmlinux or vmlinuz, and modules/; not ${member}`;
-          },
-        });
-        const parsed = kernelManifest.safeParse(manifest);
-        if (!parsed.success) throw new BangerError('KERNEL_NOT_FOUND', `kernel bundle ${name}: its manifest.json is not valid: ${parsed.error.issues[0]!.message}`, { hint: 'the bundle is broken; tell whoever publishes the catalog' });
-        if (!fs.existsSync(path.join(dir, parsed.data.kernel))) throw new BangerError('KERNEL_NOT_FOUND', `kernel bundle ${name}: its manifest names ${parsed.data.kernel}, which the bundle does not hold`, { hint: 'the bundle is broken; tell whoever publishes the catalog' });
-        return parsed.data.version;
+    return this.pulls.run(name, ctx.signal, (signal) => this.pullOnce(name, force, { ...ctx, signal }), () => {
+      ctx.progress({ stage: 'kernel', message: `another pull of kernel ${name} is under way; waiting for it` });
+    });
+  }
+
+  private async pullOnce(name: string, force: boolean, ctx: CallContext): Promise<KernelInfo> {
+    const existing = this.deps.store.getKernel(name);
+    if (existing && !force) {
+      throw new BangerError('INVALID_ARGUMENT', `kernel ${name} is already here`, { hint: `pull it again with: banger kernel pull ${name} --force` });
+    }
+    const entry = await this.catalogEntry(name);
+    return this.install(name, `catalog:${entry.url}`, ctx, async (dir) => {
+      ctx.progress({ stage: 'kernel', message: `downloading kernel ${name} (${Math.ceil(entry.size / 1024 ** 2)} MiB) from ${entry.url}` });
+      const { manifest } = await readBundle({
+        source: entry.url, sha256: entry.sha256, declaredSize: entry.size, hardCap: KERNEL_BUNDLE_CAP, outDir: dir, signal: ctx.signal,
+        members: (member, type) => {
+          if (type === 'file' && (member === 'vmlinux' || member === 'vmlinuz')) return 'accept';
+          if (member === MODULES_DIR || member.startsWith(`${MODULES_DIR}/`)) return 'accept';
+          return `a kernel bundle holds vmlinux or vmlinuz, and modules/; not ${member}`;
+        },
       });
+      const parsed = kernelManifest.safeParse(manifest);
+      if (!parsed.success) throw new BangerError('KERNEL_NOT_FOUND', `kernel bundle ${name}: its manifest.json is not valid: ${parsed.error.issues[0]!.message}`, { hint: 'the bundle is broken; tell whoever publishes the catalog' });
+      if (!fs.existsSync(path.join(dir, parsed.data.kernel))) throw new BangerError('KERNEL_NOT_FOUND', `kernel bundle ${name}: its manifest names ${parsed.data.kernel}, which the bundle does not hold`, { hint: 'the bundle is broken; tell whoever publishes the catalog' });
+      return parsed.data.version;
     });
   }
 
@@ -173,6 +180,7 @@ export class KernelService {
       const format = kernelFormat(file);
       ctx.progress({ stage: 'kernel', message: `building banger's initrd for kernel ${name} (${format === 'elf' ? 'ELF vmlinux' : 'bzImage'}, ${version})` });
       await ensureKernelInitrd(dir, this.deps.runner, this.busybox);
+      if (ctx.signal.aborted) throw new BangerError('CANCELLED', `kernel ${name}: cancelled`);
       fs.rmSync(final, { recursive: true, force: true });
       fs.renameSync(dir, final);
       const kernel = storedKernelInfo({ name, dir: final, version, format, initrd: initrdPathFor(final), source, createdAt: isoNow(this.deps.clock) });
