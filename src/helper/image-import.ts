@@ -4,10 +4,9 @@
 // the file since), decompressed by its media type after its magic bytes agree, and applied in order into a
 // private directory; the tree is then inspected, packed with mkfs.ext4 -d, given its extended attributes with
 // debugfs (Node has no setxattr), and handed to the owner.
-import { createHash, type Hash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PassThrough, Transform, type Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { BangerError } from '../protocol/errors.ts';
@@ -15,6 +14,7 @@ import type { ProgressEvent } from '../protocol/jsonrpc.ts';
 import type { ImportLayersResult } from '../protocol/privileged-ops.ts';
 import type { Owner } from '../system/as-owner.ts';
 import type { ProcessRunner } from '../system/process.ts';
+import { HashingStream } from '../system/hashing-stream.ts';
 import { applyLayer, type DevicePolicy } from './layer-apply.ts';
 import { makeBuildDir, removeBuildDir, workRootFor, writeExt4ToFd, writeForOwner } from './ext4-image.ts';
 import { bootModeOf, hasSshd, prepareForBoot, resolveUser } from './tree-inspect.ts';
@@ -54,15 +54,6 @@ export function compressionOf(mediaType: string): Compression | null {
 
 const MAGIC: Record<Exclude<Compression, 'none'>, Buffer> = { gzip: Buffer.from([0x1f, 0x8b]), zstd: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]) };
 
-function hashing(hash: Hash): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      hash.update(chunk);
-      done(null, chunk);
-    },
-  });
-}
-
 function layerError(layer: LayerBlob, why: string, hint = 'pull the image again; the blob cache keeps only verified blobs'): BangerError {
   return new BangerError('IMAGE_NOT_FOUND', `layer ${layer.digest.slice(0, 19)}: ${why}`, { hint });
 }
@@ -84,14 +75,14 @@ async function applyBlob(layer: LayerBlob, tree: string, devices: DevicePolicy, 
       throw layerError(layer, `its media type says ${compression}, but its bytes are not ${compression}`, 'the image is malformed; pull another one');
     }
   }
-  const packed = createHash('sha256');
-  const unpacked = createHash('sha256');
+  const packed = new HashingStream();
+  const unpacked = new HashingStream();
   const tar = new PassThrough();
-  const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream> = [fs.createReadStream('', { fd, highWaterMark: 1 << 20 }), hashing(packed)];
+  const stages: Array<NodeJS.ReadableStream | NodeJS.WritableStream> = [fs.createReadStream('', { fd, highWaterMark: 1 << 20 }), packed];
   // 1 MiB output chunks: with the default 16 KiB, decompressing a layer takes twice as long.
   if (compression === 'gzip') stages.push(createGunzip({ chunkSize: 1 << 20 }));
   if (compression === 'zstd') stages.push(createZstdDecompress({ chunkSize: 1 << 20 }));
-  stages.push(hashing(unpacked), tar);
+  stages.push(unpacked, tar);
   const flowing = pipeline(stages as [Readable, ...NodeJS.WritableStream[]], { signal }).catch((err: unknown) => {
     tar.destroy(err as Error);
     throw err;
@@ -109,9 +100,9 @@ async function applyBlob(layer: LayerBlob, tree: string, devices: DevicePolicy, 
     if (err instanceof BangerError) throw err;
     throw layerError(layer, `it could not be read: ${(err as Error).message}`, 'the image is malformed; pull another one');
   }
-  const gotPacked = `sha256:${packed.digest('hex')}`;
+  const gotPacked = `sha256:${packed.hex()}`;
   if (gotPacked !== layer.digest) throw layerError(layer, `its cached bytes hash to ${gotPacked}`);
-  const gotUnpacked = `sha256:${unpacked.digest('hex')}`;
+  const gotUnpacked = `sha256:${unpacked.hex()}`;
   if (layer.diffId !== null && gotUnpacked !== layer.diffId) {
     throw layerError(layer, `it unpacks to ${gotUnpacked}, but the image config says ${layer.diffId}`, 'the image is malformed; pull another one');
   }

@@ -13,6 +13,7 @@ import zlib from 'node:zlib';
 import tarStream from 'tar-stream';
 import { BangerError } from '../protocol/errors.ts';
 import { readTar, type TarEntry } from '../system/tar-reader.ts';
+import { HashingStream } from '../system/hashing-stream.ts';
 import { badBundle, bundleLabel, openBundleSource } from './bundle-source.ts';
 
 export type BundleMemberType = 'file' | 'directory';
@@ -298,9 +299,8 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
   });
   const total = files.reduce((sum, f) => sum + f.size, 0);
   const partial = `${options.out}.partial`;
-  const hash = createHash('sha256');
-  let size = 0;
   let packed = 0;
+  const counter = new HashingStream();
   // One signal stops both halves: the feeding of the packer and the pipeline that compresses and writes.
   const stop = new AbortController();
   const onAbort = (): void => stop.abort(signal?.reason);
@@ -325,13 +325,6 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
   try {
     signal?.throwIfAborted();
     fs.rmSync(partial, { force: true });
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        size += chunk.length;
-        hash.update(chunk);
-        done(null, chunk);
-      },
-    });
     // Single-threaded on purpose: nbWorkers > 0 breaks streaming compression (nodejs/node#59899).
     const compress = zlib.createZstdCompress({ params: { [zlib.constants.ZSTD_c_compressionLevel]: 3, [zlib.constants.ZSTD_c_checksumFlag]: 1 } });
     const written = pipeline(pack, compress, counter, fs.createWriteStream(partial, { flags: 'wx', mode: 0o644, flush: true }), { signal: stop.signal });
@@ -350,7 +343,7 @@ export async function writeBundle(options: WriteBundleOptions): Promise<WrittenB
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
-  return { path: options.out, sha256: hash.digest('hex'), size };
+  return { path: options.out, sha256: counter.hex(), size: counter.bytes };
 }
 
 /** The error to report: CANCELLED after an abort, bad-bundle errors named by the bundle, zstd errors explained. */

@@ -2,11 +2,9 @@
 // against the catalog's sha256 and size while it streams, registered only once whole), and `image make-bundle`,
 // which writes one from a registered image or from a rootfs tar (imported as root through the same path as OCI
 // layers, so owners, modes, setuid bits and symlinks are kept).
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Transform } from 'node:stream';
 import { z } from 'zod';
 import { BangerError } from '../../protocol/errors.ts';
 import type { CallContext } from '../../protocol/jsonrpc.ts';
@@ -16,6 +14,7 @@ import type { Store } from '../../store/store.ts';
 import type { ProcessRunner } from '../../system/process.ts';
 import { runChecked } from '../../system/process.ts';
 import { isoNow, type Clock } from '../../system/clock.ts';
+import { HashingStream } from '../../system/hashing-stream.ts';
 import { ROOT_LABEL } from '../../system/guest-contract.ts';
 import { readBundle, writeBundle } from '../../image/bundle.ts';
 import type { Catalog, CatalogImage } from '../../image/catalog.ts';
@@ -191,22 +190,17 @@ function checkManifest(manifest: unknown, name: string, dir: string): ImageManif
 
 /** Copies a tar into the blob cache under its digest (bangerd-root reads layers only from there). */
 async function cacheTar(file: string, cacheDir: string, signal: AbortSignal): Promise<string> {
-  const hash = createHash('sha256');
+  const hashing = new HashingStream();
   const tmp = path.join(cacheDir, 'blobs', 'sha256', `tar-${process.pid}-${Date.now()}.partial`);
   fs.mkdirSync(path.dirname(tmp), { recursive: true });
   try {
-    await pipeline(fs.createReadStream(file), new Transform({
-      transform(chunk: Buffer, _e, done) {
-        hash.update(chunk);
-        done(null, chunk);
-      },
-    }), fs.createWriteStream(tmp), { signal });
+    await pipeline(fs.createReadStream(file), hashing, fs.createWriteStream(tmp), { signal });
   } catch (err) {
     fs.rmSync(tmp, { force: true });
     if (signal.aborted) throw new BangerError('CANCELLED', 'make-bundle cancelled');
     throw new BangerError('INVALID_ARGUMENT', `cannot read the rootfs tar ${file}: ${(err as Error).message}`, { hint: 'give a tar file banger\'s user can read', cause: err });
   }
-  const digest = `sha256:${hash.digest('hex')}`;
+  const digest = `sha256:${hashing.hex()}`;
   fs.renameSync(tmp, blobPath(cacheDir, digest));
   return digest;
 }
