@@ -170,6 +170,11 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
     .action(act(async () => (await import('./commands/daemon-stop.ts')).daemonStop(ctx)));
   daemon.command('status').description('show whether they run').option(...json)
     .action(act(async (flags) => (await import('./commands/daemon-status.ts')).daemonStatus(ctx, flags)));
+  program.command('doctor').description('check the host, the install and what bangerd runs; healthy is one line, else what to fix')
+    .option('-v, --verbose', 'print every check, not only warnings and failures')
+    .option('--fix', 'run the fixes that are safe unattended (install missing Debian packages, create directories, remove stale sockets)')
+    .option(...json)
+    .action(act(async (flags) => (await import('./commands/doctor.ts')).doctor(ctx, flags)));
   program.command('version').description('print versions').option(...json)
     .action(act(async (flags) => (await import('./commands/version.ts')).version(ctx, flags)));
   program.command('ssh-config').description('let plain `ssh NAME.vm` reach the running VM NAME: print, add or remove the Include ~/.ssh/config needs')

@@ -32,6 +32,7 @@ import { VmService } from './services/vm-service.ts';
 import { WorkspaceService } from './services/workspace-service.ts';
 import { imageTraits } from './services/vm-image.ts';
 import { createRpcHandlers } from './rpc-handlers.ts';
+import { DoctorService } from './services/doctor-service.ts';
 
 /** systemd-resolved's varlink socket: present while resolved runs. */
 const RESOLVED_SOCKET = '/run/systemd/resolve/io.systemd.Resolve';
@@ -66,6 +67,7 @@ export class Daemon {
   readonly agents: AgentService;
   readonly forwards: ForwardService;
   readonly guests: GuestService;
+  readonly doctor: DoctorService;
   private tunnelServer: net.Server | null = null;
   private dns: VmDnsServer | null = null;
   private dnsError: string | null = null;
@@ -104,6 +106,7 @@ export class Daemon {
     this.guests = new GuestService({ agents: this.agents, forwards: this.forwards, show: (ref) => this.vms.show(ref) });
     // A VM that stops or is deleted takes its forwards with it.
     this.vms.onStopped((vmId) => this.forwards.dropAll(vmId));
+    this.doctor = new DoctorService({ config, ops: this.ops, runner, driver, kernels: this.kernels, images: this.images, vms: this.vms, dns: () => this.dnsStatus() });
   }
 
   /** Creates banger's ssh key pair once; it is the only key guests accept. */
@@ -125,6 +128,7 @@ export class Daemon {
       guests: this.guests,
       version: () => ({ version: VERSION, commit: BUILD.commit, builtAt: BUILD.builtAt, node: process.version, pid: process.pid }),
       status: () => this.status(),
+      doctor: () => this.doctor.checks(),
       shutdown: this.deps.onShutdown ?? (() => void this.close()),
     });
   }
@@ -145,9 +149,14 @@ export class Daemon {
       socket: this.deps.paths.daemonSocket,
       helper,
       netns: this.deps.config.network.netns,
-      dns: this.dns ? { listening: true, address: `127.0.0.1:${this.dns.port}`, error: null } : { listening: false, address: null, error: this.dnsError ?? (this.deps.config.dns.port === 0 ? 'turned off ([dns] port = 0)' : null) },
+      dns: this.dnsStatus(),
       vms: { total: vms.length, running: vms.filter((v) => v.state === 'running').length },
     };
+  }
+
+  private dnsStatus(): DaemonStatus['dns'] {
+    if (this.dns) return { listening: true, address: `127.0.0.1:${this.dns.port}`, error: null };
+    return { listening: false, address: null, error: this.dnsError ?? (this.deps.config.dns.port === 0 ? 'turned off ([dns] port = 0)' : null) };
   }
 
   async listen(): Promise<void> {

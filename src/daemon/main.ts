@@ -6,17 +6,18 @@ import { loadConfig } from '../system/config.ts';
 import { assertUsablePaths, resolvePaths } from '../system/paths.ts';
 import { NodeProcessRunner } from '../system/process.ts';
 import { Daemon } from './daemon.ts';
-import { checkMigrations } from '../store/store.ts';
+import { checkMigrations, checkStore } from '../store/store.ts';
 import { versionLine } from '../version.ts';
 
 const { values } = parseArgs({
   options: {
-    foreground: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' }, 'check-migrations': { type: 'boolean' },
+    foreground: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' }, 'check-migrations': { type: 'boolean' }, 'check-store': { type: 'boolean' },
   },
 });
 if (values.help) {
-  process.stdout.write('usage: bangerd [--foreground] | --version | --check-migrations\nServes banger\'s API on $BANGER_HOME/run/bangerd.sock (or the XDG runtime dir).\n'
-    + '--check-migrations: how this bangerd stands to the store, without writing it: exit 0 current, 1 it will migrate it, 2 incompatible (newer).\n');
+  process.stdout.write('usage: bangerd [--foreground] | --version | --check-migrations | --check-store\nServes banger\'s API on $BANGER_HOME/run/bangerd.sock (or the XDG runtime dir).\n'
+    + '--check-migrations: how this bangerd stands to the store, without writing it: exit 0 current, 1 it will migrate it, 2 incompatible (newer).\n'
+    + '--check-store: the same and SQLite\'s integrity check, as JSON (for banger doctor).\n');
   process.exit(0);
 }
 if (values.version) {
@@ -27,6 +28,10 @@ if (values['check-migrations']) {
   const check = checkMigrations(resolvePaths().db);
   process.stdout.write(`${check.message}\n`);
   process.exit(check.status);
+}
+if (values['check-store']) {
+  process.stdout.write(`${JSON.stringify({ db: resolvePaths().db, ...checkStore(resolvePaths().db) })}\n`);
+  process.exit(0);
 }
 try {
   const paths = resolvePaths();

@@ -5,6 +5,7 @@ import type { CallContext, Handler } from '../protocol/jsonrpc.ts';
 import type { DaemonStatus, MethodName, ParamsOf, ResultOf, VersionInfo } from '../protocol/methods.ts';
 import { DAEMON_PARAMS } from '../protocol/daemon-schemas.ts';
 import { parseParams } from '../protocol/params.ts';
+import type { DoctorCheck } from '../protocol/doctor.ts';
 import type { ImageService } from './services/image-service.ts';
 import type { KernelService } from './services/kernel-service.ts';
 import type { VmService } from './services/vm-service.ts';
@@ -20,6 +21,7 @@ export interface RpcServices {
   guests: Pick<GuestService, 'health' | 'ports' | 'stats' | 'forward' | 'unforward'>;
   version(): VersionInfo;
   status(): Promise<DaemonStatus>;
+  doctor(): Promise<DoctorCheck[]>;
   /** Called once daemon.shutdown has been answered; the daemon closes and exits. */
   shutdown(): void;
 }
@@ -71,6 +73,7 @@ export function createRpcHandlers(services: RpcServices): Map<string, Handler> {
   on('kernel.delete', (p) => services.kernels.delete(p.name));
   on('daemon.version', () => services.version());
   on('daemon.status', () => services.status());
+  on('daemon.doctor', () => services.doctor());
   on('daemon.shutdown', () => {
     // After this turn, so the answer is written before the daemon closes.
     setImmediate(() => services.shutdown());

@@ -87,6 +87,7 @@ export const DAEMON_PARAMS = {
   'kernel.delete': z.strictObject({ name: z.string().min(1).max(128) }),
   'daemon.version': noParams,
   'daemon.status': noParams,
+  'daemon.doctor': noParams,
   'daemon.shutdown': noParams,
   'vm.restart': z.strictObject({ ref, waitSsh: z.boolean().optional(), sshTimeoutSec: sshTimeoutSec.optional(), freshAccel: z.boolean().optional() }),
   'vm.kill': z.strictObject({ ref, signal: z.enum(KILL_SIGNALS).optional() }),

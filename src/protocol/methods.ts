@@ -1,5 +1,6 @@
 // The daemon's RPC surface: method names with their parameter and result types. The SDK and the daemon both
 // import this file, so a change here is a change to both ends.
+import type { DoctorCheck } from './doctor.ts';
 import type { ErrorCode } from './errors.ts';
 import type { KillSignal } from './kill-signals.ts';
 import type {
@@ -310,6 +311,7 @@ export interface Methods {
   'kernel.delete': [{ name: string }, { name: string }];
   'daemon.version': [Record<string, never>, VersionInfo];
   'daemon.status': [Record<string, never>, DaemonStatus];
+  'daemon.doctor': [Record<string, never>, DoctorCheck[]];
   'daemon.shutdown': [Record<string, never>, { ok: true }];
   'vm.restart': [VmRef & { waitSsh?: boolean; sshTimeoutSec?: number; freshAccel?: boolean }, VmInfo];
   'vm.kill': [VmKillParams, VmInfo];

@@ -8,6 +8,7 @@ import type {
 } from '../protocol/methods.ts';
 import { resolvePaths } from '../system/paths.ts';
 import type { KillSignal } from '../protocol/kill-signals.ts';
+import type { DoctorCheck } from '../protocol/doctor.ts';
 import type { ForwardInfo, VmHealthResult, VmPortsResult, VmPruneResult, VmSetParams, VmStatsResult } from '../protocol/methods.ts';
 
 export interface CallOptions {
@@ -113,6 +114,8 @@ export class BangerClient {
   version(): Promise<VersionInfo> { return this.call('daemon.version', {}); }
   /** Daemon, helper and VM counts. */
   status(): Promise<DaemonStatus> { return this.call('daemon.status', {}); }
+  /** bangerd's half of banger doctor: what it runs and decided (see src/daemon/services/doctor-service.ts). */
+  doctor(): Promise<DoctorCheck[]> { return this.call('daemon.doctor', {}); }
   /** Asks bangerd to exit; running VMs keep running. */
   async shutdown(): Promise<void> { await this.call('daemon.shutdown', {}); }
 

@@ -71,6 +71,26 @@ export function checkMigrations(file: string): { status: 0 | 1 | 2; message: str
   }
 }
 
+/**
+ * The store's health for `banger doctor`, read without writing: how this banger stands to its schema
+ * (checkMigrations) and SQLite's own integrity check ("ok", or the problems it lists; null when there is no store).
+ */
+export function checkStore(file: string): { migrations: { status: 0 | 1 | 2; message: string }; integrity: string | null } {
+  const migrations = checkMigrations(file);
+  if (!fs.existsSync(file)) return { migrations, integrity: null };
+  try {
+    const db = new DatabaseSync(file, { readOnly: true });
+    try {
+      const rows = db.prepare('PRAGMA integrity_check').all() as Array<{ integrity_check: string }>;
+      return { migrations, integrity: rows.map((r) => r.integrity_check).join('; ') };
+    } finally {
+      db.close();
+    }
+  } catch (err) {
+    return { migrations, integrity: (err as Error).message };
+  }
+}
+
 export class Store {
   readonly db: DatabaseSync;
   private readonly clock: Clock;

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { BangerError } from '../protocol/errors.ts';
 import { shellQuote } from '../protocol/ssh-command.ts';
+import { packageOf } from './host-tools.ts';
 
 export interface RunOptions {
   signal?: AbortSignal;
@@ -69,7 +70,9 @@ export class NodeProcessRunner implements ProcessRunner {
       child.on('error', (err: NodeJS.ErrnoException) => {
         if (timer) clearTimeout(timer);
         if (err.code === 'ENOENT') {
-          reject(new BangerError('MISSING_TOOL', `${command} is not installed or not on PATH`, { hint: 'run scripts/setup.sh, or install the Debian package that provides it', cause: err }));
+          const pkg = packageOf(command);
+          const hint = pkg ? `${path.basename(command)} comes from the Debian package ${pkg}: apt-get install ${pkg} (or: banger doctor --fix)` : 'banger doctor names what is missing; banger doctor --fix installs it';
+          reject(new BangerError('MISSING_TOOL', `${command} is not installed or not on PATH`, { hint, cause: err }));
         } else reject(err);
       });
       child.on('close', (code, signal) => {

@@ -55,9 +55,12 @@ export class FakePrivilegedOps implements PrivilegedOps {
     if (err) throw err;
   }
 
+  /** What ping answers. */
+  pong: HelperPong = { pid: 4242, version: 'fake', network: { bridge: 'banger0', subnet: '172.30.0.0/24', netns: null } };
+
   async ping(): Promise<HelperPong> {
     await this.record('ping', {});
-    return { pid: 4242, version: 'fake', network: { bridge: 'banger0', subnet: '172.30.0.0/24', netns: null } };
+    return this.pong;
   }
 
   async ensureBridge(params: BridgeParams): Promise<void> {

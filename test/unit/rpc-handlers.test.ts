@@ -67,6 +67,7 @@ function fakeServices(calls: Array<[string, unknown[]]>, shutdowns: { count: num
     },
     version: record('version', { version: '0.1.0', commit: null, builtAt: null, node: 'v24', pid: 1 }),
     status: record('status', Promise.resolve({} as DaemonStatus)),
+    doctor: record('doctor', Promise.resolve([])),
     shutdown: () => {
       shutdowns.count++;
     },

@@ -193,6 +193,24 @@ export class ImageService {
     return raceSignal(this.builds.run(nameOrRef, () => this.build(nameOrRef, ctx)), ctx.signal);
   }
 
+  /** Where `ensure` would get an image from now, without getting it (banger doctor). */
+  async origin(nameOrRef: string): Promise<{ from: 'local' | 'catalog' | 'recipe' | 'registry' | 'nowhere'; detail: string }> {
+    const recipe = DEFAULT_IMAGES.get(nameOrRef);
+    const existing = this.find(nameOrRef);
+    if (existing && fs.existsSync(existing.path) && (!recipe || existing.path.includes(`/${recipeId(recipe)}/`) || existing.source.startsWith('bundle:'))) {
+      return { from: 'local', detail: `${existing.path} (${existing.source})` };
+    }
+    if (looksLikeRef(nameOrRef)) return { from: 'registry', detail: `pulled from its registry on first use` };
+    let catalogError: string | null = null;
+    try {
+      if (await this.bundles.entry(nameOrRef)) return { from: 'catalog', detail: 'pulled from the catalog on first use' };
+    } catch (err) {
+      catalogError = messageOf(err);
+    }
+    if (recipe) return { from: 'recipe', detail: `built from Debian's archive on first use (about a minute)${catalogError ? `; the catalog cannot be read: ${catalogError}` : ''}` };
+    return { from: 'nowhere', detail: catalogError ? `the catalog cannot be read: ${catalogError}` : 'not registered, not in the catalog, and not a built-in image' };
+  }
+
   private async build(name: string, ctx: CallContext): Promise<ImageInfo> {
     // Each recipe version gets its own directory: VMs made from an older build keep their backing file.
     const dir = path.join(this.deps.imagesDir, name, recipeId(DEFAULT_IMAGES.get(name)!));

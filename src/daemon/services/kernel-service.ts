@@ -56,6 +56,12 @@ export class KernelService {
     return this.deps.store.listKernels();
   }
 
+  /** The default kernel as it stands, without importing it: the host's kernel version, and its record once imported. */
+  hostDefault(): { version: string; kernel: KernelInfo | null } {
+    const found = findHostKernel(this.deps.source ?? HOST_KERNEL_SOURCE);
+    return { version: found.version, kernel: this.deps.store.getKernel(hostKernelId(found.version)) };
+  }
+
   /** The default kernel: the host's newest distro kernel, imported on first use. */
   async ensureDefault(ctx: Pick<CallContext, 'progress'>): Promise<KernelInfo> {
     const source = this.deps.source ?? HOST_KERNEL_SOURCE;
