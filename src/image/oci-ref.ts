@@ -2,6 +2,7 @@
 // dot or a colon, or `localhost`, is a registry; otherwise the image is on Docker Hub, where one-component names
 // live under library/.
 import { BangerError } from '../protocol/errors.ts';
+import { isLoopbackHost } from '../system/url-source.ts';
 
 export interface ImageRef {
   /** Host and optional port, as written (docker.io for Docker Hub). */
@@ -60,10 +61,7 @@ export function registryApiHost(registry: string): string {
   return registry === DOCKER_HUB ? DOCKER_HUB_API : registry;
 }
 
-/** Whether a URL's hostname is this host's loopback: localhost, 127.0.0.0/8 or ::1. */
-export function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
-}
+export { isLoopbackHost };
 
 /** Whether plain http may be used: only for a registry on this host's loopback (or listed in config as insecure). */
 export function isLoopbackRegistry(registry: string): boolean {

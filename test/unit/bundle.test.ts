@@ -10,7 +10,7 @@ import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import zlib from 'node:zlib';
 import { bundleMemberName, readBundle, writeBundle, type BundleContents, type ReadBundleOptions } from '../../src/image/bundle.ts';
-import { urlRefusal } from '../../src/image/bundle-source.ts';
+import { urlRefusal } from '../../src/system/url-source.ts';
 import { BundleServer } from '../fakes/bundle-server.ts';
 import { fails } from '../fakes/expect-error.ts';
 
