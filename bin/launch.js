@@ -31,7 +31,8 @@ try {
 } catch {
   // Never built: run the sources.
 }
-const compiled = stamp >= 0 && !newerThan(path.join(root, 'src'), stamp);
+// A release has no src/ at all: it runs what it was built with.
+const compiled = stamp >= 0 && (!fs.existsSync(path.join(root, 'src')) || !newerThan(path.join(root, 'src'), stamp));
 if (!compiled) {
   await import(path.join(root, 'src', `${entry}.ts`));
 } else if (entry === 'cli/main') {

@@ -178,7 +178,7 @@ export function storeCheck(probe: HostProbe, paths: BangerPaths): DoctorCheck[] 
  * Which builds are in play: this CLI, the installed release (`current`) when this CLI is one, and the running
  * bangerd. A development build (run from src/) is never called drift: it has no commit to compare.
  */
-export function versionChecks(daemon: VersionInfo | null, build: BuildInfo = BUILD, install = installOf()): DoctorCheck[] {
+export function versionChecks(daemon: VersionInfo | null, build: Pick<BuildInfo, 'version' | 'commit' | 'builtAt'> = BUILD, install = installOf()): DoctorCheck[] {
   const rows: DoctorCheck[] = [];
   const label = (b: { version: string; commit: string | null }): string => `${b.version}${b.commit ? ` (${b.commit.slice(0, 12)})` : ''}`;
   const dev = build.builtAt === null;

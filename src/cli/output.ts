@@ -116,6 +116,9 @@ const FALLBACK_HINTS: { readonly [C in ErrorCode]: (where: HintContext) => strin
   AGENT_UNAVAILABLE: () => 'see the guest\'s console: banger vm logs NAME; restarting the VM restarts its agent: banger vm restart NAME',
   AGENT_FAILED: () => 'the message above is the guest\'s own error; check the command or path inside the guest: banger vm ssh NAME',
   STORE_TOO_NEW: () => 'upgrade banger to the version that wrote the database, or point BANGER_HOME at another directory',
+  RELEASE_INVALID: () => 'nothing was installed; try again later, or report the release to its publisher',
+  UPDATE_FAILED: ({ logDir }) => `see ${path.join(logDir(), 'bangerd.log')} and banger doctor`,
+  NOT_INSTALLED: () => 'a checkout updates with git pull && bash scripts/setup.sh; an install comes from a release\'s install.sh',
   CANCELLED: () => 'see what is left: banger vm list --all',
   INTERNAL: ({ logDir }) => `this is a bug in banger or a failure it does not explain yet; the daemon log has the details: ${path.join(logDir(), 'bangerd.log')}`,
 };

@@ -1,7 +1,7 @@
 // banger CLI: parse → SDK call → print. This file declares the commands and runs them; each command lives in
 // its own file under commands/, imported only when it runs, so `banger vm list` loads no ssh or daemon code.
 // Importing this file has no side effects: main.ts is the entry that runs main().
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { BangerError } from '../protocol/errors.ts';
 import type { BangerClient } from '../sdk/client.ts';
 import { VERSION } from '../version.ts';
@@ -175,6 +175,14 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
     .option('--fix', 'run the fixes that are safe unattended (install missing Debian packages, create directories, remove stale sockets)')
     .option(...json)
     .action(act(async (flags) => (await import('./commands/doctor.ts')).doctor(ctx, flags)));
+  program.command('update').description('install a newer signed release over this one (rolls back by itself when the new one fails)')
+    .option('--check', 'only say whether a newer release is out')
+    .option('--to <version>', 'install this release (newer or older) instead of the newest stable one')
+    .option('--dry-run', 'download and verify the release and check the store against it, then stop: nothing changes')
+    .option('--force', 'go ahead while bangerd runs operations or guest sessions')
+    .addOption(new Option('--manifest-url <url>', 'read the release manifest from here (tests)').hideHelp())
+    .option(...json)
+    .action(act(async (flags) => (await import('./commands/update.ts')).update(ctx, flags)));
   program.command('version').description('print versions').option(...json)
     .action(act(async (flags) => (await import('./commands/version.ts')).version(ctx, flags)));
   program.command('ssh-config').description('let plain `ssh NAME.vm` reach the running VM NAME: print, add or remove the Include ~/.ssh/config needs')

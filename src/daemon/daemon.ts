@@ -34,6 +34,12 @@ import { imageTraits } from './services/vm-image.ts';
 import { createRpcHandlers } from './rpc-handlers.ts';
 import { DoctorService } from './services/doctor-service.ts';
 
+/** Methods that only read: they do not count as operations in flight (daemon.status). */
+const READ_ONLY_METHODS: ReadonlySet<string> = new Set([
+  'vm.list', 'vm.show', 'vm.ssh', 'vm.logs', 'vm.health', 'vm.ports', 'vm.stats', 'image.list', 'image.show', 'image.cache.list',
+  'kernel.list', 'kernel.catalog', 'kernel.show', 'daemon.version', 'daemon.status', 'daemon.doctor', 'daemon.shutdown',
+]);
+
 /** systemd-resolved's varlink socket: present while resolved runs. */
 const RESOLVED_SOCKET = '/run/systemd/resolve/io.systemd.Resolve';
 
@@ -76,6 +82,7 @@ export class Daemon {
   private readonly log: (message: string) => void;
   private server: net.Server | null = null;
   private stopping = false;
+  private readonly inFlight: string[] = [];
 
   constructor(deps: DaemonDeps) {
     this.deps = deps;
@@ -120,7 +127,7 @@ export class Daemon {
   }
 
   handlers(): Map<string, Handler> {
-    return createRpcHandlers({
+    const handlers = createRpcHandlers({
       vms: this.vms,
       images: this.images,
       kernels: this.kernels,
@@ -131,6 +138,19 @@ export class Daemon {
       doctor: () => this.doctor.checks(),
       shutdown: this.deps.onShutdown ?? (() => void this.close()),
     });
+    // Calls that change something are counted while they run, for daemon.status (banger update waits for none).
+    for (const [method, handler] of handlers) {
+      if (READ_ONLY_METHODS.has(method)) continue;
+      handlers.set(method, async (params, ctx) => {
+        this.inFlight.push(method);
+        try {
+          return await handler(params, ctx);
+        } finally {
+          this.inFlight.splice(this.inFlight.indexOf(method), 1);
+        }
+      });
+    }
+    return handlers;
   }
 
   private async status(): Promise<DaemonStatus> {
@@ -151,6 +171,8 @@ export class Daemon {
       netns: this.deps.config.network.netns,
       dns: this.dnsStatus(),
       vms: { total: vms.length, running: vms.filter((v) => v.state === 'running').length },
+      operations: [...this.inFlight],
+      sessions: await new Promise<number>((resolve) => (this.tunnelServer ? this.tunnelServer.getConnections((err, n) => resolve(err ? 0 : n)) : resolve(0))),
     };
   }
 

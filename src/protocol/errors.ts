@@ -24,6 +24,12 @@ export const ERROR_CODES = {
   AGENT_UNAVAILABLE: 19,
   /** The guest agent answered that it could not do what was asked. */
   AGENT_FAILED: 20,
+  /** A release did not verify: its signature, a hash, its size or its manifest (banger update). */
+  RELEASE_INVALID: 21,
+  /** An update failed after it began to change the install, and was rolled back (or could not be). */
+  UPDATE_FAILED: 22,
+  /** banger update runs from a checkout of the repository or another tree that is not an installed release. */
+  NOT_INSTALLED: 23,
   CANCELLED: 130,
   INTERNAL: 70,
 } as const;

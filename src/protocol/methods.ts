@@ -144,6 +144,10 @@ export interface DaemonStatus {
   /** The `.vm` DNS server: where it listens, or why it does not. */
   dns: { listening: boolean; address: string | null; error: string | null };
   vms: { total: number; running: number };
+  /** The calls that change something (vm create, image pull, ...) running now; banger update waits for none. */
+  operations: string[];
+  /** Byte streams into guests open now (ssh through ProxyCommand, vm exec, vm run's command). */
+  sessions: number;
 }
 
 export interface VmRef {

@@ -4,7 +4,7 @@
 // (an ELF vmlinux extracted from its vmlinuz, with the modules a guest needs). `image pull NAME` brings the kernel
 // the image names, and the result boots; then promote, register with a kernel file and its own initrd, and the
 // refusals. Guests live in a network namespace this test creates and deletes.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { BANGER, e2eBanger } from './e2e-banger.ts';
 import { busyboxRootfsLayer } from './oci-test-images.ts';
 import { freePort } from '../fakes/free-port.ts';
+import { startStaticServer, type StaticServer } from './static-server.ts';
 import { writeBundle } from '../../src/image/bundle.ts';
 import { extractVmlinux } from '../../src/kernel/kernel-format.ts';
 import { findHostKernel, HOST_KERNEL_SOURCE } from '../../src/kernel/host-kernel.ts';
@@ -27,23 +28,11 @@ const WORK = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-e2e-cat-'));
 const SERVED = path.join(WORK, 'served');
 const host = findHostKernel(HOST_KERNEL_SOURCE);
 
-let server: ChildProcess | null = null;
+let server: StaticServer | null = null;
 let port = 0;
 
 interface Entry { name: string; url: string; sha256: string; size: number; kernel_ref?: string | null; description?: string }
 const catalog: { schemaVersion: 1; images: Entry[]; kernels: Entry[] } = { schemaVersion: 1, images: [], kernels: [] };
-
-/** A static file server for one directory, on 127.0.0.1: argv is the directory and the port. */
-const SERVER = `
-const [dir, port] = process.argv.slice(1);
-require('node:http').createServer((req, res) => {
-  const file = require('node:path').join(dir, require('node:path').basename(new URL(req.url, 'http://x').pathname));
-  let size;
-  try { size = require('node:fs').statSync(file).size; } catch { res.writeHead(404).end(); return; }
-  res.writeHead(200, { 'content-length': size, connection: 'close' });
-  require('node:fs').createReadStream(file).pipe(res);
-}).listen(Number(port), '127.0.0.1');
-`;
 
 function writeCatalog(): void {
   fs.writeFileSync(path.join(SERVED, 'catalog.json'), JSON.stringify(catalog));
@@ -81,13 +70,7 @@ describe('catalog bundles and kernels', { timeout: 30 * 60_000 }, () => {
     fs.mkdirSync(SERVED);
     port = await freePort();
     writeCatalog();
-    server = spawn(process.execPath, ['-e', SERVER, SERVED, String(port)], { stdio: 'ignore' });
-    for (let i = 0; ; i++) {
-      const up = await fetch(`http://127.0.0.1:${port}/catalog.json`).then((r) => r.ok, () => false);
-      if (up) break;
-      assert.ok(i < 200, 'the catalog server did not start');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    server = await startStaticServer(SERVED, port);
     fs.mkdirSync(path.join(HOME, 'config'), { recursive: true });
     fs.writeFileSync(path.join(HOME, 'config', 'config.toml'), `[dns]\nport = ${await freePort()}\n\n[image]\ncatalog = "http://127.0.0.1:${port}/catalog.json"\n`);
     const k = await kernelBundle(path.join(SERVED, 'hostelf.tar.zst'));
@@ -98,7 +81,7 @@ describe('catalog bundles and kernels', { timeout: 30 * 60_000 }, () => {
   after(() => {
     teardown();
     spawnSync('ip', ['netns', 'del', NETNS]);
-    server?.kill('SIGKILL');
+    server?.stop();
     fs.rmSync(WORK, { recursive: true, force: true });
   });
 
