@@ -1,6 +1,7 @@
 // The scripts `banger completion SHELL` prints. Each is a thin shim: it hands the words typed so far to
 // `banger __complete` and shows what comes back (see completion-engine.ts for the format), so the commands,
-// flags and names it offers always come from the installed banger itself.
+// flags and names it offers always come from the installed banger itself: the one the line names
+// (./bin/banger, ~/bin/banger, or banger from PATH), past any VAR=value in front of it.
 
 export const SHELLS = ['bash', 'zsh', 'fish'] as const;
 export type Shell = (typeof SHELLS)[number];
@@ -27,8 +28,10 @@ _banger_complete() {
     local -a words lines
     read -ra words <<<"$line"
     if [[ -z $line || $line == *[[:space:]] ]]; then words+=(""); fi
-    local cur=\${words[\${#words[@]}-1]}
-    mapfile -t lines < <(banger __complete "\${words[@]:1}" 2>/dev/null)
+    while [[ \${words[0]-} =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; do words=("\${words[@]:1}"); done
+    local cur=\${words[\${#words[@]}-1]} banger=\${words[0]-banger}
+    [[ $banger == "~/"* ]] && banger=$HOME/\${banger#"~/"}
+    mapfile -t lines < <("$banger" __complete "\${words[@]:1}" 2>/dev/null)
     local breaks=\${COMP_WORDBREAKS//[^=:]/} head=
     if [[ -n $breaks && $cur == *[$breaks]* ]]; then head=\${cur%"\${cur##*[$breaks]}"}; fi
     COMPREPLY=()
@@ -51,8 +54,9 @@ const ZSH = `#compdef banger
 # in a directory of $fpath. Candidates come from banger itself (banger __complete WORDS...).
 _banger() {
     local -a lines matches
-    local line kind ret=1
-    lines=("\${(@f)$(banger __complete "\${(@Q)words[2,CURRENT]}" 2>/dev/null)}")
+    local line kind ret=1 banger=\${(Q)words[1]}
+    [[ $banger == '~/'* ]] && banger=$HOME/\${banger#'~/'}
+    lines=("\${(@f)$("$banger" __complete "\${(@Q)words[2,CURRENT]}" 2>/dev/null)}")
     kind=\${lines[1]}
     for line in "\${(@)lines[2,-1]}"; do
         [[ -z $line ]] && continue
@@ -84,9 +88,13 @@ const FISH = `# fish completion for banger: save it as ~/.config/fish/completion
 # banger completion fish | source). Candidates come from banger itself (banger __complete WORDS...).
 function __banger_complete
     set -l words (commandline -opc)
+    while string match -qr -- '^[A-Za-z_][A-Za-z0-9_]*=' "$words[1]"
+        set -e words[1]
+    end
+    set -l banger (string replace -r -- '^~/' "$HOME/" "$words[1]")
     set -e words[1]
     set -l cur (commandline -ct)
-    set -l lines (banger __complete $words "$cur" 2>/dev/null)
+    set -l lines ($banger __complete $words "$cur" 2>/dev/null)
     for line in $lines[2..-1]
         printf '%s\\n' $line
     end
