@@ -19,8 +19,9 @@ packages=(
   xz-utils zstd ca-certificates
 )
 # --with-test-tools (scripts/test.sh, bench/): the tests' real OCI registry, which they run on loopback themselves,
-# and bench/pull's baseline (skopeo copy + umoci unpack).
-if [[ ${1:-} == --with-test-tools ]]; then packages+=(docker-registry skopeo umoci); fi
+# bench/pull's baseline (skopeo copy + umoci unpack), and the shells (and bash-completion) whose completion
+# test/e2e/completion.test.ts asks.
+if [[ ${1:-} == --with-test-tools ]]; then packages+=(docker-registry skopeo umoci bash-completion zsh fish); fi
 missing=()
 for p in "${packages[@]}"; do
   [[ $p == \#* ]] && continue

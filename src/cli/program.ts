@@ -7,6 +7,7 @@ import type { BangerClient } from '../sdk/client.ts';
 import { VERSION } from '../version.ts';
 import type { SignalSource } from './cancel.ts';
 import type { CliContext } from './context.ts';
+import type { LiveNames } from './commands/complete.ts';
 import { splitGuestCommand } from './guest-command.ts';
 import { reportError, stdio, type Output } from './output.ts';
 import { resolvePaths } from '../system/paths.ts';
@@ -190,6 +191,9 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
     .option('--uninstall', "remove banger's markers and the Include between them from ~/.ssh/config")
     .option(...json)
     .action(act(async (flags) => (await import('./commands/ssh-config.ts')).sshConfig(ctx, flags)));
+  program.command('completion').description('print the completion script for bash, zsh or fish (subcommands, flags, and VM, image and kernel names)')
+    .argument('<shell>', 'bash, zsh or fish')
+    .action(act(async (shell: string) => (await import('./commands/completion.ts')).completion(ctx, shell)));
   // ssh's ProxyCommand for Host *.vm (see commands/ssh-config.ts); not for people.
   program.command('ssh-proxy', { hidden: true }).argument('<host>').argument('<port>')
     .action(act(async (host: string, port: string) => (await import('./commands/ssh-proxy.ts')).sshProxy(ctx, host, port)));
@@ -223,6 +227,8 @@ export interface MainDeps {
   runViaAgent?: CliContext['runViaAgent'];
   /** config.toml, for the defaults `vm create --help` shows; from the environment when not given. */
   configFile?: string;
+  /** VM, image and kernel names for `__complete`; from a running bangerd when not given. */
+  liveNames?: LiveNames;
 }
 
 /** Runs the CLI on `argv` (without node and script) and returns its exit status; prints every error itself. */
@@ -247,6 +253,9 @@ export async function main(argv: string[], deps: MainDeps = {}): Promise<number>
   const program = buildProgram(ctx, (code) => {
     status = code;
   });
+  // The completion scripts' callback: its words are a command line being typed, not one to run, so they are
+  // not parsed here (see commands/complete.ts). Not a commander command: `--` and flags among them are data.
+  if (argv[0] === '__complete') return (await import('./commands/complete.ts')).complete(output, program, argv.slice(1), deps.liveNames);
   const command = commandPath(program, own);
   ctx.command = command;
   const sized = /^banger vm (create|run)$/.exec(command);

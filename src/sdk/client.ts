@@ -122,6 +122,11 @@ export class BangerClient {
   close(): void {
     this.connection.close();
   }
+
+  /** Drops the connection at once, without waiting for bangerd (a call still under way fails). */
+  destroy(): void {
+    this.connection.destroy();
+  }
 }
 
 /** Connects to bangerd, starting it first if needed. */
