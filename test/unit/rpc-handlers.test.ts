@@ -96,7 +96,7 @@ describe('bangerd RPC handlers', () => {
 
   it('has a handler for every method in the protocol, and only those', () => {
     assert.deepEqual([...handlers.keys()].sort(), [
-      'daemon.shutdown', 'daemon.status', 'daemon.version', 'image.cache.list', 'image.cache.prune', 'image.delete', 'image.list', 'image.makeBundle', 'image.promote', 'image.pull', 'image.register', 'image.show', 'kernel.catalog', 'kernel.delete', 'kernel.import', 'kernel.list', 'kernel.pull', 'kernel.show',
+      'daemon.doctor', 'daemon.shutdown', 'daemon.status', 'daemon.version', 'image.cache.list', 'image.cache.prune', 'image.delete', 'image.list', 'image.makeBundle', 'image.promote', 'image.pull', 'image.register', 'image.show', 'kernel.catalog', 'kernel.delete', 'kernel.import', 'kernel.list', 'kernel.pull', 'kernel.show',
       'vm.create', 'vm.delete', 'vm.forward', 'vm.health', 'vm.kill', 'vm.list', 'vm.logs', 'vm.ports', 'vm.prune', 'vm.restart', 'vm.set', 'vm.show',
       'vm.ssh', 'vm.start', 'vm.stats', 'vm.stop', 'vm.unforward', 'vm.workspace.bootstrap', 'vm.workspace.export', 'vm.workspace.prepare',
     ]);
