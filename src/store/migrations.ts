@@ -58,4 +58,6 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE images ADD COLUMN layers TEXT NOT NULL DEFAULT '[]';
    ALTER TABLE images ADD COLUMN kernel_ref TEXT;
    ALTER TABLE kernels ADD COLUMN format TEXT NOT NULL DEFAULT 'bzimage' CHECK (format IN ('elf', 'bzimage'));`,
+  // 5: a VM whose create has not finished: one a daemon killed mid-create left behind, which the next removes.
+  `ALTER TABLE vms ADD COLUMN unfinished INTEGER NOT NULL DEFAULT 0;`,
 ];

@@ -133,12 +133,23 @@ export class Store {
     this.db.close();
   }
 
-  insertVm(vm: VmInfo): void {
+  /** A new VM; `unfinished` until its create calls finishCreate (a daemon killed before that leaves it so). */
+  insertVm(vm: VmInfo, options: { unfinished?: boolean } = {}): void {
     this.db.prepare(
-      `INSERT INTO vms (id, name, state, image, kernel, vcpus, memory_mib, disk_gib, ip, mac, tap, accel, pid, created_at, updated_at, nat)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(vm.id, vm.name, vm.state, vm.image, vm.kernel, vm.vcpus, vm.memoryMib, vm.diskGib, vm.ip, vm.mac, vm.tap, vm.accel, vm.pid, vm.createdAt, vm.createdAt, vm.nat ? 1 : 0);
+      `INSERT INTO vms (id, name, state, image, kernel, vcpus, memory_mib, disk_gib, ip, mac, tap, accel, pid, created_at, updated_at, nat, unfinished)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(vm.id, vm.name, vm.state, vm.image, vm.kernel, vm.vcpus, vm.memoryMib, vm.diskGib, vm.ip, vm.mac, vm.tap, vm.accel, vm.pid, vm.createdAt, vm.createdAt, vm.nat ? 1 : 0, options.unfinished ? 1 : 0);
     if (vm.workspace) this.setWorkspace(vm.id, vm.workspace);
+  }
+
+  /** The VM's create has finished (it is whole, or kept on purpose): no longer something to undo at start. */
+  finishCreate(id: string): void {
+    this.db.prepare('UPDATE vms SET unfinished = 0 WHERE id = ?').run(id);
+  }
+
+  /** VMs whose create never finished: left by a daemon that was killed during it. */
+  unfinishedVms(): VmInfo[] {
+    return (this.db.prepare('SELECT * FROM vms WHERE unfinished = 1 ORDER BY created_at').all() as unknown as VmRow[]).map(vmFromRow);
   }
 
   /** Records the workspace shipped into a VM (replacing any earlier one), or forgets it (null). */

@@ -327,6 +327,7 @@ describe('VmService', { timeout: 30_000 }, () => {
       assert.deepEqual([...h.ops.taps], [vm.tap]);
       assert.ok(fs.existsSync(h.service.files(vm.id).dir));
       assert.ok(h.runner.callsTo('ssh').length > 1, 'ssh was retried');
+      assert.deepEqual(h.store.unfinishedVms(), [], 'kept on purpose: the next daemon does not remove it');
     });
 
     it('reports a VMM that dies while waiting for ssh as VMM_FAILED with the console tail, and undoes everything', async () => {
@@ -652,6 +653,34 @@ describe('VmService', { timeout: 30_000 }, () => {
       assert.ok(h.ops.taps.has(live.tap));
       assert.equal(h.store.getVm(idle.id)!.state, 'stopped');
       assert.deepEqual(h.ops.callsTo('deleteTap').slice(deletesBefore), [{ tap: dead.tap, netns: null }]);
+    });
+
+    it('reconcile removes whole a VM whose create a killed daemon never finished, and keeps finished ones', async () => {
+      const cut = await h.service.create({ name: 'cut' }, makeCtx().ctx);
+      const whole = await h.service.create({ name: 'whole' }, makeCtx().ctx);
+      const made = await h.service.create({ name: 'made', start: false }, makeCtx().ctx);
+      assert.deepEqual(h.store.unfinishedVms(), []);
+      // What a daemon killed after the boot, before its create returned, leaves: the row still marked unfinished.
+      h.store.db.prepare('UPDATE vms SET unfinished = 1 WHERE id = ?').run(cut.id);
+      assert.ok(h.driver.isAlive(cut.id, cut.pid) && h.ops.taps.has(cut.tap) && fs.existsSync(h.service.files(cut.id).dir));
+      await h.service.reconcile();
+      assert.equal(h.store.getVm(cut.id), null);
+      assert.equal(h.driver.isAlive(cut.id, cut.pid), false);
+      assert.equal(h.ops.taps.has(cut.tap), false);
+      assert.equal(fs.existsSync(h.service.files(cut.id).dir), false);
+      assert.ok(h.logs.some((l) => /vm cut: its create did not finish/.test(l)));
+      assert.deepEqual(h.store.getVm(whole.id), whole);
+      assert.equal(h.store.getVm(made.id)!.state, 'created');
+    });
+
+    it('reconcile keeps an unfinished VM it cannot remove, stopped and no longer unfinished, and says so', async () => {
+      const cut = await h.service.create({ name: 'cut' }, makeCtx().ctx);
+      h.store.db.prepare('UPDATE vms SET unfinished = 1 WHERE id = ?').run(cut.id);
+      h.ops.fail('deleteTap');
+      await h.service.reconcile();
+      assert.equal(h.store.getVm(cut.id)!.state, 'stopped');
+      assert.deepEqual(h.store.unfinishedVms(), []);
+      assert.ok(h.logs.some((l) => /could not remove it: .*banger vm delete cut/.test(l)));
     });
 
     it('reconcile carries on when a tap cannot be deleted', async () => {

@@ -89,7 +89,7 @@ export class VmService {
     });
     this.teardown = new VmTeardown({
       store: deps.store, driver: deps.driver, ops: deps.ops, agents: deps.agents, ssh: this.ssh, reaper: this.reaper, netns, bridge: deps.config.network.bridge,
-      files: (id) => this.files(id), stopped: (id) => this.stopped(id),
+      files: (id) => this.files(id), stopped: (id) => this.stopped(id), log: deps.log,
     });
   }
 
@@ -119,8 +119,9 @@ export class VmService {
     return this.reaper.refresh(this.resolve(ref));
   }
 
-  /** At daemon start; see VmReaper.reconcile. */
-  reconcile(): Promise<void> {
+  /** At daemon start: what a killed daemon's creates left is removed, then VmReaper.reconcile. */
+  async reconcile(): Promise<void> {
+    await this.teardown.undoUnfinishedCreates();
     return this.reaper.reconcile();
   }
 
@@ -160,7 +161,8 @@ export class VmService {
       diskGib: spec.diskGib, ip: allocateIp(store, config.network.subnet), mac, tap, accel: null, pid: null, createdAt: isoNow(this.deps.clock),
       nat: params.nat === true, workspace: null,
     };
-    store.insertVm(vm);
+    store.insertVm(vm, { unfinished: true });
+    const finished = (v: VmInfo): VmInfo => (store.finishCreate(id), v);
     return this.locks.run(id, async () => {
       try {
         ctx.progress({ stage: 'disk', message: `creating disks for ${vm.name} (copy-on-write over ${image.name}, ${vm.diskGib} GiB work disk)` });
@@ -168,14 +170,17 @@ export class VmService {
           vm, files: this.files(id), kernel, baseImage: image.path, gateway: subnetOf(config.network.subnet).gateway, sshKey: this.deps.sshKey,
           runner: this.deps.runner, driver, signal: ctx.signal, agent: this.deps.agentBinary(), boot: image.boot, ...(extras.seedWorkDisk ? { seedWorkDisk: () => extras.seedWorkDisk!(ctx) } : {}),
         });
-        if (params.start === false) return vm;
+        if (params.start === false) return finished(vm);
         const running = await this.startLocked(vm, kernel, accel, { waitSsh: params.waitSsh ?? true, sshTimeoutSec: spec.sshTimeoutSec }, ctx);
-        if (!extras.afterFirstBoot) return running;
+        if (!extras.afterFirstBoot) return finished(running);
         await extras.afterFirstBoot(running, this.ssh.target(running), ctx);
-        return store.getVm(id)!;
+        return finished(store.getVm(id)!);
       } catch (err) {
         // A guest that booted but never answered ssh is kept for post-mortem; anything else is undone.
-        if (isBootTimeout(err)) throw err;
+        if (isBootTimeout(err)) {
+          store.finishCreate(id);
+          throw err;
+        }
         this.deps.log(`vm ${vm.name}: create failed (${messageOf(err)}); removing what was created`);
         try {
           await this.teardown.destroy(vm);

@@ -2,6 +2,7 @@
 // signal for vm kill) and destroying everything a VM has. Both leave the host as they found it before the VM:
 // no VMM, no tap, no NAT entry.
 import fs from 'node:fs';
+import { messageOf } from '../../protocol/errors.ts';
 import type { NatParams, PrivilegedOps } from '../../protocol/privileged-ops.ts';
 import type { VmInfo } from '../../protocol/methods.ts';
 import type { Store } from '../../store/store.ts';
@@ -23,6 +24,7 @@ export interface VmTeardownDeps {
   files(id: string): VmFiles;
   /** Told about each VM that stopped or was deleted (its forwards end). */
   stopped(vmId: string): void;
+  log(message: string): void;
 }
 
 export class VmTeardown {
@@ -100,6 +102,22 @@ export class VmTeardown {
     }
     fs.rmSync(this.deps.files(vm.id).dir, { recursive: true, force: true });
     this.deps.store.deleteVm(vm.id);
+  }
+
+  /**
+   * At daemon start, before anything else runs: the VMs whose create never finished (the daemon that made them
+   * was killed) are removed whole, VMM, tap, NAT rules, disks and row, as a failed create removes them.
+   */
+  async undoUnfinishedCreates(): Promise<void> {
+    for (const vm of this.deps.store.unfinishedVms()) {
+      this.deps.log(`vm ${vm.name}: its create did not finish (bangerd was stopped during it); removing what it made`);
+      try {
+        await this.destroy(vm);
+      } catch (err) {
+        this.deps.log(`vm ${vm.name}: could not remove it: ${messageOf(err)}; it stays, stopped (banger vm delete ${vm.name})`);
+        this.deps.store.finishCreate(vm.id);
+      }
+    }
   }
 
   /** Whether or not the VM has NAT: its address is what bangerd-root adds or removes. */
