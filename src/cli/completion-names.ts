@@ -8,7 +8,7 @@ import type { LiveKind } from './completion-engine.ts';
 export const LIVE_NAMES_BOUND_MS = 1000;
 
 export interface LiveNamesOptions {
-  /** bangerd's socket; the SDK's default (BANGER_HOME or the runtime dir) when not given. */
+  /** bangerd's socket; the SDK's default (BANGER_HOME's, or the default one) when not given. */
   socketPath?: string;
   clock?: Clock;
   boundMs?: number;

@@ -13,7 +13,7 @@ import { isOlderVersion } from '../protocol/versions.ts';
 import { loadConfig, vmDefaultsWithSources } from '../system/config.ts';
 import { BIN_DIR } from '../system/helper-command.ts';
 import { HOST_TOOLS, hostToolPresent } from '../system/host-tools.ts';
-import { installOf, releaseInfo } from '../system/install-layout.ts';
+import { installOf, releaseInfo, type InstallRecord } from '../system/install-layout.ts';
 import { pathsProblem, type BangerPaths } from '../system/paths.ts';
 import { BUILD, type BuildInfo } from '../version.ts';
 
@@ -172,6 +172,30 @@ export function storeCheck(probe: HostProbe, paths: BangerPaths): DoctorCheck[] 
   else if (store.integrity === 'ok') rows.push(row('store.integrity', 'ok', `${paths.db}: integrity check ok`));
   else rows.push(row('store.integrity', 'fail', `${paths.db} is damaged: ${store.integrity}`, { fix: `banger daemon stop; cp ${paths.db} ${paths.db}.bak; then sqlite3 ${paths.db}.bak .recover | sqlite3 ${paths.db}.new and move it in place` }));
   return rows;
+}
+
+/**
+ * The systemd units of an install made with `banger system install`: present, accepted by systemd-analyze verify,
+ * and (when systemd is init here) active. Nothing to say for a banger not installed as services.
+ */
+export function unitChecks(record: InstallRecord | null, verify: (files: string[]) => string | null = analyzeVerify, state?: (unit: string) => string): DoctorCheck[] {
+  if (!record) return [];
+  const files = record.units.map((u) => path.join(record.unitDir, u));
+  const missing = files.filter((f) => !fs.existsSync(f));
+  if (missing.length > 0) return [row('units', 'fail', `unit files missing: ${missing.join(', ')}`, { fix: 'banger system uninstall, then banger system install' })];
+  const complaints = verify(files);
+  if (complaints) return [row('units', 'fail', `systemd-analyze verify: ${complaints}`, { fix: 'banger system uninstall, then banger system install' })];
+  const inactive = state ? record.units.filter((u) => state(u) !== 'active') : [];
+  if (inactive.length > 0) return [row('units', 'fail', `${inactive.join(', ')} not active`, { fix: `systemctl start ${inactive.join(' ')}; see journalctl -u ${inactive[0]}` })];
+  return [row('units', 'ok', `${record.units.join(', ')} in ${record.unitDir}: verified${state ? ', active' : ' (systemd is not init here: not started by it)'}`)];
+}
+
+/** What systemd-analyze verify says of the files (null: nothing, or it is not installed). */
+function analyzeVerify(files: string[]): string | null {
+  const r = spawnSync('systemd-analyze', ['verify', ...files], { encoding: 'utf8' });
+  if (r.error) return null;
+  const out = `${r.stderr}${r.stdout}`.trim();
+  return out === '' && r.status === 0 ? null : out.split('\n').slice(0, 3).join('; ');
 }
 
 /**

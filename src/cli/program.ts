@@ -164,11 +164,32 @@ export function buildProgram(ctx: CliContext, setStatus: (code: number) => void)
   kernel.command('rm').alias('delete').description('remove kernels no image names and no VM boots').argument('<name...>').option(...json)
     .action(act(async (names: string[], flags) => (await import('./commands/kernel-manage.ts')).kernelRm(ctx, names, flags)));
 
+  const system = program.command('system').description('banger as systemd services: install, status, restart, uninstall');
+  const systemOptions = (cmd: Command): Command =>
+    cmd.option('--prefix <dir>', 'where banger is installed (default: the install this banger runs from, else /opt/banger)')
+      .addOption(new Option('--unit-dir <dir>', 'where the units go (tests)').hideHelp())
+      .addOption(new Option('--systemctl <program>', 'the systemctl to run (tests)').hideHelp())
+      .option(...json);
+  systemOptions(system.command('install').description('install this build under PREFIX/versions, write and start bangerd-root.service and bangerd.service (needs root)'))
+    .option('--owner <user>', 'the user bangerd runs as and whose VMs these are (default: $SUDO_USER, else root)')
+    .option('--bin-dir <dir>', 'where the banger, bangerd and bangerd-root commands are linked', '/usr/local/bin')
+    .action(act(async (flags) => (await import('./commands/system-install.ts')).systemInstall(ctx, flags)));
+  systemOptions(system.command('status').description('the installed release and whether both services run and bangerd answers'))
+    .action(act(async (flags) => (await import('./commands/system-manage.ts')).systemStatus(ctx, flags)));
+  systemOptions(system.command('restart').description('restart both services; running VMs keep running'))
+    .option('--force', 'restart while bangerd runs operations or guest sessions')
+    .action(act(async (flags) => (await import('./commands/system-manage.ts')).systemRestart(ctx, flags)));
+  systemOptions(system.command('uninstall').description('stop and remove the services, the commands and the installed releases (VMs, images and kernels stay unless --purge)'))
+    .option('--purge', "also remove the owner's VMs, images, kernels and keys (refused while a VM runs)")
+    .action(act(async (flags) => (await import('./commands/system-manage.ts')).systemUninstall(ctx, flags)));
+
   const daemon = program.command('daemon').description('manage bangerd and bangerd-root');
   daemon.command('start').description('start both in the background')
     .action(act(async () => (await import('./commands/daemon-start.ts')).daemonStart(ctx)));
   daemon.command('stop').description('stop both (running VMs keep running)')
     .action(act(async () => (await import('./commands/daemon-stop.ts')).daemonStop(ctx)));
+  daemon.command('restart').description('stop both and start them again (running VMs keep running)')
+    .action(act(async () => (await import('./commands/daemon-restart.ts')).daemonRestart(ctx)));
   daemon.command('status').description('show whether they run').option(...json)
     .action(act(async (flags) => (await import('./commands/daemon-status.ts')).daemonStatus(ctx, flags)));
   program.command('doctor').description('check the host, the install and what bangerd runs; healthy is one line, else what to fix')

@@ -15,7 +15,7 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  process.stdout.write('usage: bangerd [--foreground] | --version | --check-migrations | --check-store\nServes banger\'s API on $BANGER_HOME/run/bangerd.sock (or the XDG runtime dir).\n'
+  process.stdout.write('usage: bangerd [--foreground] | --version | --check-migrations | --check-store\nServes banger\'s API on $BANGER_HOME/run/bangerd.sock (/run/banger for root, else STATE_DIR/run).\n'
     + '--check-migrations: how this bangerd stands to the store, without writing it: exit 0 current, 1 it will migrate it, 2 incompatible (newer).\n'
     + '--check-store: the same and SQLite\'s integrity check, as JSON (for banger doctor).\n');
   process.exit(0);

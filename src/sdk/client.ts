@@ -17,7 +17,7 @@ export interface CallOptions {
 }
 
 export interface ConnectOptions {
-  /** Socket of bangerd; defaults to the one for BANGER_HOME or the XDG runtime dir. */
+  /** Socket of bangerd; defaults to the one for BANGER_HOME, else /run/banger (root) or the state dir's run/. */
   socketPath?: string;
   /** Start bangerd (and bangerd-root when running as root) if nothing answers. Default true. */
   autoStart?: boolean;

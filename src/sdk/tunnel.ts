@@ -8,7 +8,7 @@ import { FirstLineError, readFirstLine } from '../protocol/first-line.ts';
 import { resolvePaths } from '../system/paths.ts';
 
 export interface TunnelOptions {
-  /** bangerd's tunnel socket; the one for BANGER_HOME or the XDG runtime dir by default. */
+  /** bangerd's tunnel socket; the one for BANGER_HOME, else /run/banger (root) or the state dir's run/, by default. */
   socketPath?: string;
 }
 

@@ -74,3 +74,30 @@ export function swapLink(link: string, target: string): void {
   fs.symlinkSync(path.relative(path.dirname(link), target), tmp);
   fs.renameSync(tmp, link);
 }
+
+/** What `banger system install` records in PREFIX/install.json: what it installed, for whom, and where. */
+export interface InstallRecord {
+  version: string;
+  commit: string | null;
+  builtAt: string | null;
+  owner: { name: string; uid: number; gid: number };
+  unitDir: string;
+  units: string[];
+  binDir: string;
+  installedAt: string;
+  /** BANGER_HOME and BANGER_NETNS the units run with. */
+  environment: Record<string, string>;
+}
+
+export function recordPath(prefix: string): string {
+  return path.join(prefix, 'install.json');
+}
+
+/** The install record under `prefix`, or null when banger was not installed there with systemd units. */
+export function readInstallRecord(prefix: string): InstallRecord | null {
+  try {
+    return JSON.parse(fs.readFileSync(recordPath(prefix), 'utf8')) as InstallRecord;
+  } catch {
+    return null;
+  }
+}

@@ -32,13 +32,9 @@ export function resolvePaths(env: NodeJS.ProcessEnv = process.env, uid: number =
   const configDir = home ? path.join(home, 'config') : path.join(env.XDG_CONFIG_HOME ?? path.join(userHome, '.config'), 'banger');
   const stateDir = home ? path.join(home, 'state') : path.join(env.XDG_STATE_HOME ?? path.join(userHome, '.local', 'state'), 'banger');
   const cacheDir = home ? path.join(home, 'cache') : path.join(env.XDG_CACHE_HOME ?? path.join(userHome, '.cache'), 'banger');
-  const runDir = home
-    ? path.join(home, 'run')
-    : env.XDG_RUNTIME_DIR
-      ? path.join(env.XDG_RUNTIME_DIR, 'banger')
-      : uid === 0
-        ? '/run/banger'
-        : path.join(stateDir, 'run');
+  // Not under XDG_RUNTIME_DIR: daemons that systemd starts (banger system install) have no login session, and the
+  // CLI must find their sockets where they made them whatever session it runs in.
+  const runDir = home ? path.join(home, 'run') : uid === 0 ? '/run/banger' : path.join(stateDir, 'run');
   return {
     home,
     configFile: path.join(configDir, 'config.toml'),

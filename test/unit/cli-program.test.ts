@@ -52,7 +52,7 @@ describe('the CLI program', () => {
   it('is built by importing program.ts, which runs nothing', () => {
     assert.equal(exitCodeAfterImport, undefined);
     const program = buildProgram({ output: { out: () => undefined, err: () => undefined }, client: () => assert.fail('no client'), guestCommand: null, exit: () => assert.fail('no exit') }, () => undefined);
-    assert.deepEqual(program.commands.map((c) => c.name()), ['vm', 'ps', 'image', 'kernel', 'daemon', 'doctor', 'update', 'version', 'ssh-config', 'completion', 'ssh-proxy', 'ssh-known-hosts']);
+    assert.deepEqual(program.commands.map((c) => c.name()), ['vm', 'ps', 'image', 'kernel', 'system', 'daemon', 'doctor', 'update', 'version', 'ssh-config', 'completion', 'ssh-proxy', 'ssh-known-hosts']);
   });
 
   it('names the command the arguments reach, by name or alias', () => {

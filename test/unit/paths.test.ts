@@ -45,8 +45,9 @@ describe('resolvePaths', () => {
     assert.equal(p.logDir, '/xdg/state/banger/logs');
     assert.equal(p.cacheDir, '/xdg/cache/banger');
     assert.equal(p.kernelsDir, '/xdg/cache/banger/kernels');
-    assert.equal(p.runDir, '/run/user/1000/banger');
-    assert.equal(p.daemonSocket, '/run/user/1000/banger/bangerd.sock');
+    // Not the session's runtime dir: a daemon systemd started has none, and the CLI must find its socket.
+    assert.equal(p.runDir, '/xdg/state/banger/run');
+    assert.equal(p.daemonSocket, '/xdg/state/banger/run/bangerd.sock');
   });
 
   it('falls back to ~/.config, ~/.local/state and ~/.cache', () => {
@@ -56,7 +57,7 @@ describe('resolvePaths', () => {
     assert.equal(p.cacheDir, '/home/u/.cache/banger');
   });
 
-  it('without XDG_RUNTIME_DIR puts sockets in /run/banger for root and under the state dir otherwise', () => {
+  it('puts sockets in /run/banger for root and under the state dir otherwise, session or not', () => {
     assert.equal(resolvePaths({ HOME: '/root' }, 0).runDir, '/run/banger');
     assert.equal(resolvePaths({ HOME: '/home/u' }, 1000).runDir, '/home/u/.local/state/banger/run');
   });

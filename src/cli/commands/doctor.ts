@@ -9,7 +9,10 @@ import { connect } from '../../sdk/client.ts';
 import { loadConfig } from '../../system/config.ts';
 import { resolvePaths, type BangerPaths } from '../../system/paths.ts';
 import type { CliContext } from '../context.ts';
-import { configChecks, kvmCheck, pathChecks, platformCheck, qemuCheck, realHostProbe, storeCheck, toolChecks, versionChecks, type HostProbe } from '../doctor-host.ts';
+import { configChecks, kvmCheck, pathChecks, platformCheck, qemuCheck, realHostProbe, storeCheck, toolChecks, unitChecks, versionChecks, type HostProbe } from '../doctor-host.ts';
+import { serviceInstall } from '../service-install.ts';
+import { systemctlAt, systemdIsInit } from '../systemctl.ts';
+import type { InstallRecord } from '../../system/install-layout.ts';
 import { applySafeFixes, type FixRunner } from '../doctor-fix.ts';
 import { printJson } from '../output.ts';
 
@@ -25,6 +28,8 @@ export interface DoctorDeps {
   /** bangerd's version and checks, or null when it is not running; asked over its socket when not given. */
   daemon?: () => Promise<{ version: VersionInfo; checks: DoctorCheck[] } | null>;
   fixer?: FixRunner;
+  /** The install record when installed as services; the running install's when not given. */
+  serviceRecord?: InstallRecord | null;
 }
 
 async function askDaemon(paths: BangerPaths, probe: HostProbe): Promise<{ version: VersionInfo; checks: DoctorCheck[] } | null> {
@@ -66,6 +71,7 @@ export async function runChecks(deps: DoctorDeps = {}): Promise<DoctorReport> {
     ...(await pathChecks(probe, paths)),
     ...configChecks(paths),
     ...storeCheck(probe, paths),
+    ...unitChecks(deps.serviceRecord === undefined ? serviceInstall() : deps.serviceRecord, undefined, systemdIsInit() ? (u) => systemctlAt().show(u).active : undefined),
     daemonRow,
     ...(daemon?.checks ?? []),
   ];
