@@ -11,6 +11,7 @@ import readline from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BANGER, e2eBanger } from './e2e-banger.ts';
+import { tinyRootfs } from './tiny-image.ts';
 
 const NETNS = `banger-e2e-rst-${process.pid}`;
 const { home: HOME, env: ENV, ok, vmmProcesses, teardown } = e2eBanger('banger-e2e-rst-', NETNS);
@@ -45,13 +46,7 @@ describe('surviving restarts', { timeout: 20 * 60_000 }, () => {
     assert.equal(add.status, 0, `ip netns add ${NETNS}: ${add.stderr}`);
     fs.mkdirSync(path.join(HOME, 'config'), { recursive: true });
     fs.writeFileSync(path.join(HOME, 'config', 'config.toml'), '[dns]\nport = 0\n');
-    const root = path.join(HOME, 'rootfs');
-    for (const d of ['bin', 'etc', 'dev', 'proc', 'sys', 'run', 'tmp', 'root']) fs.mkdirSync(path.join(root, d), { recursive: true });
-    fs.copyFileSync('/bin/busybox', path.join(root, 'bin', 'busybox'));
-    for (const applet of ['sh', 'cat']) fs.symlinkSync('busybox', path.join(root, 'bin', applet));
-    fs.writeFileSync(path.join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-    assert.equal(spawnSync('mkfs.ext4', ['-q', '-d', root, path.join(HOME, 'tiny.ext4'), '64M']).status, 0);
-    ok(['image', 'register', 'tiny', '--rootfs', path.join(HOME, 'tiny.ext4')]);
+    ok(['image', 'register', 'tiny', '--rootfs', tinyRootfs(HOME)]);
   });
 
   after(() => {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BANGER } from './e2e-banger.ts';
+import { killVmmsOf, tinyRootfs } from './tiny-image.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const NETNS = `banger-e2e-sys-${process.pid}`;
@@ -51,9 +52,7 @@ describe('banger system install', { timeout: 20 * 60_000 }, () => {
   after(() => {
     for (const unit of ['bangerd.service', 'bangerd-root.service']) spawnSync(SYSTEMCTL, ['stop', unit]);
     spawnSync(BANGER, ['daemon', 'stop'], { env: ENV });
-    for (const line of spawnSync('pgrep', ['-a', '-f', `qemu-system.*${HOME}`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) {
-      process.kill(Number(line.split(' ')[0]), 'SIGKILL');
-    }
+    killVmmsOf(HOME);
     spawnSync('ip', ['netns', 'del', NETNS]);
     if (!process.env.BANGER_E2E_KEEP) fs.rmSync(WORK, { recursive: true, force: true });
   });
@@ -101,13 +100,7 @@ describe('banger system install', { timeout: 20 * 60_000 }, () => {
   });
 
   test('a restart of both services keeps a running guest on the same boot', () => {
-    const root = path.join(WORK, 'rootfs');
-    for (const d of ['bin', 'etc', 'dev', 'proc', 'sys', 'run', 'tmp', 'root']) fs.mkdirSync(path.join(root, d), { recursive: true });
-    fs.copyFileSync('/bin/busybox', path.join(root, 'bin', 'busybox'));
-    for (const applet of ['sh', 'cat']) fs.symlinkSync('busybox', path.join(root, 'bin', applet));
-    fs.writeFileSync(path.join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-    assert.equal(spawnSync('mkfs.ext4', ['-q', '-d', root, path.join(WORK, 'tiny.ext4'), '64M']).status, 0);
-    installed(['image', 'register', 'tiny', '--rootfs', path.join(WORK, 'tiny.ext4')]);
+    installed(['image', 'register', 'tiny', '--rootfs', tinyRootfs(WORK)]);
     installed(['vm', 'create', '--image', 'tiny', '--name', 'keep']);
     const boot = bootId();
     const pid = daemonPid();

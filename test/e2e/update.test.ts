@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { signBlob } from '../../src/system/release.ts';
 import { MIGRATIONS } from '../../src/store/migrations.ts';
 import { startStaticServer, type StaticServer } from './static-server.ts';
+import { killVmmsOf, tinyRootfs } from './tiny-image.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 const NETNS = `banger-e2e-upd-${process.pid}`;
@@ -102,21 +103,13 @@ describe('banger update', { timeout: 30 * 60_000 }, () => {
     fs.mkdirSync(path.join(HOME, 'config'), { recursive: true });
     fs.writeFileSync(path.join(HOME, 'config', 'config.toml'), '[dns]\nport = 0\n');
     // A VM that must live through what follows: a busybox root file system booted with banger's agent as init.
-    const root = path.join(WORK, 'rootfs');
-    for (const d of ['bin', 'etc', 'dev', 'proc', 'sys', 'run', 'tmp', 'root']) fs.mkdirSync(path.join(root, d), { recursive: true });
-    fs.copyFileSync('/bin/busybox', path.join(root, 'bin', 'busybox'));
-    for (const applet of ['sh', 'cat']) fs.symlinkSync('busybox', path.join(root, 'bin', applet));
-    fs.writeFileSync(path.join(root, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
-    assert.equal(spawnSync('mkfs.ext4', ['-q', '-d', root, path.join(WORK, 'tiny.ext4'), '64M']).status, 0);
-    ok(['image', 'register', 'tiny', '--rootfs', path.join(WORK, 'tiny.ext4')]);
+    ok(['image', 'register', 'tiny', '--rootfs', tinyRootfs(WORK)]);
     ok(['vm', 'create', '--image', 'tiny', '--name', 'keep']);
   });
 
   after(() => {
     spawnSync(path.join(BIN, 'banger'), ['daemon', 'stop'], { env: ENV });
-    for (const line of spawnSync('pgrep', ['-a', '-f', `qemu-system.*${HOME}`], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean)) {
-      process.kill(Number(line.split(' ')[0]), 'SIGKILL');
-    }
+    killVmmsOf(HOME);
     spawnSync('ip', ['netns', 'del', NETNS]);
     server?.stop();
     if (!process.env.BANGER_E2E_KEEP) fs.rmSync(WORK, { recursive: true, force: true });
