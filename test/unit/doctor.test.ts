@@ -52,6 +52,13 @@ describe('banger doctor: host checks', () => {
     assert.match(out.outText(), /^banger doctor: healthy \(\d+ checks\)$/);
   });
 
+  it("says bangerd's accelerator decision on the healthy line, whole", async () => {
+    const out = capture();
+    const summary = 'accelerator: qemu/tcg (KVM cannot run this guest here (failed to set MSR 0x10a to 0x69); using software emulation); decided afresh with --fresh-accel on vm create, vm start or vm run';
+    await doctor(ctx(out), {}, { probe: probe(), paths: home('accel'), daemon: async () => ({ version: { version: VERSION, commit: null, builtAt: null, node: 'v24', pid: 5 }, checks: [{ id: 'vmm.accel', status: 'ok', summary }] }) });
+    assert.match(out.outText(), /^banger doctor: healthy \(\d+ checks; qemu\/tcg \(KVM cannot run this guest here \(failed to set MSR 0x10a to 0x69\); using software emulation\)\)$/);
+  });
+
   it('names the Debian package of a missing program, with the command that installs it, and exits 1', async () => {
     const out = capture();
     const missing = probe({ toolPresent: (t) => t.name !== 'qemu-img' });

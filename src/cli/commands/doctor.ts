@@ -82,7 +82,7 @@ function render(report: DoctorReport, verbose: boolean): string {
   const accel = report.checks.find((c) => c.id === 'vmm.accel');
   if (report.healthy && !verbose) {
     // The accelerator is the one decision worth a word when all is well: "qemu/tcg (KVM did not boot a guest ...)".
-    const decided = accel && /^accelerator: (qemu\/\w+ \(.*?\));/.exec(accel.summary)?.[1];
+    const decided = accel?.summary.startsWith('accelerator: qemu/') ? accel.summary.replace(/^accelerator: /, '').replace(/; decided afresh .*$/, '') : null;
     return `banger doctor: healthy (${report.checks.length} checks${decided ? `; ${decided}` : ''})`;
   }
   const shown = verbose ? report.checks : report.checks.filter((c) => c.status !== 'ok');
