@@ -9,6 +9,8 @@ export interface AccelChoice {
   accel: Accel;
   /** Why, for the spec line and logs: "KVM works", "no /dev/kvm", "KVM did not boot a guest within 20s". */
   reason: string;
+  /** The VMM that will run the VM, when a driver chooses between several (VmmRouter); the driver's name otherwise. */
+  vmm?: string;
 }
 
 export interface DiskOptions {
