@@ -9,7 +9,7 @@ import { connect } from '../../sdk/client.ts';
 import { loadConfig } from '../../system/config.ts';
 import { resolvePaths, type BangerPaths } from '../../system/paths.ts';
 import type { CliContext } from '../context.ts';
-import { configChecks, kvmCheck, pathChecks, platformCheck, qemuCheck, realHostProbe, storeCheck, toolChecks, versionChecks, type HostProbe } from '../doctor-host.ts';
+import { configChecks, firecrackerCheck, kvmCheck, pathChecks, platformCheck, qemuCheck, realHostProbe, storeCheck, toolChecks, versionChecks, type HostProbe } from '../doctor-host.ts';
 import { applySafeFixes, type FixRunner } from '../doctor-fix.ts';
 import { printJson } from '../output.ts';
 
@@ -52,8 +52,11 @@ export async function runChecks(deps: DoctorDeps = {}): Promise<DoctorReport> {
     daemonRow = { id: 'daemon', status: 'fail', summary: `bangerd does not answer: ${messageOf(err)}`, fix: 'banger daemon stop && banger daemon start' };
   }
   let qemu = 'qemu-system-x86_64';
+  let vmm: Parameters<typeof firecrackerCheck>[1] = { driver: 'auto', firecrackerBin: 'firecracker', jailerBin: 'jailer' };
   try {
-    qemu = loadConfig(paths.configFile).vmm.qemu;
+    const config = loadConfig(paths.configFile);
+    vmm = config.vmm;
+    qemu = config.vmm.qemu;
   } catch {
     // configChecks reports it.
   }
@@ -63,6 +66,7 @@ export async function runChecks(deps: DoctorDeps = {}): Promise<DoctorReport> {
     ...toolChecks(probe),
     kvmCheck(probe),
     qemuCheck(probe, qemu),
+    firecrackerCheck(probe, vmm),
     ...(await pathChecks(probe, paths)),
     ...configChecks(paths),
     ...storeCheck(probe, paths),
@@ -76,7 +80,7 @@ function render(report: DoctorReport, verbose: boolean): string {
   const accel = report.checks.find((c) => c.id === 'vmm.accel');
   if (report.healthy && !verbose) {
     // The accelerator is the one decision worth a word when all is well: "qemu/tcg (KVM did not boot a guest ...)".
-    const decided = accel && /^accelerator: (qemu\/\w+ \(.*?\));/.exec(accel.summary)?.[1];
+    const decided = accel && /^accelerator: ((?:qemu|firecracker)\/\w+ \(.*?\));/.exec(accel.summary)?.[1];
     return `banger doctor: healthy (${report.checks.length} checks${decided ? `; ${decided}` : ''})`;
   }
   const shown = verbose ? report.checks : report.checks.filter((c) => c.status !== 'ok');
