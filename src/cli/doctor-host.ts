@@ -8,7 +8,8 @@ import path from 'node:path';
 import type { CheckStatus, DoctorCheck } from '../protocol/doctor.ts';
 import { messageOf } from '../protocol/errors.ts';
 import type { VersionInfo } from '../protocol/methods.ts';
-import { QEMU_MIN_VERSION, QEMU_TESTED_VERSION, parseQemuVersion } from '../protocol/vmm-versions.ts';
+import { FIRECRACKER_MIN_VERSION, FIRECRACKER_TESTED_VERSION, QEMU_MIN_VERSION, QEMU_TESTED_VERSION, parseFirecrackerVersion, parseQemuVersion } from '../protocol/vmm-versions.ts';
+import type { BangerConfig } from '../system/config.ts';
 import { isOlderVersion } from '../protocol/versions.ts';
 import { loadConfig, vmDefaultsWithSources } from '../system/config.ts';
 import { BIN_DIR } from '../system/helper-command.ts';
@@ -25,6 +26,8 @@ export interface HostProbe {
   toolPresent: (tool: (typeof HOST_TOOLS)[number]) => boolean;
   /** `qemu --version`'s first line, or null when it does not run. */
   qemuVersion: (qemu: string) => string | null;
+  /** `firecracker --version`'s first line, or null when it does not run (absent: nothing to ask). */
+  firecrackerVersion?: (firecracker: string) => string | null;
   kvm: () => 'rw' | 'no-access' | 'missing';
   /** `bangerd --check-store`'s JSON. */
   checkStore: () => { migrations: { status: number; message: string }; integrity: string | null };
@@ -39,6 +42,10 @@ export const realHostProbe: HostProbe = {
   toolPresent: (tool) => hostToolPresent(tool),
   qemuVersion: (qemu) => {
     const r = spawnSync(qemu, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+    return r.status === 0 ? (r.stdout.split('\n')[0] ?? null) : null;
+  },
+  firecrackerVersion: (firecracker) => {
+    const r = spawnSync(firecracker, ['--version'], { encoding: 'utf8', timeout: 10_000 });
     return r.status === 0 ? (r.stdout.split('\n')[0] ?? null) : null;
   },
   kvm: () => {
@@ -102,7 +109,35 @@ export function qemuCheck(probe: HostProbe, qemu: string): DoctorCheck {
   }
   // Tested per release series: 7.2.22 is 7.2.
   const tested = isOlderVersion(QEMU_TESTED_VERSION, version.split('.').slice(0, 2).join('.')) ? `, newer than ${QEMU_TESTED_VERSION}, the one tested` : '';
-  return row('vmm.qemu', 'ok', `QEMU ${version} (supported from ${QEMU_MIN_VERSION}${tested}); Firecracker: this build has no driver for it`);
+  return row('vmm.qemu', 'ok', `QEMU ${version} (supported from ${QEMU_MIN_VERSION}${tested})`);
+}
+
+/**
+ * Firecracker's version against the supported range, when it is configured or present. "Tested" is honest about
+ * what it means: banger's requests follow that version's API description and were checked against a fake.
+ */
+export function firecrackerCheck(probe: HostProbe, vmm: Pick<BangerConfig['vmm'], 'driver' | 'firecrackerBin' | 'jailerBin'>): DoctorCheck {
+  if (vmm.driver === 'qemu') return row('vmm.firecracker', 'ok', 'Firecracker: not used (vmm.driver = "qemu")');
+  const line = probe.firecrackerVersion?.(vmm.firecrackerBin) ?? null;
+  if (line === null) {
+    if (vmm.driver === 'auto') return row('vmm.firecracker', 'ok', `Firecracker: ${vmm.firecrackerBin} does not run here, so new VMs use QEMU (vmm.driver = "auto")`);
+    return row('vmm.firecracker', 'fail', `vmm.driver = "firecracker" but ${vmm.firecrackerBin} does not run`, {
+      fix: 'install Firecracker (its release binaries: firecracker and jailer) and set vmm.firecracker_bin, or set vmm.driver = "auto"',
+    });
+  }
+  const version = parseFirecrackerVersion(line);
+  if (version === null) return row('vmm.firecracker', 'warn', `${vmm.firecrackerBin}: cannot read its version from "${line}"`);
+  if (isOlderVersion(version, FIRECRACKER_MIN_VERSION)) {
+    return row('vmm.firecracker', 'fail', `Firecracker ${version} is older than ${FIRECRACKER_MIN_VERSION}, the oldest banger supports`, { fix: `install Firecracker ${FIRECRACKER_TESTED_VERSION}` });
+  }
+  const newer = isOlderVersion(FIRECRACKER_TESTED_VERSION, version) ? `, newer than ${FIRECRACKER_TESTED_VERSION}` : '';
+  const summary = `Firecracker ${version} runs (supported from ${FIRECRACKER_MIN_VERSION}${newer}; banger's requests follow the API of ${FIRECRACKER_TESTED_VERSION}, checked against a fake, never a real Firecracker)`;
+  if (vmm.jailerBin === null) {
+    return row('vmm.firecracker', 'warn', `${summary}; without the jailer (vmm.jailer_bin = ""): no chroot, cgroup limits or pid namespace`, {
+      fix: 'set vmm.jailer_bin to the jailer of the same release, unless this is a development host',
+    });
+  }
+  return row('vmm.firecracker', 'ok', `${summary}; under the jailer ${vmm.jailerBin}`);
 }
 
 /** The directories banger keeps, and stale sockets: a socket file nothing answers on is a crashed daemon's. */

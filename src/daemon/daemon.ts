@@ -21,7 +21,7 @@ import type { PrivilegedOps } from '../protocol/privileged-ops.ts';
 import { vmFilesIn, type VmmDriver } from '../vmm/driver.ts';
 import { readAgentBinary } from '../system/agent-binary.ts';
 import { AgentService } from './services/agent-service.ts';
-import { QemuDriver } from '../vmm/qemu/qemu-driver.ts';
+import { buildVmmDriver } from './vmm-setup.ts';
 import { BUILD, VERSION } from '../version.ts';
 import { ImageService } from './services/image-service.ts';
 import { RegistryClient } from '../image/oci-registry.ts';
@@ -93,7 +93,7 @@ export class Daemon {
     this.store = new Store(paths.db, clock);
     // As root, bangerd starts a bangerd-root that died again; otherwise its errors say what to run.
     this.ops = deps.ops ?? helperClientFor(paths, config.network, clock);
-    const driver = deps.driver ?? new QemuDriver({ runner, ops: this.ops, clock, qemu: config.vmm.qemu, accel: config.vmm.accel, cacheFile: path.join(paths.stateDir, 'accel-decisions.json'), log });
+    const driver = deps.driver ?? buildVmmDriver({ config, runner, ops: this.ops, clock, stateDir: paths.stateDir, vmsDir: paths.vmsDir, log });
     const catalog = (): Promise<Catalog> => loadCatalog(config.image.catalog);
     this.kernels = new KernelService({ store: this.store, runner, clock, kernelsDir: paths.kernelsDir, catalog });
     this.images = new ImageService({

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { connect, type RpcConnection } from '../protocol/jsonrpc.ts';
 import { BangerError } from '../protocol/errors.ts';
-import { HELPER_METHODS, type BridgeParams, type BuildImageParams, type ImportLayersParams, type ImportLayersResult, type DeleteTapParams, type HelperPong, type LaunchQemuParams, type NatListParams, type NatParams, type OpOptions, type PrivilegedOps, type ResolvedRouteParams, type ResolvedUnrouteParams, type TapParams } from '../protocol/privileged-ops.ts';
+import { HELPER_METHODS, type BridgeParams, type BuildImageParams, type ImportLayersParams, type ImportLayersResult, type DeleteTapParams, type HelperPong, type LaunchFirecrackerParams, type LaunchQemuParams, type NatListParams, type NatParams, type OpOptions, type PrivilegedOps, type ResolvedRouteParams, type ResolvedUnrouteParams, type TapParams } from '../protocol/privileged-ops.ts';
 import { SingleFlight, systemClock, type Clock } from '../system/clock.ts';
 import { logTail, spawnDetached, waitForSocket } from '../system/detached-start.ts';
 import { helperArgs, helperStartCommand } from '../system/helper-command.ts';
@@ -84,6 +84,7 @@ export class HelperClient implements PrivilegedOps {
   async natDisable(params: NatParams): Promise<void> { await this.call('net.natDisable', params); }
   natList(params: NatListParams): Promise<{ ips: string[] }> { return this.call('net.natList', params); }
   launchQemu(params: LaunchQemuParams, options?: OpOptions): Promise<{ pid: number }> { return this.call('vmm.launchQemu', params, options); }
+  launchFirecracker(params: LaunchFirecrackerParams, options?: OpOptions): Promise<{ pid: number }> { return this.call('vmm.launchFirecracker', params, options); }
   buildImage(params: BuildImageParams, options?: OpOptions): Promise<{ sizeBytes: number }> { return this.call('image.build', params, options); }
   importLayers(params: ImportLayersParams, options?: OpOptions): Promise<ImportLayersResult> { return this.call('image.importLayers', params, options); }
   async resolvedRoute(params: ResolvedRouteParams): Promise<void> { await this.call('net.resolvedRoute', params); }

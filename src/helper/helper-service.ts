@@ -30,6 +30,10 @@ import type {
   BridgeParams, BuildImageParams, DeleteTapParams, ImportLayersParams, HelperNetwork, LaunchQemuParams, NatListParams, NatParams, QemuLaunchSpec, TapParams,
 } from '../protocol/privileged-ops.ts';
 import { VERSION } from '../version.ts';
+import { systemClock, type Clock } from '../system/clock.ts';
+import { FIRECRACKER_JAIL_BASE } from '../system/firecracker-layout.ts';
+import { FirecrackerLauncher } from './firecracker-launch.ts';
+import { launchFirecrackerParamsSchema } from '../protocol/helper-schemas.ts';
 
 export interface HelperScope {
   owner: Owner;
@@ -42,6 +46,8 @@ export interface HelperScope {
   procDir: string;
   /** The one bridge, subnet and namespace this helper manages, fixed by whoever started it as root. */
   network: HelperNetwork;
+  /** Where Firecracker's jails are made (a directory only root may change); FIRECRACKER_JAIL_BASE by default. */
+  jailBase?: string;
 }
 
 /** Checks the network settings given to bangerd-root at start; returns a problem or null. */
@@ -55,6 +61,10 @@ export function networkScopeProblem(network: HelperScope['network']): string | n
 export interface HelperServiceOptions {
   /** The guests' firewall for the helper's bridge and namespace; by default nft, or iptables where nft is missing. */
   firewall?: GuestFirewall;
+  /** Paces waits for a started VMM (its pid file, its API socket); the system clock by default. */
+  clock?: Clock;
+  /** Starts Firecracker detached when it runs without the jailer; node's spawn by default. */
+  spawnDetached?: (argv: string[]) => number;
 }
 
 export class HelperService {
@@ -66,6 +76,8 @@ export class HelperService {
   private readonly firewall: GuestFirewall;
   /** Routes .vm to bangerd's DNS server through systemd-resolved (net.resolvedRoute, net.resolvedUnroute). */
   private readonly resolved: ResolvedRouting;
+  /** vmm.launchFirecracker (firecracker-launch.ts). */
+  private readonly firecracker: FirecrackerLauncher;
 
   /** `runner` starts processes as they are; the service adds the death signal where it belongs. */
   constructor(runner: ProcessRunner, scope: HelperScope, options: HelperServiceOptions = {}) {
@@ -74,6 +86,10 @@ export class HelperService {
     this.scope = scope;
     this.firewall = options.firewall ?? new ChosenFirewall({ runner: this.runner, bridge: scope.network.bridge, netns: scope.network.netns });
     this.resolved = new ResolvedRouting({ runner: this.runner, network: scope.network, checkBridge: (value) => this.bridge(value) });
+    this.firecracker = new FirecrackerLauncher({
+      owner: scope.owner, stateDir: scope.stateDir, cacheDir: scope.cacheDir, netnsDir: scope.netnsDir, procDir: scope.procDir, jailBase: scope.jailBase ?? FIRECRACKER_JAIL_BASE,
+      insidePath: (value, roots, what, mustExist) => this.insidePath(value, roots, what, mustExist), netns: (value) => this.netns(value),
+    }, { runner, clock: options.clock ?? systemClock, ...(options.spawnDetached ? { spawnDetached: options.spawnDetached } : {}) });
   }
 
   /**
@@ -351,6 +367,7 @@ export class HelperService {
     h.set('net.natDisable', async (p) => this.natDisable(refuseInvalid(natParamsSchema, 'net.natDisable', p)));
     h.set('net.natList', async (p) => this.natList(refuseInvalid(natListParamsSchema, 'net.natList', p)));
     h.set('vmm.launchQemu', async (p, ctx) => this.launchQemu(refuseInvalid(launchQemuParamsSchema, 'vmm.launchQemu', p), ctx));
+    h.set('vmm.launchFirecracker', async (p, ctx) => this.firecracker.launch(refuseInvalid(launchFirecrackerParamsSchema, 'vmm.launchFirecracker', p), ctx));
     h.set('image.build', async (p, ctx) => this.buildImage(refuseInvalid(buildImageParamsSchema, 'image.build', p), ctx));
     h.set('image.importLayers', async (p, ctx) => this.importImageLayers(refuseInvalid(importLayersParamsSchema, 'image.importLayers', p), ctx));
     h.set('net.resolvedRoute', async (p) => this.resolved.route(refuseInvalid(resolvedRouteParamsSchema, 'net.resolvedRoute', p)));

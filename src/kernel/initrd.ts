@@ -8,13 +8,40 @@ import { gzipSync } from 'node:zlib';
 import { BangerError } from '../protocol/errors.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import { runChecked } from '../system/process.ts';
-import { AGENT_GUEST_PATH, PROBE_MARKER, ROOT_LABEL, WORK_LABEL } from '../system/guest-contract.ts';
+import { AGENT_GUEST_PATH, OVERLAY_CMDLINE_FLAG, PROBE_MARKER, ROOT_LABEL, UPPER_LABEL, WORK_LABEL } from '../system/guest-contract.ts';
 import type { ImageBoot } from '../protocol/image-types.ts';
 import { S_IFCHR, S_IFDIR, S_IFREG, writeCpio, type CpioEntry } from './cpio.ts';
 
 /** Modules the guest needs, by name; their dependencies come from modules.dep. */
 export const GUEST_MODULES = ['crc32c_generic', 'ext4', 'virtio_mmio', 'virtio_blk', 'virtio_net', 'virtio_console', 'vmw_vsock_virtio_transport'];
 
+
+/**
+ * Loaded when the kernel has it, for an overlay root (Firecracker's disks); a kernel without it still boots VMs
+ * with a whole root disk (QEMU's qcow2 overlay).
+ */
+export const OVERLAY_MODULES = ['overlay'];
+
+/**
+ * The root filesystem onto /newroot: the root disk itself, or with banger.overlay=1 on the kernel command line
+ * (Firecracker, which takes only raw disks) an overlay of the image, read-only and shared by every VM made from
+ * it, under this VM's own writable disk.
+ */
+export const MOUNT_ROOT_SECTION = `case " $(cat /proc/cmdline) " in
+*" ${OVERLAY_CMDLINE_FLAG} "*)
+  i=0
+  until upper=$(findfs LABEL=${UPPER_LABEL} 2>/dev/null); do
+    i=$((i + 1)); [ $i -gt 400 ] && fail "the overlay disk labelled ${UPPER_LABEL} did not appear"
+    usleep 25000
+  done
+  mkdir -p /lower /upper
+  mount -t ext4 -o ro "$root" /lower || fail "cannot mount the image $root"
+  mount -t ext4 "$upper" /upper || fail "cannot mount the overlay disk $upper"
+  mkdir -p /upper/upper /upper/work
+  mount -t overlay overlay -o lowerdir=/lower,upperdir=/upper/upper,workdir=/upper/work /newroot || fail "cannot assemble the overlay root (is overlay in this kernel?)"
+  ;;
+*) mount -t ext4 "$root" /newroot || fail "cannot mount the root filesystem $root" ;;
+esac`;
 
 const AGENT_PATH = AGENT_GUEST_PATH;
 const AGENT_DIR = path.dirname(AGENT_GUEST_PATH);
@@ -54,7 +81,7 @@ if [ -z "$(cat /etc/banger-modules)" ]; then
   for d in /lib/modules/$v /usr/lib/modules/$v; do
     [ -f "$d/modules.dep" ] || continue
     [ -e /lib/modules/$v ] || ln -s "$d" /lib/modules/$v
-    for m in ${GUEST_MODULES.join(' ')}; do modprobe "$m" 2>/dev/null; done
+    for m in ${[...GUEST_MODULES, ...OVERLAY_MODULES].join(' ')}; do modprobe "$m" 2>/dev/null; done
     break
   done
 fi
@@ -66,7 +93,7 @@ until root=$(findfs LABEL=${ROOT_LABEL} 2>/dev/null) && work=$(findfs LABEL=${WO
   i=$((i + 1)); [ $i -gt 400 ] && fail "disks labelled ${ROOT_LABEL} and ${WORK_LABEL} did not appear"
   usleep 25000
 done
-mount -t ext4 "$root" /newroot || fail "cannot mount the root filesystem $root"
+${MOUNT_ROOT_SECTION}
 mkdir -p /newroot/root
 mount -t ext4 "$work" /newroot/root || fail "cannot mount the work disk $work"
 if [ "$BANGER_BOOT" = agent ]; then
@@ -149,6 +176,18 @@ export function resolveModules(modulesDep: string, builtin: ReadonlySet<string>,
   return order;
 }
 
+/** Like resolveModules for modules a guest can do without: those the kernel lacks are left out. */
+function optionalModules(modulesDep: string, builtin: ReadonlySet<string>, wanted: readonly string[]): string[] {
+  return wanted.flatMap((name) => {
+    try {
+      return resolveModules(modulesDep, builtin, [name]);
+    } catch (err) {
+      if (err instanceof BangerError && err.code === 'KERNEL_NOT_FOUND') return [];
+      throw err;
+    }
+  });
+}
+
 export function moduleName(file: string): string {
   return path.basename(file).replace(/\.ko(\.(xz|zst|gz))?$/, '').replace(/-/g, '_');
 }
@@ -168,6 +207,7 @@ export async function buildBaseInitrd(options: { runner: ProcessRunner; modulesD
     }
     const builtin = new Set(builtinText.split('\n').filter(Boolean).map(moduleName));
     files = resolveModules(dep, builtin, GUEST_MODULES);
+    for (const file of optionalModules(dep, builtin, OVERLAY_MODULES)) if (!files.includes(file)) files.push(file);
   }
   const dirs = ['bin', 'dev', 'proc', 'sys', 'newroot', 'etc', 'lib', 'lib/modules', 'banger', 'tmp'];
   const entries: CpioEntry[] = dirs.map((d) => ({ path: d, mode: S_IFDIR | 0o755 }));
@@ -210,7 +250,7 @@ const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
  * Changes whenever what goes into the base initrd changes (its /init, the module list), so kernels imported
  * by an older banger get a fresh initrd instead of the stale one.
  */
-export const INITRD_REVISION = createHash('sha256').update(JSON.stringify({ INIT_SCRIPT, GUEST_MODULES, layout: 1 })).digest('hex').slice(0, 8);
+export const INITRD_REVISION = createHash('sha256').update(JSON.stringify({ INIT_SCRIPT, GUEST_MODULES, OVERLAY_MODULES, layout: 1 })).digest('hex').slice(0, 8);
 
 export interface VmBootConfig {
   hostname: string;

@@ -91,3 +91,35 @@ export const resolvedRouteParamsSchema = z.strictObject({
 export const resolvedUnrouteParamsSchema = z.strictObject({
   bridge: z.string(),
 });
+
+/** A block device for Firecracker: its API id, the file, and whether the guest may write it. */
+export const firecrackerDriveSchema = z.strictObject({
+  id: z.string(),
+  path: z.string(),
+  readOnly: z.boolean(),
+});
+
+/**
+ * What bangerd-root needs to start one Firecracker: the files it links into the jail (or hands over as they are
+ * without the jailer) and the VM's size, for the jail's cgroup limits. The VM itself is configured afterwards
+ * through Firecracker's API socket, by bangerd.
+ */
+export const firecrackerLaunchSpecSchema = z.strictObject({
+  vmId: z.string(),
+  vcpus: z.number(),
+  memoryMib: z.number(),
+  kernelPath: z.string(),
+  initrdPath: z.string(),
+  drives: z.array(firecrackerDriveSchema),
+  serialLog: z.string(),
+  /** A snapshot to start from (its state and memory files), linked in beside the drives; null for a boot. */
+  snapshot: z.strictObject({ statePath: z.string(), memPath: z.string() }).nullable(),
+});
+
+export const launchFirecrackerParamsSchema = z.strictObject({
+  firecracker: z.string(),
+  /** The jailer binary; null runs Firecracker without it (development hosts). */
+  jailer: z.string().nullable(),
+  spec: firecrackerLaunchSpecSchema,
+  netns: z.string().nullable(),
+});

@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import type { ProgressEvent } from './jsonrpc.ts';
 import type { ImageBoot } from './image-types.ts';
 import type {
-  bridgeParamsSchema, buildImageParamsSchema, importLayersParamsSchema, deleteTapParamsSchema, launchQemuParamsSchema, natListParamsSchema, natParamsSchema, qemuDiskSchema, qemuLaunchSpecSchema,
+  bridgeParamsSchema, buildImageParamsSchema, importLayersParamsSchema, deleteTapParamsSchema, launchFirecrackerParamsSchema, launchQemuParamsSchema, natListParamsSchema, natParamsSchema, qemuDiskSchema, qemuLaunchSpecSchema,
   resolvedRouteParamsSchema, resolvedUnrouteParamsSchema, tapParamsSchema,
 } from './helper-schemas.ts';
 
@@ -15,6 +15,7 @@ export type BridgeParams = z.infer<typeof bridgeParamsSchema>;
 export type TapParams = z.infer<typeof tapParamsSchema>;
 export type DeleteTapParams = z.infer<typeof deleteTapParamsSchema>;
 export type LaunchQemuParams = z.infer<typeof launchQemuParamsSchema>;
+export type LaunchFirecrackerParams = z.infer<typeof launchFirecrackerParamsSchema>;
 export type BuildImageParams = z.infer<typeof buildImageParamsSchema>;
 export type ImportLayersParams = z.infer<typeof importLayersParamsSchema>;
 export interface ImportLayersResult {
@@ -47,6 +48,12 @@ export interface PrivilegedOps {
   /** The guest addresses that have NAT now. */
   natList(params: NatListParams): Promise<{ ips: string[] }>;
   launchQemu(params: LaunchQemuParams, options?: OpOptions): Promise<{ pid: number }>;
+  /**
+   * Starts Firecracker for a VM, under the jailer (chroot with the VM's files linked in, the owner's ids, cgroup
+   * limits for its size, the helper's namespace, its own pid namespace) or, with `jailer` null, as the owner.
+   * Resolves with the pid of the Firecracker process once its API socket is there.
+   */
+  launchFirecracker(params: LaunchFirecrackerParams, options?: OpOptions): Promise<{ pid: number }>;
   buildImage(params: BuildImageParams, options?: OpOptions): Promise<{ sizeBytes: number }>;
   /**
    * Applies cached layer blobs (each hashed again as it is read) into a private tree as root, so owners and
@@ -62,7 +69,7 @@ export interface PrivilegedOps {
   resolvedUnroute(params: ResolvedUnrouteParams): Promise<void>;
 }
 
-export const HELPER_METHODS = ['helper.ping', 'net.ensureBridge', 'net.createTap', 'net.deleteTap', 'net.natEnable', 'net.natDisable', 'net.natList', 'vmm.launchQemu', 'image.build', 'image.importLayers', 'net.resolvedRoute', 'net.resolvedUnroute',
+export const HELPER_METHODS = ['helper.ping', 'net.ensureBridge', 'net.createTap', 'net.deleteTap', 'net.natEnable', 'net.natDisable', 'net.natList', 'vmm.launchQemu', 'vmm.launchFirecracker', 'image.build', 'image.importLayers', 'net.resolvedRoute', 'net.resolvedUnroute',
   'helper.shutdown'] as const;
 
 /** What bangerd-root turns into QEMU's command line (system/qemu-argv.ts), after checking every field. */

@@ -31,6 +31,11 @@ function matching(pattern: RegExp, message: (value: string) => string, hint: str
 
 const ACCEL = z.enum(['auto', 'kvm', 'tcg']);
 export type Accel = z.output<typeof ACCEL>;
+const DRIVER = z.enum(['auto', 'firecracker', 'qemu']);
+/** Which VMM runs new VMs: auto picks Firecracker where its binary is and KVM runs guests, else QEMU. */
+export type VmmDriverChoice = z.output<typeof DRIVER>;
+/** A program by name (looked up on PATH) or absolute path. */
+const PROGRAM = /^[a-zA-Z0-9_./-]{1,200}$/;
 
 /** A namespace name; "" means none (null). Shared by network.netns and BANGER_NETNS. */
 const NETNS = z.string()
@@ -56,6 +61,13 @@ const SECTIONS = {
     qemu: z.string().min(1).default('qemu-system-x86_64'),
     accel: ACCEL.default('auto'),
     ssh_timeout_sec: z.int().min(L.sshTimeoutSec.min).max(L.sshTimeoutSec.max).default(180),
+    driver: DRIVER.default('auto'),
+    firecracker_bin: matching(PROGRAM, (v) => `vmm.firecracker_bin = ${JSON.stringify(v)} is not a program name or path`, 'give a name on PATH or an absolute path, e.g. "/usr/local/bin/firecracker"').default('firecracker'),
+    /** "" runs Firecracker without the jailer (development hosts). */
+    jailer_bin: z.string().refine((v) => v === '' || PROGRAM.test(v), {
+      error: (iss) => `vmm.jailer_bin = ${JSON.stringify(iss.input)} is not a program name or path`,
+      params: { hint: 'give a name on PATH or an absolute path, e.g. "/usr/local/bin/jailer", or "" to run Firecracker without the jailer' },
+    }).default('jailer'),
   }),
   image: z.strictObject({
     debian_mirror: matching(/^https?:\/\/[^\s'"]+$/, (v) => `image.debian_mirror = ${JSON.stringify(v)}`, 'use an http(s) URL of a Debian archive').default('http://deb.debian.org/debian'),
@@ -94,7 +106,10 @@ const CONFIG = z.strictObject({
 }).transform((c) => ({
   vmDefaults: { vcpus: c.vm_defaults.vcpus, memoryMib: c.vm_defaults.memory_mib, diskGib: c.vm_defaults.disk_gib, image: c.vm_defaults.image },
   network: { bridge: c.network.bridge, subnet: c.network.subnet, netns: c.network.netns },
-  vmm: { qemu: c.vmm.qemu, accel: c.vmm.accel, sshTimeoutSec: c.vmm.ssh_timeout_sec },
+  vmm: {
+    qemu: c.vmm.qemu, accel: c.vmm.accel, sshTimeoutSec: c.vmm.ssh_timeout_sec,
+    driver: c.vmm.driver, firecrackerBin: c.vmm.firecracker_bin, jailerBin: c.vmm.jailer_bin === '' ? null : c.vmm.jailer_bin,
+  },
   image: { debianMirror: c.image.debian_mirror, insecureRegistries: c.image.insecure_registries, catalog: c.image.catalog },
   /** port 0: no .vm DNS server. */
   dns: { port: c.dns.port },

@@ -12,3 +12,7 @@ export const AGENT_VSOCK_PORT = 52;
 export const AGENT_VERSION = '0.1.0';
 /** Where the initrd installs the agent in the guest's root, and its systemd unit. */
 export const AGENT_GUEST_PATH = '/usr/local/libexec/banger-agent';
+/** The per-VM writable disk of an overlay root (Firecracker): the image stays read-only underneath. */
+export const UPPER_LABEL = 'banger-upper';
+/** On the kernel command line: banger's /init assembles the root as an overlay (image + UPPER_LABEL disk). */
+export const OVERLAY_CMDLINE_FLAG = 'banger.overlay=1';

@@ -9,6 +9,8 @@ export interface AccelChoice {
   accel: Accel;
   /** Why, for the spec line and logs: "KVM works", "no /dev/kvm", "KVM did not boot a guest within 20s". */
   reason: string;
+  /** The VMM that will run the VM, when a driver chooses between several (VmmRouter); the driver's name otherwise. */
+  vmm?: string;
 }
 
 export interface DiskOptions {
@@ -78,6 +80,21 @@ export interface VmmDriver {
   terminate(vm: { vmId: string; pid: number | null }, signal: NodeJS.Signals): Promise<void>;
   /** Whether `pid` is still this VM's VMM (guards against pid reuse after a restart). */
   isAlive(vmId: string, pid: number | null): boolean;
+  /**
+   * The VM's running VMM found through the pid file it (or its jailer) wrote, when its pid was never recorded (a
+   * launch that did not finish); null unless that process is this VM's VMM.
+   */
+  findVmm(vmId: string, files: VmFiles): number | null;
   /** Where the host reaches the guest agent of a VM this driver booted. */
   agentEndpoint(files: VmFiles): AgentEndpoint;
+}
+
+/** What a driver offers for snapshots (Firecracker): pause, resume, snapshot a paused VM, start from it. */
+export interface VmmSnapshots {
+  pause(vm: { files: VmFiles }): Promise<void>;
+  resume(vm: { files: VmFiles }): Promise<void>;
+  /** A full snapshot of a paused VM, kept in its directory; the VMM refuses one of a running VM. */
+  createSnapshot(vm: { files: VmFiles }): Promise<{ statePath: string; memPath: string }>;
+  /** Starts the VMM from the VM's snapshot instead of booting it; resolves with the pid once it runs. */
+  bootFromSnapshot(spec: BootSpec, signal: AbortSignal): Promise<{ pid: number }>;
 }

@@ -1,12 +1,12 @@
 // PrivilegedOps without root: records calls and keeps the taps and bridges that would exist on the host.
 import type {
-  BridgeParams, BuildImageParams, ImportLayersParams, ImportLayersResult, DeleteTapParams, HelperPong, LaunchQemuParams, NatListParams, NatParams, OpOptions, PrivilegedOps, ResolvedRouteParams,
+  BridgeParams, BuildImageParams, ImportLayersParams, ImportLayersResult, DeleteTapParams, HelperPong, LaunchFirecrackerParams, LaunchQemuParams, NatListParams, NatParams, OpOptions, PrivilegedOps, ResolvedRouteParams,
   ResolvedUnrouteParams, TapParams,
 } from '../../src/protocol/privileged-ops.ts';
 import fs from 'node:fs';
 import { BangerError } from '../../src/protocol/errors.ts';
 
-export type OpName = 'ping' | 'ensureBridge' | 'createTap' | 'deleteTap' | 'natEnable' | 'natDisable' | 'natList' | 'launchQemu' | 'buildImage' | 'importLayers'
+export type OpName = 'ping' | 'ensureBridge' | 'createTap' | 'deleteTap' | 'natEnable' | 'natDisable' | 'natList' | 'launchQemu' | 'launchFirecracker' | 'buildImage' | 'importLayers'
   | 'resolvedRoute' | 'resolvedUnroute';
 
 export class FakePrivilegedOps implements PrivilegedOps {
@@ -99,6 +99,15 @@ export class FakePrivilegedOps implements PrivilegedOps {
   async launchQemu(params: LaunchQemuParams, _options?: OpOptions): Promise<{ pid: number }> {
     await this.record('launchQemu', params);
     return { pid: 5000 + this.callsTo('launchQemu').length };
+  }
+
+  /** Records the launch; `launchFirecrackerWith` (a real HelperService's launcher, say) does the launching when set. */
+  launchFirecrackerWith: ((params: LaunchFirecrackerParams) => Promise<{ pid: number }>) | null = null;
+
+  async launchFirecracker(params: LaunchFirecrackerParams, _options?: OpOptions): Promise<{ pid: number }> {
+    await this.record('launchFirecracker', params);
+    if (this.launchFirecrackerWith) return this.launchFirecrackerWith(params);
+    return { pid: 6000 + this.callsTo('launchFirecracker').length };
   }
 
   async buildImage(params: BuildImageParams, _options?: OpOptions): Promise<{ sizeBytes: number }> {

@@ -5,6 +5,7 @@ import type { KernelInfo } from '../../src/protocol/methods.ts';
 import path from 'node:path';
 import type { AccelChoice, BootSpec, DiskOptions, VmFiles, VmmDriver } from '../../src/vmm/driver.ts';
 import type { AgentEndpoint } from '../../src/vmm/agent-dial.ts';
+import { readPidFile } from '../../src/system/pid-file.ts';
 
 export class FakeVmmDriver implements VmmDriver {
   readonly name = 'fake';
@@ -100,6 +101,17 @@ export class FakeVmmDriver implements VmmDriver {
 
   isAlive(vmId: string, pid: number | null): boolean {
     return pid !== null && this.alive.get(vmId) === pid;
+  }
+
+  findVmm(vmId: string, files: VmFiles): number | null {
+    let pid: number;
+    try {
+      // As the real drivers read it: never through a symlink.
+      pid = readPidFile(files.pidFile);
+    } catch {
+      return null;
+    }
+    return this.isAlive(vmId, pid) ? pid : null;
   }
 
   /** The VMM exits on its own (crash, guest poweroff). */

@@ -53,7 +53,7 @@ describe('loadConfig', () => {
   it('uses the defaults when the file does not exist', () => {
     const config = loadConfig(path.join(dir, 'missing.toml'), {});
     assert.deepEqual(config.network, { bridge: 'banger0', subnet: '172.30.0.0/24', netns: null });
-    assert.deepEqual(config.vmm, { qemu: 'qemu-system-x86_64', accel: 'auto', sshTimeoutSec: 180 });
+    assert.deepEqual(config.vmm, { qemu: 'qemu-system-x86_64', accel: 'auto', sshTimeoutSec: 180, driver: 'auto', firecrackerBin: 'firecracker', jailerBin: 'jailer' });
     assert.equal(config.image.debianMirror, 'http://deb.debian.org/debian');
     assert.deepEqual(config.vmDefaults, hostDefaults());
     assert.deepEqual(config.dns, { port: 42069 });
@@ -95,6 +95,9 @@ netns = "sandbox"
 qemu = "/opt/qemu/bin/qemu-system-x86_64"
 accel = "tcg"
 ssh_timeout_sec = 30
+driver = "qemu"
+firecracker_bin = "/opt/fc/firecracker"
+jailer_bin = "/opt/fc/jailer"
 
 [image]
 debian_mirror = "https://mirror.example/debian"
@@ -107,7 +110,7 @@ port = 5353
     assert.deepEqual(loadConfig(file, {}), {
       vmDefaults: { vcpus: 3, memoryMib: 3072, diskGib: 20, image: 'my-image' },
       network: { bridge: 'br-test', subnet: '10.9.8.0/24', netns: 'sandbox' },
-      vmm: { qemu: '/opt/qemu/bin/qemu-system-x86_64', accel: 'tcg', sshTimeoutSec: 30 },
+      vmm: { qemu: '/opt/qemu/bin/qemu-system-x86_64', accel: 'tcg', sshTimeoutSec: 30, driver: 'qemu', firecrackerBin: '/opt/fc/firecracker', jailerBin: '/opt/fc/jailer' },
       image: { debianMirror: 'https://mirror.example/debian', insecureRegistries: ['registry.lan:5000', '10.0.0.9'], catalog: 'https://bundles.example/catalog.json' },
       dns: { port: 5353 },
       fileSync: [],

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { doctor, runChecks } from '../../src/cli/commands/doctor.ts';
 import { applySafeFixes } from '../../src/cli/doctor-fix.ts';
-import { qemuCheck, toolChecks, versionChecks, type HostProbe } from '../../src/cli/doctor-host.ts';
+import { firecrackerCheck, qemuCheck, toolChecks, versionChecks, type HostProbe } from '../../src/cli/doctor-host.ts';
 import type { Output } from '../../src/cli/output.ts';
 import type { CliContext } from '../../src/cli/context.ts';
 import { DoctorService } from '../../src/daemon/services/doctor-service.ts';
@@ -91,6 +91,20 @@ describe('banger doctor: host checks', () => {
     assert.doesNotMatch(ok.summary, /newer than/);
     assert.match(qemuCheck(probe({ qemuVersion: () => 'QEMU emulator version 8.1.3' }), 'q').summary, /newer than 7\.2, the one tested/);
     assert.equal(qemuCheck(probe({ qemuVersion: () => null }), 'q').status, 'fail');
+  });
+
+  it('says which Firecracker runs, against the supported range, and when it runs without the jailer', () => {
+    const vmm = { driver: 'auto' as const, firecrackerBin: 'firecracker', jailerBin: 'jailer' };
+    const fc = (line: string | null) => probe({ firecrackerVersion: () => line });
+    const ok = firecrackerCheck(fc('Firecracker v1.16.1'), vmm);
+    assert.equal(ok.status, 'ok');
+    assert.match(ok.summary, /^Firecracker 1\.16\.1 runs \(supported from 1\.14\.0; .*checked against a fake, never a real Firecracker\); under the jailer jailer$/);
+    assert.match(firecrackerCheck(fc('Firecracker v1.17.0'), vmm).summary, /newer than 1\.16\.1/);
+    assert.equal(firecrackerCheck(fc('Firecracker v1.10.1'), vmm).status, 'fail');
+    assert.equal(firecrackerCheck(fc('Firecracker v1.16.1'), { ...vmm, jailerBin: null }).status, 'warn');
+    assert.match(firecrackerCheck(fc(null), vmm).summary, /does not run here, so new VMs use QEMU/);
+    assert.equal(firecrackerCheck(fc(null), { ...vmm, driver: 'firecracker' }).status, 'fail');
+    assert.match(firecrackerCheck(fc('Firecracker v1.16.1'), { ...vmm, driver: 'qemu' }).summary, /not used/);
   });
 
   it('reports a store a newer banger wrote, and a damaged one', async () => {

@@ -9,7 +9,7 @@ import { connect } from '../../sdk/client.ts';
 import { loadConfig } from '../../system/config.ts';
 import { resolvePaths, type BangerPaths } from '../../system/paths.ts';
 import type { CliContext } from '../context.ts';
-import { configChecks, kvmCheck, pathChecks, platformCheck, qemuCheck, realHostProbe, storeCheck, toolChecks, unitChecks, versionChecks, type HostProbe } from '../doctor-host.ts';
+import { configChecks, firecrackerCheck, kvmCheck, pathChecks, platformCheck, qemuCheck, realHostProbe, storeCheck, toolChecks, unitChecks, versionChecks, type HostProbe } from '../doctor-host.ts';
 import { serviceInstall } from '../service-install.ts';
 import { systemctlAt, systemdIsInit } from '../systemctl.ts';
 import type { InstallRecord } from '../../system/install-layout.ts';
@@ -57,8 +57,11 @@ export async function runChecks(deps: DoctorDeps = {}): Promise<DoctorReport> {
     daemonRow = { id: 'daemon', status: 'fail', summary: `bangerd does not answer: ${messageOf(err)}`, fix: 'banger daemon stop && banger daemon start' };
   }
   let qemu = 'qemu-system-x86_64';
+  let vmm: Parameters<typeof firecrackerCheck>[1] = { driver: 'auto', firecrackerBin: 'firecracker', jailerBin: 'jailer' };
   try {
-    qemu = loadConfig(paths.configFile).vmm.qemu;
+    const config = loadConfig(paths.configFile);
+    vmm = config.vmm;
+    qemu = config.vmm.qemu;
   } catch {
     // configChecks reports it.
   }
@@ -68,6 +71,7 @@ export async function runChecks(deps: DoctorDeps = {}): Promise<DoctorReport> {
     ...toolChecks(probe),
     kvmCheck(probe),
     qemuCheck(probe, qemu),
+    firecrackerCheck(probe, vmm),
     ...(await pathChecks(probe, paths)),
     ...configChecks(paths),
     ...storeCheck(probe, paths),
@@ -82,7 +86,7 @@ function render(report: DoctorReport, verbose: boolean): string {
   const accel = report.checks.find((c) => c.id === 'vmm.accel');
   if (report.healthy && !verbose) {
     // The accelerator is the one decision worth a word when all is well: "qemu/tcg (KVM did not boot a guest ...)".
-    const decided = accel?.summary.startsWith('accelerator: qemu/') ? accel.summary.replace(/^accelerator: /, '').replace(/; decided afresh .*$/, '') : null;
+    const decided = /^accelerator: (qemu|firecracker)\//.test(accel?.summary ?? '') ? accel!.summary.replace(/^accelerator: /, '').replace(/; decided afresh .*$/, '') : null;
     return `banger doctor: healthy (${report.checks.length} checks${decided ? `; ${decided}` : ''})`;
   }
   const shown = verbose ? report.checks : report.checks.filter((c) => c.status !== 'ok');

@@ -50,7 +50,7 @@ export class DoctorService {
     }
     const choice = kernel ? this.deps.driver.knownAccel(kernel) : null;
     if (!choice) return { id: 'vmm.accel', status: 'ok', summary: `accelerator: not decided yet for kernel ${version} (the next VM decides: a KVM probe when /dev/kvm exists)` };
-    return { id: 'vmm.accel', status: 'ok', summary: `accelerator: qemu/${choice.accel} (${choice.reason}); ${redecide}` };
+    return { id: 'vmm.accel', status: 'ok', summary: `accelerator: ${choice.vmm ?? 'qemu'}/${choice.accel} (${choice.reason}); ${redecide}` };
   }
 
   private async helperAndNetwork(): Promise<DoctorCheck[]> {

@@ -4,7 +4,6 @@ import { messageOf } from '../../protocol/errors.ts';
 import type { NatParams, PrivilegedOps } from '../../protocol/privileged-ops.ts';
 import type { VmInfo } from '../../protocol/methods.ts';
 import type { Store } from '../../store/store.ts';
-import { readPidFile } from '../../system/pid-file.ts';
 import type { VmFiles, VmmDriver } from '../../vmm/driver.ts';
 import type { GuestSsh } from './guest-ssh.ts';
 import type { VmLocks } from './vm-locks.ts';
@@ -135,14 +134,7 @@ export class VmReaper {
    */
   unrecordedVmmPid(vm: VmInfo): number | null {
     if (vm.pid !== null) return null;
-    let pid: number;
-    try {
-      // Without following symlinks: the VM's directory is the owner's, and the pid decides what gets stopped.
-      pid = readPidFile(this.deps.files(vm.id).pidFile);
-    } catch {
-      return null;
-    }
-    return this.deps.driver.isAlive(vm.id, pid) ? pid : null;
+    return this.deps.driver.findVmm(vm.id, this.deps.files(vm.id));
   }
 
   /** Stops such a VMM; the VM becomes stopped, so a later stop or delete also removes the tap it may have left. */

@@ -48,7 +48,7 @@ export function validSshTimeout(value: unknown): number | undefined {
 
 /** How the accelerator shows in the spec line: the decision and why, or that it is being made alongside. */
 export function accelText(driver: string, choice: AccelChoice | null): string {
-  return choice ? `${driver}/${choice.accel} (${choice.reason})` : `${driver} (KVM or TCG: probing KVM alongside the set-up, once per host boot)`;
+  return choice ? `${choice.vmm ?? driver}/${choice.accel} (${choice.reason})` : `${driver} (KVM or TCG: probing KVM alongside the set-up, once per host boot)`;
 }
 
 /** The line users see first: what they are about to get. */

@@ -10,6 +10,7 @@ import type { AgentEndpoint } from '../agent-dial.ts';
 import { buildQemuArgv, guestCmdline, qemuProcessName } from '../../system/qemu-argv.ts';
 import { qmpCommand } from './qmp.ts';
 import { pollUntil } from '../../system/clock.ts';
+import { readPidFile } from '../../system/pid-file.ts';
 import { AccelProbe, type AccelProbeOptions } from './accel-probe.ts';
 
 /** Host TSC frequency in kHz, so a TCG guest need not calibrate it (that calibration can hang). */
@@ -143,6 +144,17 @@ export class QemuDriver implements VmmDriver {
   private async waitExit(vmId: string, pid: number | null, ms: number): Promise<boolean> {
     const gone = await pollUntil(() => (this.isAlive(vmId, pid) ? undefined : true), { clock: this.options.clock, timeoutMs: ms, intervalMs: 50 });
     return gone === true;
+  }
+
+  findVmm(vmId: string, files: VmFiles): number | null {
+    let pid: number;
+    try {
+      // Without following symlinks: the VM's directory is the owner's, and the pid decides what gets signalled.
+      pid = readPidFile(files.pidFile);
+    } catch {
+      return null;
+    }
+    return this.isAlive(vmId, pid) ? pid : null;
   }
 
   /**
