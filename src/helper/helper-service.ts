@@ -21,6 +21,7 @@ import { buildDebianImage } from './debian-image-build.ts';
 import { ChosenFirewall } from './chosen-firewall.ts';
 import type { GuestFirewall } from './guest-firewall.ts';
 import { refuse, refuseInvalid } from './refusal.ts';
+import { ownedPath } from './owned-path.ts';
 import { ResolvedRouting } from './resolved-route.ts';
 import { ipArgs, refuseIfNotOwnersTap, refuseIfTapInUse, type TapScope } from './tap-ownership.ts';
 import { importLayers } from './image-import.ts';
@@ -76,31 +77,9 @@ export class HelperService {
     this.resolved = new ResolvedRouting({ runner: this.runner, network: scope.network, checkBridge: (value) => this.bridge(value) });
   }
 
-  /**
-   * A path that must resolve to somewhere under one of `roots`. An existing file is resolved through every
-   * symlink. A file still to be written (mustExist false) is its parent's real path plus a last component that
-   * must not be a symlink, dangling or not: whoever opens it by name would follow it, and create its target.
-   */
+  /** A file in one of `roots` (real paths of the owner's banger directories), named plainly: see owned-path.ts. */
   insidePath(value: unknown, roots: readonly string[], what: string, mustExist: boolean): string {
-    const p = str(value, what);
-    if (!path.isAbsolute(p) || p.includes('\0') || p.includes(',') || /\s/.test(p)) refuse(`${what} must be an absolute path without commas or spaces`);
-    const name = path.basename(p);
-    if (!mustExist && (name === '' || name === '.' || name === '..')) refuse(`${what} ${p} must name a file`);
-    let real: string;
-    try {
-      real = mustExist ? fs.realpathSync(p) : path.join(fs.realpathSync(path.dirname(p)), name);
-    } catch {
-      refuse(mustExist ? `${what} ${p} does not exist` : `the directory of ${what} ${p} does not exist`);
-    }
-    // The roots are real paths fixed at start; resolving them again would follow a symlink swapped in since.
-    const ok = roots.some((root) => real.startsWith(`${root}${path.sep}`));
-    if (!ok) refuse(`${what} ${p} is outside banger's directories`);
-    if (!mustExist) {
-      const st = lstatOrNull(real);
-      if (st?.isSymbolicLink()) refuse(`${what} ${p} is a symlink`);
-      if (st?.isDirectory()) refuse(`${what} ${p} is a directory`);
-    }
-    return real;
+    return ownedPath(value, { roots, what, mustExist, owner: this.scope.owner });
   }
 
   /** Refuses any bridge, gateway or namespace other than the ones this helper was started for. */

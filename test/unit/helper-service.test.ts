@@ -184,15 +184,63 @@ describe('HelperService', () => {
       assert.equal(out.pidFile, path.join(scope.runDir, 'q.pid'));
     });
 
-    it('resolves `..` and a symlinked directory to the real path it names', () => {
+    it('refuses `..`, `.` and empty components, even when the path they make is inside', () => {
+      for (const initrdPath of [`${vmDir}/../${VM_ID}/initrd.img`, `${vmDir}/./initrd.img`, `${vmDir}//initrd.img`]) {
+        assert.throws(() => helper.validateLaunchSpec(spec({ initrdPath })), refused(/component/));
+      }
+    });
+
+    it('refuses a symlinked directory below banger\'s directories, even to a directory inside them', () => {
       fs.symlinkSync(vmDir, path.join(scope.stateDir, 'vm-alias'));
       try {
-        const out = helper.validateLaunchSpec(spec({ initrdPath: `${vmDir}/../${VM_ID}/initrd.img` }));
-        assert.equal(out.initrdPath, initrd);
-        const viaAlias = helper.validateLaunchSpec(spec({ initrdPath: path.join(scope.stateDir, 'vm-alias', 'initrd.img') }));
-        assert.equal(viaAlias.initrdPath, initrd);
+        assert.throws(() => helper.validateLaunchSpec(spec({ initrdPath: path.join(scope.stateDir, 'vm-alias', 'initrd.img') })), refused(/passes through .*vm-alias, which is a symlink, not a directory/));
       } finally {
         fs.rmSync(path.join(scope.stateDir, 'vm-alias'));
+      }
+    });
+
+    it('follows a symlink above banger\'s directories (a home reached through a link)', () => {
+      const alias = path.join(root, 'alias');
+      fs.symlinkSync(root, alias);
+      try {
+        const out = helper.validateLaunchSpec(spec({ initrdPath: path.join(alias, 'state', 'vms', VM_ID, 'initrd.img') }));
+        assert.equal(out.initrdPath, initrd);
+        assert.throws(() => helper.validateLaunchSpec(spec({ initrdPath: path.join(alias, 'outside', 'secret') })), refused(/outside/));
+      } finally {
+        fs.rmSync(alias);
+      }
+    });
+
+    it('refuses a path that reaches banger\'s directories through a symlink from outside them', () => {
+      const link = path.join(root, 'outside', 'into-state');
+      fs.symlinkSync(vmDir, link);
+      try {
+        assert.throws(() => helper.validateLaunchSpec(spec({ initrdPath: path.join(link, 'initrd.img') })), refused(/through a symlink/));
+      } finally {
+        fs.rmSync(link);
+      }
+    });
+
+    it('refuses a file that is not a regular file of the owner\'s: a FIFO, a device node, root\'s file', () => {
+      const fifo = path.join(vmDir, 'fifo');
+      spawnSync('mkfifo', [fifo]);
+      try {
+        assert.throws(() => helper.validateLaunchSpec(spec({ kernelPath: fifo })), refused(/is a FIFO, not a regular file/));
+        assert.throws(() => helper.validateLaunchSpec(spec({ serialLog: fifo })), refused(/is a FIFO; banger writes only/));
+      } finally {
+        fs.rmSync(fifo);
+      }
+      if (!IS_ROOT) return;
+      const device = path.join(vmDir, 'null');
+      spawnSync('mknod', [device, 'c', '1', '3']);
+      const rootsFile = path.join(vmDir, 'roots');
+      fs.writeFileSync(rootsFile, 'root\'s');
+      try {
+        assert.throws(() => helper.validateLaunchSpec(spec({ disks: [{ id: 'root', path: device, format: 'raw' }] })), refused(/is a device node/));
+        assert.throws(() => helper.validateLaunchSpec(spec({ kernelPath: rootsFile })), refused(/belongs to uid 0, not to uid 1000/));
+      } finally {
+        fs.rmSync(device);
+        fs.rmSync(rootsFile);
       }
     });
 
@@ -210,8 +258,8 @@ describe('HelperService', () => {
       const link = path.join(scope.stateDir, 'sneaky');
       fs.symlinkSync(outsideFile, link);
       try {
-        assert.throws(() => helper.validateLaunchSpec(spec({ kernelPath: link })), refused(/outside/));
-        assert.throws(() => helper.validateLaunchSpec(spec({ disks: [{ id: 'root', path: link, format: 'raw' }] })), refused(/outside/));
+        assert.throws(() => helper.validateLaunchSpec(spec({ kernelPath: link })), refused(/is a symlink/));
+        assert.throws(() => helper.validateLaunchSpec(spec({ disks: [{ id: 'root', path: link, format: 'raw' }] })), refused(/is a symlink/));
       } finally {
         fs.rmSync(link);
       }
@@ -221,7 +269,8 @@ describe('HelperService', () => {
       const link = path.join(scope.cacheDir, 'sneaky-dir');
       fs.symlinkSync(path.dirname(outsideFile), link);
       try {
-        assert.throws(() => helper.validateLaunchSpec(spec({ kernelPath: path.join(link, 'secret') })), refused(/outside/));
+        assert.throws(() => helper.validateLaunchSpec(spec({ kernelPath: path.join(link, 'secret') })), refused(/which is a symlink, not a directory/));
+        // The pid file may not be in the cache at all.
         assert.throws(() => helper.validateLaunchSpec(spec({ pidFile: path.join(link, 'qemu.pid') })), refused(/outside/));
       } finally {
         fs.rmSync(link);
@@ -626,7 +675,13 @@ describe('HelperService', () => {
     it('for a root owner runs QEMU itself, without setpriv', { skip: !IS_ROOT && 'chown to uid 0 needs root' }, async () => {
       const rootHelper = new HelperService(runner, { ...scope, owner: { uid: 0, gid: 0 } });
       runner.on(qemuBin, writesPid('55'));
-      assert.deepEqual(await rootHelper.launchQemu({ qemu: qemuBin, spec: spec(), netns: null }, { signal: new AbortController().signal }), { pid: 55 });
+      // A root owner's files are root's.
+      spawnSync('chown', ['-R', '0:0', scope.stateDir, scope.cacheDir]);
+      try {
+        assert.deepEqual(await rootHelper.launchQemu({ qemu: qemuBin, spec: spec(), netns: null }, { signal: new AbortController().signal }), { pid: 55 });
+      } finally {
+        spawnSync('chown', ['-R', `${OWNER.uid}:${OWNER.gid}`, scope.stateDir, scope.cacheDir]);
+      }
       assert.deepEqual(argvOf(runner.calls), [[qemuBin, ...buildQemuArgv(spec())]]);
     });
 
@@ -803,7 +858,7 @@ describe('HelperService', () => {
     }
 
     it('refuses a file path that names a directory, or whose directory does not exist', () => {
-      assert.throws(() => helper.validateLaunchSpec(spec({ serialLog: `${vmDir}/sub/..` })), refused(/must name a file/));
+      assert.throws(() => helper.validateLaunchSpec(spec({ serialLog: `${vmDir}/` })), refused(/must name a file/));
       assert.throws(() => helper.validateLaunchSpec(spec({ serialLog: vmDir })), refused(/is a directory/));
       assert.throws(() => helper.validateLaunchSpec(spec({ pidFile: path.join(vmDir, 'missing-dir', 'qemu.pid') })), refused(/directory of pid file .* does not exist/));
     });
