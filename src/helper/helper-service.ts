@@ -22,6 +22,7 @@ import { ChosenFirewall } from './chosen-firewall.ts';
 import type { GuestFirewall } from './guest-firewall.ts';
 import { refuse, refuseInvalid } from './refusal.ts';
 import { ownedPath } from './owned-path.ts';
+import { checkedQemuPid, refuseUnknownVm } from './vmm-identity.ts';
 import { ResolvedRouting } from './resolved-route.ts';
 import { ipArgs, refuseIfNotOwnersTap, refuseIfTapInUse, type TapScope } from './tap-ownership.ts';
 import { importLayers } from './image-import.ts';
@@ -232,6 +233,7 @@ export class HelperService {
   validateLaunchSpec(raw: QemuLaunchSpec): QemuLaunchSpec {
     const roots = [this.scope.stateDir, this.scope.cacheDir];
     const vmId = matching(raw.vmId, VM_ID_PATTERN, 'vm id');
+    refuseUnknownVm(this.scope.stateDir, this.scope.owner, vmId);
     if (raw.disks.length > 8) refuse('disks must be a list of at most 8');
     const cmdline = str(raw.cmdline, 'kernel command line');
     if (!/^[a-zA-Z0-9_.=,: /-]{0,1024}$/.test(cmdline)) refuse('kernel command line has characters outside [a-zA-Z0-9_.=,: /-]');
@@ -286,7 +288,8 @@ export class HelperService {
         hint: 'check that qemu-system-x86 is installed (apt-get install qemu-system-x86 qemu-utils)',
       });
     }
-    return { pid: readPidFile(spec.pidFile, this.scope.owner) };
+    const pid = readPidFile(spec.pidFile, this.scope.owner);
+    return { pid: checkedQemuPid({ procDir: this.scope.procDir, owner: this.scope.owner, vmId: spec.vmId, pid }) };
   }
 
   async buildImage(raw: BuildImageParams, ctx: CallContext): Promise<{ sizeBytes: number }> {

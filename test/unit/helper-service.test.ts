@@ -128,6 +128,16 @@ describe('HelperService', () => {
     ...overrides,
   });
 
+  /** A process in the fake /proc: VM_ID's QEMU running as `uid` unless told otherwise. */
+  const fakeProcess = (pid: number, o: { uid: number; exe?: string; name?: string }): void => {
+    const dir = path.join(scope.procDir, String(pid));
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'status'), `Name:\tqemu\nUid:\t${o.uid}\t${o.uid}\t${o.uid}\t${o.uid}\n`);
+    fs.symlinkSync(o.exe ?? qemuBin, path.join(dir, 'exe'));
+    fs.writeFileSync(path.join(dir, 'cmdline'), [o.exe ?? qemuBin, '-name', `${o.name ?? `banger-${VM_ID}`},process=banger`, ''].join('\0'));
+  };
+
   before(() => {
     root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'banger-helper-')));
     scope = {
@@ -155,6 +165,9 @@ describe('HelperService', () => {
     qemuBin = path.join(root, 'bin', 'qemu-system-x86_64');
     // Never run: the fake runner intercepts every launch.
     fs.writeFileSync(qemuBin, '#!/bin/sh\nexit 99\n', { mode: 0o755 });
+    // The QEMUs the fake runner "starts" (pids the tests' pid files name), as the fake /proc shows them.
+    for (const pid of [4321, 77, 78, 80, 81, 82]) fakeProcess(pid, { uid: OWNER.uid });
+    fakeProcess(55, { uid: 0 });
     // The helper touches the owner's directories with the owner's rights, so they must be the owner's.
     if (IS_ROOT) spawnSync('chown', ['-R', `${OWNER.uid}:${OWNER.gid}`, root]);
   });
@@ -718,6 +731,25 @@ describe('HelperService', () => {
     }, async () => {
       runner.on('setpriv', () => ({ code: 0 }));
       await assert.rejects(helper.launchQemu({ qemu: qemuBin, spec: spec(), netns: null }, { signal: new AbortController().signal }), fails('VMM_FAILED'));
+    });
+
+    for (const [what, pid, setUp, pattern] of [
+      ['pid 1', 1, () => undefined, /process 1, which is not banger's/],
+      ['a process that is gone', 999_999, () => undefined, /no such process/],
+      ['a process of another uid', 90, () => fakeProcess(90, { uid: OWNER.uid + 1 }), /does not run as uid/],
+      ['a process that is not QEMU', 91, () => fakeProcess(91, { uid: OWNER.uid, exe: '/usr/bin/sleep' }), /runs sleep, not QEMU/],
+      ["another VM's QEMU", 92, () => fakeProcess(92, { uid: OWNER.uid, name: 'banger-ffffffffffff' }), /not the QEMU of VM/],
+    ] as const) {
+      it(`refuses a pid file that names ${what}`, async () => {
+        setUp();
+        runner.on('setpriv', writesPid(`${pid}\n`));
+        await assert.rejects(helper.launchQemu({ qemu: qemuBin, spec: spec(), netns: null }, { signal: new AbortController().signal }), refused(pattern));
+      });
+    }
+
+    it('refuses a VM id that has no directory in the state directory', async () => {
+      await assert.rejects(helper.launchQemu({ qemu: qemuBin, spec: spec({ vmId: 'abcdef012345' }), netns: null }, { signal: new AbortController().signal }), refused(/vm id abcdef012345 is not a VM of this owner's/));
+      assert.equal(runner.calls.length, 0);
     });
 
     it('does not follow a symlink the owner put in place of the pid file', {
