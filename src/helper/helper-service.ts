@@ -22,6 +22,7 @@ import { ChosenFirewall } from './chosen-firewall.ts';
 import type { GuestFirewall } from './guest-firewall.ts';
 import { refuse, refuseInvalid } from './refusal.ts';
 import { ownedPath } from './owned-path.ts';
+import { trustedProgram } from './trusted-program.ts';
 import { checkedQemuPid, refuseUnknownVm } from './vmm-identity.ts';
 import { ResolvedRouting } from './resolved-route.ts';
 import { ipArgs, refuseIfNotOwnersTap, refuseIfTapInUse, type TapScope } from './tap-ownership.ts';
@@ -258,11 +259,11 @@ export class HelperService {
     };
   }
 
-  /** Resolves the QEMU binary: a qemu-system-* program on PATH or at an absolute path. */
+  /** Resolves the QEMU binary: a qemu-system-* program on PATH or at an absolute path, that only root can change. */
   resolveQemu(value: unknown): string {
     const name = matching(value, /^[a-zA-Z0-9_./-]{1,200}$/, 'qemu binary');
     if (!path.basename(name).startsWith('qemu-system-')) refuse(`qemu binary ${name} must be a qemu-system-* program`);
-    return findExecutable(name);
+    return trustedProgram(findExecutable(name), 'qemu binary');
   }
 
   async launchQemu(raw: LaunchQemuParams, ctx: Pick<CallContext, 'signal'>): Promise<{ pid: number }> {

@@ -170,6 +170,11 @@ describe('HelperService', () => {
     fakeProcess(55, { uid: 0 });
     // The helper touches the owner's directories with the owner's rights, so they must be the owner's.
     if (IS_ROOT) spawnSync('chown', ['-R', `${OWNER.uid}:${OWNER.gid}`, root]);
+    // QEMU is the host's: only root may change it (the tests' root directory is the owner's as well).
+    if (IS_ROOT) {
+      spawnSync('chown', ['0:0', root, path.join(root, 'bin'), qemuBin]);
+      fs.chmodSync(root, 0o755);
+    }
   });
 
   after(() => {
@@ -645,6 +650,25 @@ describe('HelperService', () => {
       const plain = path.join(root, 'bin', 'qemu-system-riscv64');
       fs.writeFileSync(plain, '', { mode: 0o644 });
       assert.throws(() => helper.resolveQemu(plain), fails('MISSING_TOOL', /not installed/));
+    });
+
+    it("refuses a qemu-system-* that someone other than root could replace", { skip: !IS_ROOT && 'needs root to own the real one' }, () => {
+      const ownersBin = path.join(scope.stateDir, 'bin');
+      fs.mkdirSync(ownersBin, { recursive: true });
+      const ownersQemu = path.join(ownersBin, 'qemu-system-x86_64');
+      fs.copyFileSync(qemuBin, ownersQemu);
+      fs.chmodSync(ownersQemu, 0o755);
+      spawnSync('chown', ['-R', `${OWNER.uid}:${OWNER.gid}`, ownersBin]);
+      const writable = path.join(root, 'bin', 'qemu-system-aarch64');
+      fs.copyFileSync(qemuBin, writable);
+      fs.chmodSync(writable, 0o777);
+      try {
+        assert.throws(() => helper.resolveQemu(ownersQemu), refused(new RegExp(`not a program of the host's: .* belongs to uid ${OWNER.uid}`)));
+        assert.throws(() => helper.resolveQemu(writable), refused(/is writable by others \(mode 777\)/));
+      } finally {
+        fs.rmSync(ownersBin, { recursive: true });
+        fs.rmSync(writable);
+      }
     });
 
     for (const name of ['bash', '/bin/sh', '/usr/bin/qemu-img', 'qemu-system-x86_64 -x', 'qemu-system-$(id)', '', 7]) {
