@@ -259,6 +259,12 @@ export class HelperService {
     };
   }
 
+  /** The tap a VM gets must be one createTap made: the owner's, on this helper's bridge (or none yet). */
+  private async refuseUnlessOwnersTap(netns: string | null, tap: string): Promise<void> {
+    if (!(await this.linkExists(netns, tap))) refuse(`tap ${tap} does not exist${netns ? ` in netns ${netns}` : ''}; banger creates a VM's tap before launching it`);
+    await refuseIfNotOwnersTap(this.tapScope(), netns, tap);
+  }
+
   /** Resolves the QEMU binary: a qemu-system-* program on PATH or at an absolute path, that only root can change. */
   resolveQemu(value: unknown): string {
     const name = matching(value, /^[a-zA-Z0-9_./-]{1,200}$/, 'qemu binary');
@@ -270,6 +276,7 @@ export class HelperService {
     const qemu = this.resolveQemu(raw.qemu);
     const spec = this.validateLaunchSpec(raw.spec);
     const netns = this.netns(raw.netns);
+    if (spec.net) await this.refuseUnlessOwnersTap(netns, spec.net.tap);
     // QEMU runs as the owner, never as root; only entering the namespace needs root.
     let argv = [...ownerArgv(this.scope.owner), qemu, ...buildQemuArgv(spec)];
     if (netns) argv = ['ip', 'netns', 'exec', netns, ...argv];

@@ -120,7 +120,8 @@ describe('HelperService', () => {
       { id: 'root', path: path.join(vmDir, 'root.qcow2'), format: 'qcow2' },
       { id: 'work', path: path.join(vmDir, 'work.ext4'), format: 'raw' },
     ],
-    net: { tap: TAP, mac: '52:54:00:89:ab:cd' },
+    // No network by default: a tap makes launchQemu check it with ip (see 'the VM's tap').
+    net: null,
     qmpSocket: path.join(vmDir, 'qmp.sock'),
     agentSocket: path.join(vmDir, 'agent.sock'),
     serialLog: path.join(vmDir, 'serial.log'),
@@ -770,6 +771,32 @@ describe('HelperService', () => {
         await assert.rejects(helper.launchQemu({ qemu: qemuBin, spec: spec(), netns: null }, { signal: new AbortController().signal }), refused(pattern));
       });
     }
+
+    describe("the VM's tap", () => {
+      const withTap = (): QemuLaunchSpec => spec({ net: { tap: TAP, mac: '52:54:00:89:ab:cd' } });
+
+      it("launches with the owner's tap on the helper's bridge", async () => {
+        fakeIp(runner, { links: ['banger0', TAP], details: { [TAP]: tapOf(OWNER, 'banger0') } });
+        runner.on('ip', writesPid('4321\n'));
+        assert.deepEqual(await inNetns('testns').launchQemu({ qemu: qemuBin, spec: withTap(), netns: 'testns' }, { signal: new AbortController().signal }), { pid: 4321 });
+        assert.deepEqual(argvOf(runner.calls).slice(0, 2), [['ip', '-n', 'testns', 'link', 'show', 'dev', TAP], ['ip', '-n', 'testns', '-j', '-d', 'link', 'show', 'dev', TAP]]);
+        assert.ok(runner.calls[2]!.args.includes(`tap,id=net0,ifname=${TAP},script=no,downscript=no`));
+      });
+
+      for (const [what, links, details, pattern] of [
+        ['a missing tap', [], {}, /tap bgt0123456789ab does not exist/],
+        ["another user's tap", [TAP], { [TAP]: tapOf({ uid: OWNER.uid + 1, gid: OWNER.gid }) }, /belongs to uid/],
+        ['a veth with a tap-like name', [TAP], { [TAP]: { linkinfo: { info_kind: 'veth' } } }, /is a veth device, not a tap/],
+        ["the owner's tap on another bridge", [TAP], { [TAP]: tapOf(OWNER, 'other0') }, /is on bridge other0/],
+      ] as const satisfies ReadonlyArray<readonly [string, string[], Record<string, LinkDetails>, RegExp]>) {
+        it(`refuses ${what} before starting QEMU`, async () => {
+          fakeIp(runner, { links: [...links], details });
+          runner.on('ip', writesPid('4321\n'));
+          await assert.rejects(inNetns('testns').launchQemu({ qemu: qemuBin, spec: withTap(), netns: 'testns' }, { signal: new AbortController().signal }), refused(pattern));
+          assert.equal(runner.callsTo('ip').length, 0, 'QEMU was started');
+        });
+      }
+    });
 
     it('refuses a VM id that has no directory in the state directory', async () => {
       await assert.rejects(helper.launchQemu({ qemu: qemuBin, spec: spec({ vmId: 'abcdef012345' }), netns: null }, { signal: new AbortController().signal }), refused(/vm id abcdef012345 is not a VM of this owner's/));
