@@ -21,6 +21,9 @@ import { buildDebianImage } from './debian-image-build.ts';
 import { ChosenFirewall } from './chosen-firewall.ts';
 import type { GuestFirewall } from './guest-firewall.ts';
 import { refuse, refuseInvalid } from './refusal.ts';
+import { ownedPath } from './owned-path.ts';
+import { trustedProgram } from './trusted-program.ts';
+import { checkedQemuPid, refuseUnknownVm } from './vmm-identity.ts';
 import { ResolvedRouting } from './resolved-route.ts';
 import { ipArgs, refuseIfNotOwnersTap, refuseIfTapInUse, type TapScope } from './tap-ownership.ts';
 import { importLayers } from './image-import.ts';
@@ -92,31 +95,9 @@ export class HelperService {
     }, { runner, clock: options.clock ?? systemClock, ...(options.spawnDetached ? { spawnDetached: options.spawnDetached } : {}) });
   }
 
-  /**
-   * A path that must resolve to somewhere under one of `roots`. An existing file is resolved through every
-   * symlink. A file still to be written (mustExist false) is its parent's real path plus a last component that
-   * must not be a symlink, dangling or not: whoever opens it by name would follow it, and create its target.
-   */
+  /** A file in one of `roots` (real paths of the owner's banger directories), named plainly: see owned-path.ts. */
   insidePath(value: unknown, roots: readonly string[], what: string, mustExist: boolean): string {
-    const p = str(value, what);
-    if (!path.isAbsolute(p) || p.includes('\0') || p.includes(',') || /\s/.test(p)) refuse(`${what} must be an absolute path without commas or spaces`);
-    const name = path.basename(p);
-    if (!mustExist && (name === '' || name === '.' || name === '..')) refuse(`${what} ${p} must name a file`);
-    let real: string;
-    try {
-      real = mustExist ? fs.realpathSync(p) : path.join(fs.realpathSync(path.dirname(p)), name);
-    } catch {
-      refuse(mustExist ? `${what} ${p} does not exist` : `the directory of ${what} ${p} does not exist`);
-    }
-    // The roots are real paths fixed at start; resolving them again would follow a symlink swapped in since.
-    const ok = roots.some((root) => real.startsWith(`${root}${path.sep}`));
-    if (!ok) refuse(`${what} ${p} is outside banger's directories`);
-    if (!mustExist) {
-      const st = lstatOrNull(real);
-      if (st?.isSymbolicLink()) refuse(`${what} ${p} is a symlink`);
-      if (st?.isDirectory()) refuse(`${what} ${p} is a directory`);
-    }
-    return real;
+    return ownedPath(value, { roots, what, mustExist, owner: this.scope.owner });
   }
 
   /** Refuses any bridge, gateway or namespace other than the ones this helper was started for. */
@@ -269,6 +250,7 @@ export class HelperService {
   validateLaunchSpec(raw: QemuLaunchSpec): QemuLaunchSpec {
     const roots = [this.scope.stateDir, this.scope.cacheDir];
     const vmId = matching(raw.vmId, VM_ID_PATTERN, 'vm id');
+    refuseUnknownVm(this.scope.stateDir, this.scope.owner, vmId);
     if (raw.disks.length > 8) refuse('disks must be a list of at most 8');
     const cmdline = str(raw.cmdline, 'kernel command line');
     if (!/^[a-zA-Z0-9_.=,: /-]{0,1024}$/.test(cmdline)) refuse('kernel command line has characters outside [a-zA-Z0-9_.=,: /-]');
@@ -293,17 +275,24 @@ export class HelperService {
     };
   }
 
-  /** Resolves the QEMU binary: a qemu-system-* program on PATH or at an absolute path. */
+  /** The tap a VM gets must be one createTap made: the owner's, on this helper's bridge (or none yet). */
+  private async refuseUnlessOwnersTap(netns: string | null, tap: string): Promise<void> {
+    if (!(await this.linkExists(netns, tap))) refuse(`tap ${tap} does not exist${netns ? ` in netns ${netns}` : ''}; banger creates a VM's tap before launching it`);
+    await refuseIfNotOwnersTap(this.tapScope(), netns, tap);
+  }
+
+  /** Resolves the QEMU binary: a qemu-system-* program on PATH or at an absolute path, that only root can change. */
   resolveQemu(value: unknown): string {
     const name = matching(value, /^[a-zA-Z0-9_./-]{1,200}$/, 'qemu binary');
     if (!path.basename(name).startsWith('qemu-system-')) refuse(`qemu binary ${name} must be a qemu-system-* program`);
-    return findExecutable(name);
+    return trustedProgram(findExecutable(name), 'qemu binary');
   }
 
   async launchQemu(raw: LaunchQemuParams, ctx: Pick<CallContext, 'signal'>): Promise<{ pid: number }> {
     const qemu = this.resolveQemu(raw.qemu);
     const spec = this.validateLaunchSpec(raw.spec);
     const netns = this.netns(raw.netns);
+    if (spec.net) await this.refuseUnlessOwnersTap(netns, spec.net.tap);
     // QEMU runs as the owner, never as root; only entering the namespace needs root.
     let argv = [...ownerArgv(this.scope.owner), qemu, ...buildQemuArgv(spec)];
     if (netns) argv = ['ip', 'netns', 'exec', netns, ...argv];
@@ -323,7 +312,8 @@ export class HelperService {
         hint: 'check that qemu-system-x86 is installed (apt-get install qemu-system-x86 qemu-utils)',
       });
     }
-    return { pid: readPidFile(spec.pidFile, this.scope.owner) };
+    const pid = readPidFile(spec.pidFile, this.scope.owner);
+    return { pid: checkedQemuPid({ procDir: this.scope.procDir, owner: this.scope.owner, vmId: spec.vmId, pid }) };
   }
 
   async buildImage(raw: BuildImageParams, ctx: CallContext): Promise<{ sizeBytes: number }> {

@@ -12,7 +12,7 @@ import { createGunzip, createZstdDecompress } from 'node:zlib';
 import { BangerError } from '../protocol/errors.ts';
 import type { ProgressEvent } from '../protocol/jsonrpc.ts';
 import type { ImportLayersResult } from '../protocol/privileged-ops.ts';
-import type { Owner } from '../system/as-owner.ts';
+import { asOwner, type Owner } from '../system/as-owner.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import { HashingStream } from '../system/hashing-stream.ts';
 import { applyLayer, type DevicePolicy } from './layer-apply.ts';
@@ -59,10 +59,17 @@ function layerError(layer: LayerBlob, why: string, hint = 'pull the image again;
 }
 
 /** Applies one layer blob onto `tree`, checking its digest, its diff_id and its compression's magic bytes. */
-async function applyBlob(layer: LayerBlob, tree: string, devices: DevicePolicy, signal: AbortSignal): Promise<Awaited<ReturnType<typeof applyLayer>>> {
+async function applyBlob(layer: LayerBlob, owner: Owner, tree: string, devices: DevicePolicy, signal: AbortSignal): Promise<Awaited<ReturnType<typeof applyLayer>>> {
   const compression = compressionOf(layer.mediaType);
   if (compression === null) throw layerError(layer, `its media type ${layer.mediaType} is not a tar, tar+gzip or tar+zstd layer`, 'banger cannot unpack this image');
-  const fd = fs.openSync(layer.path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  // Opened with the owner's rights: the cache is the owner's, and a directory on the way swapped for a symlink
+  // to /etc then reaches only what the owner may read. O_NONBLOCK: a FIFO put there does not hang the helper.
+  let fd: number;
+  try {
+    fd = asOwner(owner, () => fs.openSync(layer.path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK));
+  } catch (err) {
+    throw layerError(layer, `its cache entry cannot be opened by uid ${owner.uid}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
   if (!fs.fstatSync(fd).isFile()) {
     fs.closeSync(fd);
     throw layerError(layer, 'its cache entry is not a regular file');
@@ -148,7 +155,15 @@ async function setXattrs(runner: ProcessRunner, workDir: string, fd: number, xat
 
 export async function importLayers(o: ImportOptions): Promise<ImportResult> {
   // Layers unpack to about three times their compressed size (a tar layer, uncompressed, to about its size).
-  const estimate = o.layers.reduce((n, l) => n + fs.statSync(l.path).size * (compressionOf(l.mediaType) === 'none' ? 1 : 3), 0);
+  // Looked at with the owner's rights, as the blobs are read (applyBlob); one that cannot be is reported there.
+  const sizeOf = (file: string): number => {
+    try {
+      return asOwner(o.owner, () => fs.lstatSync(file).size);
+    } catch {
+      return 0;
+    }
+  };
+  const estimate = o.layers.reduce((n, l) => n + sizeOf(l.path) * (compressionOf(l.mediaType) === 'none' ? 1 : 3), 0);
   const workDir = makeBuildDir(o.workRoot ?? workRootFor(estimate));
   const tree = path.join(workDir, 'root');
   try {
@@ -157,7 +172,7 @@ export async function importLayers(o: ImportOptions): Promise<ImportResult> {
     const xattrs = new Map<string, Map<string, Buffer>>();
     for (const [i, layer] of o.layers.entries()) {
       o.progress({ stage: 'image', message: `applying layer ${i + 1}/${o.layers.length}` });
-      const applied = await applyBlob(layer, tree, o.devices, o.signal);
+      const applied = await applyBlob(layer, o.owner, tree, o.devices, o.signal);
       skipped.push(...applied.skipped);
       // A path this layer wrote again lost what an earlier layer set on it.
       for (const rel of applied.written) xattrs.delete(rel);

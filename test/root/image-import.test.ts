@@ -170,4 +170,22 @@ describe('importLayers', { timeout: 120_000 }, () => {
     await assert.rejects(importLayers(options(l, path.join(cache, 'y.ext4'), 'nobody-here')), fails('IMAGE_NOT_FOUND', /nobody-here/));
     assert.deepEqual(fs.readdirSync(work), []);
   });
+
+  it("reads blobs with the owner's rights: a directory swapped for a link to root's files reaches nothing", async () => {
+    // A valid layer only root may read, and a link to its directory where the owner's cache has a blob directory.
+    const secret = path.join(dir, 'roots-only');
+    fs.mkdirSync(secret, { mode: 0o700 });
+    const body = tar([{ name: 'etc/', type: '5', mode: 0o755 }, { name: 'etc/shadow', mode: 0o600, body: 'root:secret' }]);
+    fs.writeFileSync(path.join(secret, 'blob'), body, { mode: 0o600 });
+    fs.symlinkSync(secret, path.join(cache, 'swapped'));
+    try {
+      const layer = { path: path.join(cache, 'swapped', 'blob'), digest: sha(body), diffId: sha(body), mediaType: 'application/vnd.oci.image.layer.v1.tar' };
+      const output = path.join(cache, 'stolen.ext4');
+      await assert.rejects(importLayers(options([layer], output, null)), fails('IMAGE_NOT_FOUND', /cannot be opened by uid 65534: EACCES/));
+      assert.equal(fs.existsSync(output), false);
+      assert.deepEqual(fs.readdirSync(work), []);
+    } finally {
+      fs.rmSync(path.join(cache, 'swapped'));
+    }
+  });
 });

@@ -120,13 +120,24 @@ describe('HelperService', () => {
       { id: 'root', path: path.join(vmDir, 'root.qcow2'), format: 'qcow2' },
       { id: 'work', path: path.join(vmDir, 'work.ext4'), format: 'raw' },
     ],
-    net: { tap: TAP, mac: '52:54:00:89:ab:cd' },
+    // No network by default: a tap makes launchQemu check it with ip (see 'the VM's tap').
+    net: null,
     qmpSocket: path.join(vmDir, 'qmp.sock'),
     agentSocket: path.join(vmDir, 'agent.sock'),
     serialLog: path.join(vmDir, 'serial.log'),
     pidFile: path.join(vmDir, 'qemu.pid'),
     ...overrides,
   });
+
+  /** A process in the fake /proc: VM_ID's QEMU running as `uid` unless told otherwise. */
+  const fakeProcess = (pid: number, o: { uid: number; exe?: string; name?: string }): void => {
+    const dir = path.join(scope.procDir, String(pid));
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'status'), `Name:\tqemu\nUid:\t${o.uid}\t${o.uid}\t${o.uid}\t${o.uid}\n`);
+    fs.symlinkSync(o.exe ?? qemuBin, path.join(dir, 'exe'));
+    fs.writeFileSync(path.join(dir, 'cmdline'), [o.exe ?? qemuBin, '-name', `${o.name ?? `banger-${VM_ID}`},process=banger`, ''].join('\0'));
+  };
 
   before(() => {
     root = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'banger-helper-')));
@@ -155,8 +166,16 @@ describe('HelperService', () => {
     qemuBin = path.join(root, 'bin', 'qemu-system-x86_64');
     // Never run: the fake runner intercepts every launch.
     fs.writeFileSync(qemuBin, '#!/bin/sh\nexit 99\n', { mode: 0o755 });
+    // The QEMUs the fake runner "starts" (pids the tests' pid files name), as the fake /proc shows them.
+    for (const pid of [4321, 77, 78, 80, 81, 82]) fakeProcess(pid, { uid: OWNER.uid });
+    fakeProcess(55, { uid: 0 });
     // The helper touches the owner's directories with the owner's rights, so they must be the owner's.
     if (IS_ROOT) spawnSync('chown', ['-R', `${OWNER.uid}:${OWNER.gid}`, root]);
+    // QEMU is the host's: only root may change it (the tests' root directory is the owner's as well).
+    if (IS_ROOT) {
+      spawnSync('chown', ['0:0', root, path.join(root, 'bin'), qemuBin]);
+      fs.chmodSync(root, 0o755);
+    }
   });
 
   after(() => {
@@ -184,15 +203,63 @@ describe('HelperService', () => {
       assert.equal(out.pidFile, path.join(scope.runDir, 'q.pid'));
     });
 
-    it('resolves `..` and a symlinked directory to the real path it names', () => {
+    it('refuses `..`, `.` and empty components, even when the path they make is inside', () => {
+      for (const initrdPath of [`${vmDir}/../${VM_ID}/initrd.img`, `${vmDir}/./initrd.img`, `${vmDir}//initrd.img`]) {
+        assert.throws(() => helper.validateLaunchSpec(spec({ initrdPath })), refused(/component/));
+      }
+    });
+
+    it('refuses a symlinked directory below banger\'s directories, even to a directory inside them', () => {
       fs.symlinkSync(vmDir, path.join(scope.stateDir, 'vm-alias'));
       try {
-        const out = helper.validateLaunchSpec(spec({ initrdPath: `${vmDir}/../${VM_ID}/initrd.img` }));
-        assert.equal(out.initrdPath, initrd);
-        const viaAlias = helper.validateLaunchSpec(spec({ initrdPath: path.join(scope.stateDir, 'vm-alias', 'initrd.img') }));
-        assert.equal(viaAlias.initrdPath, initrd);
+        assert.throws(() => helper.validateLaunchSpec(spec({ initrdPath: path.join(scope.stateDir, 'vm-alias', 'initrd.img') })), refused(/passes through .*vm-alias, which is a symlink, not a directory/));
       } finally {
         fs.rmSync(path.join(scope.stateDir, 'vm-alias'));
+      }
+    });
+
+    it('follows a symlink above banger\'s directories (a home reached through a link)', () => {
+      const alias = path.join(root, 'alias');
+      fs.symlinkSync(root, alias);
+      try {
+        const out = helper.validateLaunchSpec(spec({ initrdPath: path.join(alias, 'state', 'vms', VM_ID, 'initrd.img') }));
+        assert.equal(out.initrdPath, initrd);
+        assert.throws(() => helper.validateLaunchSpec(spec({ initrdPath: path.join(alias, 'outside', 'secret') })), refused(/outside/));
+      } finally {
+        fs.rmSync(alias);
+      }
+    });
+
+    it('refuses a path that reaches banger\'s directories through a symlink from outside them', () => {
+      const link = path.join(root, 'outside', 'into-state');
+      fs.symlinkSync(vmDir, link);
+      try {
+        assert.throws(() => helper.validateLaunchSpec(spec({ initrdPath: path.join(link, 'initrd.img') })), refused(/through a symlink/));
+      } finally {
+        fs.rmSync(link);
+      }
+    });
+
+    it('refuses a file that is not a regular file of the owner\'s: a FIFO, a device node, root\'s file', () => {
+      const fifo = path.join(vmDir, 'fifo');
+      spawnSync('mkfifo', [fifo]);
+      try {
+        assert.throws(() => helper.validateLaunchSpec(spec({ kernelPath: fifo })), refused(/is a FIFO, not a regular file/));
+        assert.throws(() => helper.validateLaunchSpec(spec({ serialLog: fifo })), refused(/is a FIFO; banger writes only/));
+      } finally {
+        fs.rmSync(fifo);
+      }
+      if (!IS_ROOT) return;
+      const device = path.join(vmDir, 'null');
+      spawnSync('mknod', [device, 'c', '1', '3']);
+      const rootsFile = path.join(vmDir, 'roots');
+      fs.writeFileSync(rootsFile, 'root\'s');
+      try {
+        assert.throws(() => helper.validateLaunchSpec(spec({ disks: [{ id: 'root', path: device, format: 'raw' }] })), refused(/is a device node/));
+        assert.throws(() => helper.validateLaunchSpec(spec({ kernelPath: rootsFile })), refused(/belongs to uid 0, not to uid 1000/));
+      } finally {
+        fs.rmSync(device);
+        fs.rmSync(rootsFile);
       }
     });
 
@@ -210,8 +277,8 @@ describe('HelperService', () => {
       const link = path.join(scope.stateDir, 'sneaky');
       fs.symlinkSync(outsideFile, link);
       try {
-        assert.throws(() => helper.validateLaunchSpec(spec({ kernelPath: link })), refused(/outside/));
-        assert.throws(() => helper.validateLaunchSpec(spec({ disks: [{ id: 'root', path: link, format: 'raw' }] })), refused(/outside/));
+        assert.throws(() => helper.validateLaunchSpec(spec({ kernelPath: link })), refused(/is a symlink/));
+        assert.throws(() => helper.validateLaunchSpec(spec({ disks: [{ id: 'root', path: link, format: 'raw' }] })), refused(/is a symlink/));
       } finally {
         fs.rmSync(link);
       }
@@ -221,7 +288,8 @@ describe('HelperService', () => {
       const link = path.join(scope.cacheDir, 'sneaky-dir');
       fs.symlinkSync(path.dirname(outsideFile), link);
       try {
-        assert.throws(() => helper.validateLaunchSpec(spec({ kernelPath: path.join(link, 'secret') })), refused(/outside/));
+        assert.throws(() => helper.validateLaunchSpec(spec({ kernelPath: path.join(link, 'secret') })), refused(/which is a symlink, not a directory/));
+        // The pid file may not be in the cache at all.
         assert.throws(() => helper.validateLaunchSpec(spec({ pidFile: path.join(link, 'qemu.pid') })), refused(/outside/));
       } finally {
         fs.rmSync(link);
@@ -585,6 +653,25 @@ describe('HelperService', () => {
       assert.throws(() => helper.resolveQemu(plain), fails('MISSING_TOOL', /not installed/));
     });
 
+    it("refuses a qemu-system-* that someone other than root could replace", { skip: !IS_ROOT && 'needs root to own the real one' }, () => {
+      const ownersBin = path.join(scope.stateDir, 'bin');
+      fs.mkdirSync(ownersBin, { recursive: true });
+      const ownersQemu = path.join(ownersBin, 'qemu-system-x86_64');
+      fs.copyFileSync(qemuBin, ownersQemu);
+      fs.chmodSync(ownersQemu, 0o755);
+      spawnSync('chown', ['-R', `${OWNER.uid}:${OWNER.gid}`, ownersBin]);
+      const writable = path.join(root, 'bin', 'qemu-system-aarch64');
+      fs.copyFileSync(qemuBin, writable);
+      fs.chmodSync(writable, 0o777);
+      try {
+        assert.throws(() => helper.resolveQemu(ownersQemu), refused(new RegExp(`not a program of the host's: .* belongs to uid ${OWNER.uid}`)));
+        assert.throws(() => helper.resolveQemu(writable), refused(/is writable by others \(mode 777\)/));
+      } finally {
+        fs.rmSync(ownersBin, { recursive: true });
+        fs.rmSync(writable);
+      }
+    });
+
     for (const name of ['bash', '/bin/sh', '/usr/bin/qemu-img', 'qemu-system-x86_64 -x', 'qemu-system-$(id)', '', 7]) {
       it(`refuses ${JSON.stringify(name)}`, () => {
         assert.throws(() => helper.resolveQemu(name), refused());
@@ -626,7 +713,13 @@ describe('HelperService', () => {
     it('for a root owner runs QEMU itself, without setpriv', { skip: !IS_ROOT && 'chown to uid 0 needs root' }, async () => {
       const rootHelper = new HelperService(runner, { ...scope, owner: { uid: 0, gid: 0 } });
       runner.on(qemuBin, writesPid('55'));
-      assert.deepEqual(await rootHelper.launchQemu({ qemu: qemuBin, spec: spec(), netns: null }, { signal: new AbortController().signal }), { pid: 55 });
+      // A root owner's files are root's.
+      spawnSync('chown', ['-R', '0:0', scope.stateDir, scope.cacheDir]);
+      try {
+        assert.deepEqual(await rootHelper.launchQemu({ qemu: qemuBin, spec: spec(), netns: null }, { signal: new AbortController().signal }), { pid: 55 });
+      } finally {
+        spawnSync('chown', ['-R', `${OWNER.uid}:${OWNER.gid}`, scope.stateDir, scope.cacheDir]);
+      }
       assert.deepEqual(argvOf(runner.calls), [[qemuBin, ...buildQemuArgv(spec())]]);
     });
 
@@ -663,6 +756,51 @@ describe('HelperService', () => {
     }, async () => {
       runner.on('setpriv', () => ({ code: 0 }));
       await assert.rejects(helper.launchQemu({ qemu: qemuBin, spec: spec(), netns: null }, { signal: new AbortController().signal }), fails('VMM_FAILED'));
+    });
+
+    for (const [what, pid, setUp, pattern] of [
+      ['pid 1', 1, () => undefined, /process 1, which is not banger's/],
+      ['a process that is gone', 999_999, () => undefined, /no such process/],
+      ['a process of another uid', 90, () => fakeProcess(90, { uid: OWNER.uid + 1 }), /does not run as uid/],
+      ['a process that is not QEMU', 91, () => fakeProcess(91, { uid: OWNER.uid, exe: '/usr/bin/sleep' }), /runs sleep, not QEMU/],
+      ["another VM's QEMU", 92, () => fakeProcess(92, { uid: OWNER.uid, name: 'banger-ffffffffffff' }), /not the QEMU of VM/],
+    ] as const) {
+      it(`refuses a pid file that names ${what}`, async () => {
+        setUp();
+        runner.on('setpriv', writesPid(`${pid}\n`));
+        await assert.rejects(helper.launchQemu({ qemu: qemuBin, spec: spec(), netns: null }, { signal: new AbortController().signal }), refused(pattern));
+      });
+    }
+
+    describe("the VM's tap", () => {
+      const withTap = (): QemuLaunchSpec => spec({ net: { tap: TAP, mac: '52:54:00:89:ab:cd' } });
+
+      it("launches with the owner's tap on the helper's bridge", async () => {
+        fakeIp(runner, { links: ['banger0', TAP], details: { [TAP]: tapOf(OWNER, 'banger0') } });
+        runner.on('ip', writesPid('4321\n'));
+        assert.deepEqual(await inNetns('testns').launchQemu({ qemu: qemuBin, spec: withTap(), netns: 'testns' }, { signal: new AbortController().signal }), { pid: 4321 });
+        assert.deepEqual(argvOf(runner.calls).slice(0, 2), [['ip', '-n', 'testns', 'link', 'show', 'dev', TAP], ['ip', '-n', 'testns', '-j', '-d', 'link', 'show', 'dev', TAP]]);
+        assert.ok(runner.calls[2]!.args.includes(`tap,id=net0,ifname=${TAP},script=no,downscript=no`));
+      });
+
+      for (const [what, links, details, pattern] of [
+        ['a missing tap', [], {}, /tap bgt0123456789ab does not exist/],
+        ["another user's tap", [TAP], { [TAP]: tapOf({ uid: OWNER.uid + 1, gid: OWNER.gid }) }, /belongs to uid/],
+        ['a veth with a tap-like name', [TAP], { [TAP]: { linkinfo: { info_kind: 'veth' } } }, /is a veth device, not a tap/],
+        ["the owner's tap on another bridge", [TAP], { [TAP]: tapOf(OWNER, 'other0') }, /is on bridge other0/],
+      ] as const satisfies ReadonlyArray<readonly [string, string[], Record<string, LinkDetails>, RegExp]>) {
+        it(`refuses ${what} before starting QEMU`, async () => {
+          fakeIp(runner, { links: [...links], details });
+          runner.on('ip', writesPid('4321\n'));
+          await assert.rejects(inNetns('testns').launchQemu({ qemu: qemuBin, spec: withTap(), netns: 'testns' }, { signal: new AbortController().signal }), refused(pattern));
+          assert.equal(runner.callsTo('ip').length, 0, 'QEMU was started');
+        });
+      }
+    });
+
+    it('refuses a VM id that has no directory in the state directory', async () => {
+      await assert.rejects(helper.launchQemu({ qemu: qemuBin, spec: spec({ vmId: 'abcdef012345' }), netns: null }, { signal: new AbortController().signal }), refused(/vm id abcdef012345 is not a VM of this owner's/));
+      assert.equal(runner.calls.length, 0);
     });
 
     it('does not follow a symlink the owner put in place of the pid file', {
@@ -803,7 +941,7 @@ describe('HelperService', () => {
     }
 
     it('refuses a file path that names a directory, or whose directory does not exist', () => {
-      assert.throws(() => helper.validateLaunchSpec(spec({ serialLog: `${vmDir}/sub/..` })), refused(/must name a file/));
+      assert.throws(() => helper.validateLaunchSpec(spec({ serialLog: `${vmDir}/` })), refused(/must name a file/));
       assert.throws(() => helper.validateLaunchSpec(spec({ serialLog: vmDir })), refused(/is a directory/));
       assert.throws(() => helper.validateLaunchSpec(spec({ pidFile: path.join(vmDir, 'missing-dir', 'qemu.pid') })), refused(/directory of pid file .* does not exist/));
     });
