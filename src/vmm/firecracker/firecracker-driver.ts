@@ -107,7 +107,7 @@ export class FirecrackerDriver implements VmmDriver, VmmSnapshots {
       netns: spec.netns,
       spec: {
         vmId: spec.vmId, vcpus: spec.vcpus, memoryMib: spec.memoryMib, kernelPath: kernel, initrdPath: spec.files.initrd,
-        drives: disks.map((d) => ({ id: d.id, path: d.path, readOnly: d.readOnly })), serialLog: spec.files.serialLog, snapshot,
+        drives: disks.map((d) => ({ id: d.id, path: d.path, readOnly: d.readOnly })), serialLog: spec.files.serialLog, tap: spec.net.tap, snapshot,
       },
     }, { signal });
     return { pid, kernel };
