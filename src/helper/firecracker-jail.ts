@@ -15,7 +15,11 @@ import { untrustedProgramProblem } from './trusted-program.ts';
  */
 export function makeJail(o: { owner: Owner; jailBase: string; chroot: string }): void {
   const idDir = path.dirname(o.chroot);
-  if (!fs.existsSync(o.jailBase)) fs.mkdirSync(o.jailBase, { recursive: true, mode: 0o711 });
+  if (!fs.existsSync(o.jailBase)) {
+    fs.mkdirSync(o.jailBase, { recursive: true });
+    // Set apart from mkdir, whose mode bangerd-root's umask (077) would cut: the owner must pass through.
+    fs.chmodSync(o.jailBase, 0o711);
+  }
   const baseProblem = untrustedProgramProblem(o.jailBase);
   if (baseProblem !== null) refuse(`the jail base ${o.jailBase} is not a directory only root can change: ${baseProblem}`);
   if (fs.existsSync(o.chroot)) {

@@ -95,7 +95,11 @@ export class FirecrackerLauncher {
     } catch (err) {
       // A refused or failed start leaves no links to the VM's files in the jail; no process is signalled, as
       // the pid file may name anything.
-      if (layout.chroot !== null && fs.existsSync(layout.chroot)) emptyJail(owner, layout.chroot);
+      try {
+        if (layout.chroot !== null && fs.existsSync(layout.chroot)) emptyJail(owner, layout.chroot);
+      } catch {
+        // The launch's own error says more; makeJail empties the jail again at the next launch.
+      }
       throw err;
     }
   }
