@@ -81,10 +81,7 @@ export function checkFirecrackerSpec(raw: LaunchFirecrackerParams['spec'], s: Sp
       ids.add(id);
       return { host: owned(d.path, inputRoots, `drive ${id}`, true), name: JAIL_NAMES.drive(id) };
     }),
-    ...(raw.snapshot === null ? [] : [
-      { host: snapshotFile(owned(raw.snapshot.statePath, [s.stateDir], 'snapshot state', true), layout.snapshotState, vmId), name: JAIL_NAMES.snapshotState },
-      { host: snapshotFile(owned(raw.snapshot.memPath, [s.stateDir], 'snapshot memory', true), layout.snapshotMem, vmId), name: JAIL_NAMES.snapshotMem },
-    ]),
+    ...(raw.snapshot === null ? [] : snapshotFiles(raw.snapshot, layout, vmId, (value, what) => owned(value, [s.stateDir], what, true))),
   ];
   return {
     vmId, vmDir, layout, files, serialLog,
@@ -94,8 +91,12 @@ export function checkFirecrackerSpec(raw: LaunchFirecrackerParams['spec'], s: Sp
   };
 }
 
-/** A snapshot is started only from where the driver keeps the VM's own (firecracker-layout.ts). */
-function snapshotFile(got: string, want: string, vmId: string): string {
-  if (got !== want) refuse(`snapshot file ${got} is not where VM ${vmId}'s snapshot is kept (${want})`);
-  return got;
+/** A snapshot's files, each the owner's, and only where the driver keeps the VM's own (firecracker-layout.ts). */
+function snapshotFiles(raw: { statePath: string; memPath: string }, layout: FirecrackerLayout, vmId: string, owned: (value: unknown, what: string) => string): Array<{ host: string; name: string }> {
+  const files = [
+    { host: owned(raw.statePath, 'snapshot state'), want: layout.snapshotState, name: JAIL_NAMES.snapshotState },
+    { host: owned(raw.memPath, 'snapshot memory'), want: layout.snapshotMem, name: JAIL_NAMES.snapshotMem },
+  ];
+  for (const f of files) if (f.host !== f.want) refuse(`snapshot file ${f.host} is not where VM ${vmId}'s snapshot is kept (${f.want})`);
+  return files.map(({ host, name }) => ({ host, name }));
 }
