@@ -91,7 +91,7 @@ export class HelperService {
     this.resolved = new ResolvedRouting({ runner: this.runner, network: scope.network, checkBridge: (value) => this.bridge(value) });
     this.firecracker = new FirecrackerLauncher({
       owner: scope.owner, stateDir: scope.stateDir, cacheDir: scope.cacheDir, netnsDir: scope.netnsDir, procDir: scope.procDir, jailBase: scope.jailBase ?? FIRECRACKER_JAIL_BASE,
-      insidePath: (value, roots, what, mustExist) => this.insidePath(value, roots, what, mustExist), netns: (value) => this.netns(value),
+      netns: (value) => this.netns(value), refuseUnlessOwnersTap: (netns, tap) => this.refuseUnlessOwnersTap(netns, tap),
     }, { runner, clock: options.clock ?? systemClock, ...(options.spawnDetached ? { spawnDetached: options.spawnDetached } : {}) });
   }
 

@@ -1,5 +1,5 @@
 // bangerd-root: the privileged helper. Usage:
-//   bangerd-root --owner UID:GID --state-dir DIR --cache-dir DIR --socket PATH --bridge NAME --subnet CIDR [--netns NAME] [--pid-file PATH]
+//   bangerd-root --owner UID:GID --state-dir DIR --cache-dir DIR --socket PATH --bridge NAME --subnet CIDR [--netns NAME] [--pid-file PATH] [--jail-base DIR]
 // It must run as root and serves only the owner (the socket is the owner's, mode 0600). Whatever it does in the
 // owner's directories it does with the owner's rights (see system/as-owner.ts).
 import fs from 'node:fs';
@@ -14,7 +14,7 @@ import { DEFAULT_WORK_ROOT, MEMORY_WORK_ROOT } from './ext4-image.ts';
 import { HelperService, networkScopeProblem } from './helper-service.ts';
 import { versionLine } from '../version.ts';
 
-const USAGE = 'usage: bangerd-root --owner UID:GID --state-dir DIR --cache-dir DIR --socket PATH --bridge NAME --subnet A.B.C.0/24 [--netns NAME] [--pid-file PATH]';
+const USAGE = 'usage: bangerd-root --owner UID:GID --state-dir DIR --cache-dir DIR --socket PATH --bridge NAME --subnet A.B.C.0/24 [--netns NAME] [--pid-file PATH] [--jail-base DIR]';
 
 function fail(message: string): never {
   process.stderr.write(`bangerd-root: ${message}\n`);
@@ -33,6 +33,8 @@ try {
       bridge: { type: 'string' },
       subnet: { type: 'string' },
       netns: { type: 'string' },
+      // Where Firecracker's jails go (a directory only root can change); the jailer's /srv/jailer by default.
+      'jail-base': { type: 'string' },
       version: { type: 'boolean' },
     },
   }));
@@ -74,6 +76,7 @@ const scope = {
   netnsDir: '/run/netns',
   procDir: '/proc',
   network,
+  ...(values['jail-base'] ? { jailBase: path.resolve(values['jail-base']) } : {}),
 };
 // Before serving, so no build of this helper's can be running yet; another live helper's builds are kept.
 for (const workRoot of [DEFAULT_WORK_ROOT, MEMORY_WORK_ROOT]) {

@@ -1,11 +1,11 @@
 // Which VMs and VMM processes are banger's, as bangerd-root can tell without a store: a VM is known when bangerd
 // has made its directory in the state directory, and a process is that VM's QEMU when it runs a qemu-system-*
-// executable as the owner with the VM's -name. The pid QEMU writes sits in a file the owner can rewrite, so the
-// pid the helper hands back (and bangerd later signals) is checked against the process table first.
-import fs from 'node:fs';
+// executable as the owner with the VM's -name (system/qemu-process.ts, shared with bangerd's QEMU driver). The
+// pid QEMU writes sits in a file the owner can rewrite, so the pid the helper hands back (and bangerd later
+// signals) is checked against the process table first.
 import path from 'node:path';
 import type { Owner } from '../system/as-owner.ts';
-import { qemuProcessName } from '../system/qemu-argv.ts';
+import { qemuProcessProblem } from '../system/qemu-process.ts';
 import { lstatOrNull } from './helper-checks.ts';
 import { refuse } from './refusal.ts';
 
@@ -15,22 +15,9 @@ export function refuseUnknownVm(stateDir: string, owner: Owner, vmId: string): v
   if (st === null || !st.isDirectory() || st.uid !== owner.uid) refuse(`vm id ${vmId} is not a VM of this owner's (no directory ${path.join(stateDir, 'vms', vmId)})`);
 }
 
-/** Why process `pid` is not VM `vmId`'s QEMU running as the owner; null when it is. */
+/** Why process `pid` is not VM `vmId`'s QEMU running as the owner (system/qemu-process.ts); null when it is. */
 export function notBangerQemu(o: { procDir: string; owner: Owner; vmId: string; pid: number }): string | null {
-  const dir = path.join(o.procDir, String(o.pid));
-  try {
-    // Uid: real, effective, saved, filesystem.
-    const uids = /^Uid:\s+(\d+)\s+(\d+)/m.exec(fs.readFileSync(path.join(dir, 'status'), 'utf8'));
-    if (!uids || Number(uids[1]) !== o.owner.uid || Number(uids[2]) !== o.owner.uid) return `it does not run as uid ${o.owner.uid}`;
-    const exe = path.basename(fs.readlinkSync(path.join(dir, 'exe'))).replace(/ \(deleted\)$/, '');
-    if (!exe.startsWith('qemu-system-')) return `it runs ${exe}, not QEMU`;
-    const argv = fs.readFileSync(path.join(dir, 'cmdline'), 'utf8').split('\0');
-    const i = argv.indexOf('-name');
-    if (i < 0 || argv[i + 1]?.split(',')[0] !== qemuProcessName(o.vmId)) return `it is not the QEMU of VM ${o.vmId}`;
-    return null;
-  } catch {
-    return 'no such process';
-  }
+  return qemuProcessProblem({ procDir: o.procDir, vmId: o.vmId, pid: o.pid, uid: o.owner.uid });
 }
 
 /** `pid` when it is VM `vmId`'s QEMU (see notBangerQemu); HELPER_REFUSED otherwise. */

@@ -112,6 +112,12 @@ export const firecrackerLaunchSpecSchema = z.strictObject({
   initrdPath: z.string(),
   drives: z.array(firecrackerDriveSchema),
   serialLog: z.string(),
+  /**
+   * The tap bangerd then gives the VM through the API (null: none). Firecracker runs as the owner without
+   * capabilities, so the kernel lets it open only the owner's taps; bangerd-root checks at launch that this one
+   * is such a tap, on its bridge, as vmm.launchQemu does.
+   */
+  tap: z.string().nullable(),
   /** A snapshot to start from (its state and memory files), linked in beside the drives; null for a boot. */
   snapshot: z.strictObject({ statePath: z.string(), memPath: z.string() }).nullable(),
 });

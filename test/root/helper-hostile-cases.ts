@@ -28,12 +28,20 @@ export interface HostileWorld {
   /** A stand-in QEMU only root can change (writes the pid in its target file), and one of the owner's. */
   rootQemu: string;
   ownersQemu: string;
+  /** A stand-in Firecracker and jailer only root can change (the jailer writes a pid file), the owner's own, and a link of the owner's to /bin/sh named like Firecracker. */
+  rootFirecracker: string;
+  rootJailer: string;
+  ownersFirecracker: string;
+  ownersJailer: string;
+  ownersShellLink: string;
   /** In the vm directory: a symlink to /etc/passwd. In state and cache: a symlink to /etc. In cache: to /etc/shadow. */
   passwdLink: string;
   stateEtcDir: string;
   cacheEtcDir: string;
   shadowLink: string;
   fifo: string;
+  /** A FIFO in the VM's directory. */
+  vmFifo: string;
   device: string;
   rootsFile: string;
   layer: { path: string; digest: string; diffId: string; mediaType: string };
@@ -41,6 +49,8 @@ export interface HostileWorld {
   mustNotExist: string[];
   /** Makes the stand-in QEMU write `pid` as its pid. */
   qemuWritesPid(pid: number): void;
+  /** Makes the stand-in jailer write `pid` as its child's. */
+  jailerWritesPid(pid: number): void;
   sleeperPid: number;
 }
 
@@ -81,6 +91,14 @@ export function hostileCases(w: HostileWorld): Record<HelperMethod, MethodCases>
   };
   const launch = { qemu: w.rootQemu, spec, netns: w.ns };
   const withSpec = (what: string, change: Record<string, unknown>, match?: RegExp): HostileCase => ({ what, params: { ...launch, spec: { ...spec, ...change } }, ...(match ? { match } : {}) });
+  const fcSpec = {
+    vmId: w.vmId, vcpus: 1, memoryMib: 256, kernelPath: `${w.cacheDir}/kernels/vmlinuz`, initrdPath: `${w.vmDir}/initrd.img`,
+    drives: [{ id: 'rootfs', path: `${w.vmDir}/root.qcow2`, readOnly: true }], serialLog: `${w.vmDir}/serial.log`, tap: w.ownTap, snapshot: null,
+  };
+  const fc = { firecracker: w.rootFirecracker, jailer: w.rootJailer, spec: fcSpec, netns: w.ns };
+  const withFc = (what: string, change: Record<string, unknown>, match?: RegExp): HostileCase => ({ what, params: { ...fc, spec: { ...fcSpec, ...change } }, ...(match ? { match } : {}) });
+  const drive = (p: string): Record<string, unknown> => ({ drives: [{ id: 'rootfs', path: p, readOnly: true }] });
+  const snapshot = (statePath: string, memPath = `${w.vmDir}/initrd.img`): Record<string, unknown> => ({ snapshot: { statePath, memPath } });
   const build = { name: 'debian-bookworm', mirror: 'http://deb.debian.org/debian', output: `${w.cacheDir}/images/built.ext4` };
   const layers = { layers: [w.layer], output: `${w.cacheDir}/images/imported.ext4`, minSizeBytes: 0, user: null, devices: 'refuse' };
   const withLayer = (what: string, change: Record<string, unknown>, match?: RegExp): HostileCase => ({ what, params: { ...layers, layers: [{ ...w.layer, ...change }] }, ...(match ? { match } : {}) });
@@ -168,6 +186,54 @@ export function hostileCases(w: HostileWorld): Record<HelperMethod, MethodCases>
         { what: 'a pid file naming pid 1', params: launch, before: () => w.qemuWritesPid(1), match: /names process 1, which is not banger's/ },
         { what: "a pid file naming the test's sleep", params: launch, before: () => w.qemuWritesPid(w.sleeperPid), match: /which is not banger's: it does not run as uid/ },
         { what: 'a pid file naming the test itself', params: launch, before: () => w.qemuWritesPid(process.pid), match: /which is not banger's/ },
+      ],
+    },
+    'vmm.launchFirecracker': {
+      valid: fc,
+      hostile: [
+        ...each(fc, 'firecracker', [['/bin/sh', /contains "firecracker"/], ['/usr/bin/env'], [w.ownersFirecracker, /not a program of the host's: .*belongs to uid 65534/],
+          [w.ownersShellLink, /does not contain "firecracker"/], ['firecracker;sh', /firecracker binary/], ['../../../bin/firecracker', /absolute path without/],
+          [`${w.rootFirecracker}/../../../../bin/sh`, /\.\. components/]]),
+        ...each(fc, 'jailer', [['/bin/sh', /contains "jailer"/], [w.ownersJailer, /not a program of the host's/], ['jailer $(reboot)', /jailer binary/], ['../../../bin/jailer', /absolute path without/]]),
+        { what: "no jailer, and the owner's own firecracker", params: { ...fc, jailer: null, firecracker: w.ownersFirecracker }, match: /not a program of the host's/ },
+        ...each(fc, 'netns', otherNamespaces),
+        withFc('kernel /etc/passwd', { kernelPath: '/etc/passwd' }, OUTSIDE),
+        withFc('kernel /etc/shadow', { kernelPath: '/etc/shadow' }, OUTSIDE),
+        withFc('kernel: a symlink to /etc/passwd', { kernelPath: w.passwdLink }, /is a symlink/),
+        withFc('kernel through a symlink to /etc', { kernelPath: `${w.stateEtcDir}/passwd` }, /which is a symlink, not a directory/),
+        withFc('kernel with ..', { kernelPath: `${w.vmDir}/../../../../../../../../etc/passwd` }, /\.\. component/),
+        withFc('initrd: a FIFO', { initrdPath: w.fifo }, /is a FIFO/),
+        withFc('initrd /proc/self/environ', { initrdPath: '/proc/self/environ' }, OUTSIDE),
+        withFc('drive: a device node', drive(w.device), /is a device node/),
+        withFc('drive /dev/sda', drive('/dev/sda'), OUTSIDE),
+        withFc("drive: root's file", drive(w.rootsFile), /belongs to uid 0/),
+        withFc('drive: a symlink to /etc/shadow', drive(w.shadowLink), /is a symlink/),
+        withFc('drive id with a shell', { drives: [{ id: 'root;reboot', path: `${w.vmDir}/root.qcow2`, readOnly: true }] }, /drive 0 id/),
+        withFc('no drives', { drives: [] }, /1 to 8/),
+        withFc('nine drives', { drives: Array.from({ length: 9 }, (_, i) => ({ id: `d${i}`, path: `${w.vmDir}/root.qcow2`, readOnly: true })) }, /1 to 8/),
+        withFc('serial log: a symlink to /etc/passwd (truncated at launch)', { serialLog: w.passwdLink }, /is a symlink/),
+        withFc('serial log /etc/passwd', { serialLog: '/etc/passwd' }, OUTSIDE),
+        withFc('serial log: a FIFO in the VM\'s directory', { serialLog: w.vmFifo }, /is a FIFO/),
+        withFc("serial log outside the VM's directory", { serialLog: `${w.stateDir}/serial.log` }, /not in the directory of VM/),
+        withFc('snapshot state /etc/shadow', snapshot('/etc/shadow'), OUTSIDE),
+        withFc('snapshot state: a symlink to /etc/passwd', snapshot(w.passwdLink), /is a symlink/),
+        withFc('snapshot memory through a symlink to /etc', snapshot(`${w.vmDir}/root.qcow2`, `${w.stateEtcDir}/shadow`), /which is a symlink/),
+        withFc('snapshot memory: a FIFO', snapshot(`${w.vmDir}/root.qcow2`, w.vmFifo), /is a FIFO/),
+        withFc("snapshot: the VM's own files, but not its snapshot", snapshot(`${w.vmDir}/root.qcow2`), /not where VM .* snapshot is kept/),
+        withFc('vm id ../../etc', { vmId: '../../etc' }, /vm id/),
+        withFc('an unknown vm id', { vmId: 'ffffffffffff' }, /not a VM of this owner's/),
+        withFc('100000 vcpus', { vcpus: 100_000 }, /vcpus/),
+        withFc('no vcpus', { vcpus: 0 }, /vcpus/),
+        withFc('negative memory', { memoryMib: -1 }, /memory/),
+        withFc('a petabyte of memory', { memoryMib: 1e9 }, /memory/),
+        withFc('tap eth0', { tap: 'eth0' }, /tap name/),
+        withFc('a plain veth as the tap', { tap: w.plainVeth }, /tap name/),
+        withFc('a veth with a tap name', { tap: w.taplikeVeth }, /is a veth device/),
+        withFc("another uid's tap", { tap: w.strangersTap }, /belongs to uid 65533/),
+        withFc('a tap that does not exist', { tap: 'bgt00000000c9' }, /does not exist/),
+        { what: 'a jailer pid file naming pid 1', params: fc, before: () => w.jailerWritesPid(1), match: /names process 1, which is not banger's/ },
+        { what: "a jailer pid file naming the test's sleep", params: fc, before: () => w.jailerWritesPid(w.sleeperPid), match: /which is not banger's: it does not run as uid/ },
+        { what: 'a jailer pid file naming the test itself', params: fc, before: () => w.jailerWritesPid(process.pid), match: /which is not banger's/ },
       ],
     },
     'image.build': {

@@ -155,7 +155,14 @@ describe('bangerd-root under hostile requests', () => {
     fs.writeFileSync(layer.path, layerBytes);
     const ownersQemu = path.join(home, 'bin', 'qemu-system-x86_64');
     fs.writeFileSync(ownersQemu, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    // The owner's own Firecracker and jailer, and a link of the owner's named firecracker that leads to a shell.
+    const ownersFirecracker = path.join(home, 'bin', 'firecracker');
+    const ownersJailer = path.join(home, 'bin', 'jailer');
+    for (const f of [ownersFirecracker, ownersJailer]) fs.writeFileSync(f, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+    const ownersShellLink = path.join(home, 'bin', 'firecracker-latest');
+    fs.symlinkSync('/bin/sh', ownersShellLink);
     run('mkfifo', [path.join(cacheDir, 'fifo')]);
+    run('mkfifo', [path.join(vmDir, 'fifo')]);
     run('mknod', [path.join(cacheDir, 'null'), 'c', '1', '3']);
     run('chown', ['-R', `${OWNER.uid}:${OWNER.gid}`, home]);
     // Made after the chown, so they stay root's: a file, and symlinks to /etc the owner could have made.
@@ -173,6 +180,19 @@ describe('bangerd-root under hostile requests', () => {
     fs.writeFileSync(targetPid, '1\n', { mode: 0o644 });
     const rootQemu = path.join(rootBin, 'qemu-system-x86_64');
     fs.writeFileSync(rootQemu, `#!/bin/sh\nwhile [ "$#" -gt 0 ]; do\n  if [ "$1" = -pidfile ]; then cat ${targetPid} > "$2"; fi\n  shift\ndone\n`, { mode: 0o755 });
+    // A stand-in Firecracker (never run) and jailer only root can change: the jailer writes the pid the test
+    // chose where the real one writes its child's, <chroot base>/<exec name>/<id>/root/<exec name>.pid.
+    const rootFirecracker = path.join(rootBin, 'firecracker');
+    fs.writeFileSync(rootFirecracker, '#!/bin/sh\nexit 1\n', { mode: 0o755 });
+    const jailerTargetPid = path.join(rootBin, 'jailer-target-pid');
+    fs.writeFileSync(jailerTargetPid, '1\n', { mode: 0o644 });
+    const rootJailer = path.join(rootBin, 'jailer');
+    fs.writeFileSync(rootJailer, [
+      '#!/bin/sh', 'umask 022', 'while [ "$#" -gt 0 ]; do', '  case "$1" in',
+      '    --id) id=$2; shift ;;', '    --exec-file) exe=$2; shift ;;', '    --chroot-base-dir) jails=$2; shift ;;', '    --) break ;;',
+      '  esac', '  shift', 'done', 'name=$(basename "$exe")', `cat ${jailerTargetPid} > "$jails/$name/$id/root/$name.pid"`, '',
+    ].join('\n'), { mode: 0o755 });
+    const jailBase = path.join(base, 'jails');
 
     // The helper's namespace: a plain veth pair, a veth named like a tap, and another uid's tap. Another
     // namespace: a bridge of the helper's bridge's name, with a tap of the owner's on it.
@@ -190,7 +210,7 @@ describe('bangerd-root under hostile requests', () => {
     socket = path.join(home, 'run', 'bangerd-root.sock');
     helper = spawn(BIN, [
       '--owner', `${OWNER.uid}:${OWNER.gid}`, '--state-dir', stateDir, '--cache-dir', cacheDir, '--socket', socket,
-      '--bridge', 'bgh0', '--subnet', '172.31.77.0/24', '--netns', NS,
+      '--bridge', 'bgh0', '--subnet', '172.31.77.0/24', '--netns', NS, '--jail-base', jailBase,
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
     helper.stderr!.on('data', (d: Buffer) => (helperLog += d.toString()));
     for (let i = 0; i < 200 && !fs.existsSync(socket) && helper.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
@@ -198,14 +218,17 @@ describe('bangerd-root under hostile requests', () => {
     world = {
       ns: NS, otherNs: OTHER_NS, bridge: 'bgh0', gatewayCidr: '172.31.77.1/24', ownTap: 'bgt00000000b1',
       taplikeVeth: 'bgt0badc0ffee', plainVeth: 'vhost0', plainPeer: 'vpeer0', strangersTap: 'bgt00000000aa', natIp: '172.31.77.5',
-      vmId: VM_ID, vmDir, stateDir, cacheDir, rootQemu, ownersQemu, passwdLink,
+      vmId: VM_ID, vmDir, stateDir, cacheDir, rootQemu, ownersQemu, rootFirecracker, rootJailer, ownersFirecracker, ownersJailer, ownersShellLink, passwdLink,
       stateEtcDir: path.join(stateDir, 'etc-dir'), cacheEtcDir: path.join(cacheDir, 'etc-dir'), shadowLink: path.join(cacheDir, 'shadow-link'),
-      fifo: path.join(cacheDir, 'fifo'), device: path.join(cacheDir, 'null'), rootsFile, layer,
-      mustNotExist: ['/etc/banger-hostile.pid', '/etc/banger-hostile.sock', '/etc/x.ext4', path.join(cacheDir, 'images', 'built.ext4'), path.join(cacheDir, 'images', 'imported.ext4'), path.join(stateDir, 'x.ext4')],
+      fifo: path.join(cacheDir, 'fifo'), vmFifo: path.join(vmDir, 'fifo'), device: path.join(cacheDir, 'null'), rootsFile, layer,
+      mustNotExist: ['/etc/banger-hostile.pid', '/etc/banger-hostile.sock', '/etc/x.ext4', path.join(cacheDir, 'images', 'built.ext4'), path.join(cacheDir, 'images', 'imported.ext4'), path.join(stateDir, 'x.ext4'),
+        // A refused Firecracker launch leaves none of the VM's files linked into its jail.
+        ...['vmlinux', 'initrd.img', 'drive-rootfs.img', 'serial.log'].map((f) => path.join(jailBase, 'firecracker', `banger-${VM_ID}`, 'root', f))],
       qemuWritesPid: (pid) => fs.writeFileSync(targetPid, `${pid}\n`),
+      jailerWritesPid: (pid) => fs.writeFileSync(jailerTargetPid, `${pid}\n`),
       sleeperPid: sleeper.pid!,
     };
-    watched = ['/etc/passwd', '/etc/shadow', '/etc/group', '/etc/hosts', layer.path, rootsFile, path.join(cacheDir, 'kernels', 'vmlinuz'), path.join(vmDir, 'initrd.img'), path.join(vmDir, 'root.qcow2'), world.device, world.fifo];
+    watched = ['/etc/passwd', '/etc/shadow', '/etc/group', '/etc/hosts', layer.path, rootsFile, path.join(cacheDir, 'kernels', 'vmlinuz'), path.join(vmDir, 'initrd.img'), path.join(vmDir, 'root.qcow2'), world.device, world.fifo, world.vmFifo];
 
     // What banger itself asks for works: the refusals below are about the values, not a broken helper.
     for (const [method, params] of [

@@ -12,7 +12,7 @@ import type { CallContext } from '../../src/protocol/jsonrpc.ts';
 import type { KernelInfo } from '../../src/protocol/methods.ts';
 import type { LaunchFirecrackerParams } from '../../src/protocol/privileged-ops.ts';
 import { systemClock } from '../../src/system/clock.ts';
-import { NodeProcessRunner } from '../../src/system/process.ts';
+import { NodeProcessRunner, type ProcessRunner, type RunOptions, type RunResult } from '../../src/system/process.ts';
 import { dialAgent } from '../../src/vmm/agent-dial.ts';
 import { vmFilesIn, type BootSpec, type VmFiles } from '../../src/vmm/driver.ts';
 import { FirecrackerApi } from '../../src/vmm/firecracker/fc-api.ts';
@@ -25,6 +25,31 @@ import { FakePrivilegedOps } from '../fakes/fake-privileged-ops.ts';
 import { FakeProcessRunner } from '../fakes/fake-process-runner.ts';
 
 const OWNER = { uid: process.getuid!(), gid: process.getgid!() };
+
+/**
+ * Runs what bangerd-root runs (the fake jailer, the fake Firecracker), except `ip`, which it answers as if every
+ * bgt… device were the owner's tap on `bridge`: the test makes no network devices, and the helper checks the
+ * VM's tap before a launch.
+ */
+class TapsOfTheOwner implements ProcessRunner {
+  private readonly real = new NodeProcessRunner();
+  private readonly owner: { uid: number; gid: number };
+  private readonly bridge: string;
+  constructor(owner: { uid: number; gid: number }, bridge: string) {
+    this.owner = owner;
+    this.bridge = bridge;
+  }
+
+  async run(command: string, args: readonly string[], options?: RunOptions): Promise<RunResult> {
+    const ip = command === 'setpriv' ? args.indexOf('ip') : -1;
+    if (ip < 0) return this.real.run(command, args, options);
+    const tap = args.at(-1)!;
+    const exists = /^bgt[0-9a-f]+$/.test(tap);
+    const details = [{ ifname: tap, master: this.bridge, linkinfo: { info_kind: 'tun', info_data: { type: 'tap', user: this.owner.uid, group: this.owner.gid } } }];
+    const json = args.slice(ip + 1, ip + 3).join(' ') === '-j -d';
+    return { code: exists ? 0 : 1, signal: null, stdout: exists && json ? JSON.stringify(details) : '', stderr: exists ? '' : `Device "${tap}" does not exist.` };
+  }
+}
 const swagger = new Swagger();
 
 interface World {
@@ -51,7 +76,7 @@ function makeWorld(): World {
   fs.writeFileSync(path.join(root, 'kvm'), '');
   const fake = installFakeFirecracker(path.join(root, 'bin'));
   process.env.FAKE_FC_RECORD_DIR = fake.recordDir;
-  const helper = new HelperService(new NodeProcessRunner(), {
+  const helper = new HelperService(new TapsOfTheOwner(OWNER, 'banger0'), {
     owner: OWNER, stateDir, cacheDir, runDir: stateDir, netnsDir: path.join(root, 'netns'), procDir: '/proc', jailBase,
     network: { bridge: 'banger0', subnet: '172.30.0.0/24', netns: null },
   }, { clock: systemClock });

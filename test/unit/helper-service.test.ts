@@ -135,6 +135,7 @@ describe('HelperService', () => {
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, 'status'), `Name:\tqemu\nUid:\t${o.uid}\t${o.uid}\t${o.uid}\t${o.uid}\n`);
+    fs.writeFileSync(path.join(dir, 'stat'), `${pid} (qemu-system-x86) S 1 1 1`);
     fs.symlinkSync(o.exe ?? qemuBin, path.join(dir, 'exe'));
     fs.writeFileSync(path.join(dir, 'cmdline'), [o.exe ?? qemuBin, '-name', `${o.name ?? `banger-${VM_ID}`},process=banger`, ''].join('\0'));
   };

@@ -20,7 +20,7 @@ import type { AgentEndpoint } from '../agent-dial.ts';
 import type { AccelChoice, BootSpec, DiskOptions, VmFiles, VmmDriver, VmmSnapshots } from '../driver.ts';
 import { FirecrackerApi } from './fc-api.ts';
 import { requests, type FirecrackerRequest } from './fc-requests.ts';
-import { makeOverlayDisks, overlayDisksOf } from './overlay-disks.ts';
+import { launchDisksOf, makeOverlayDisks, overlayDisksOf } from './overlay-disks.ts';
 
 export interface FirecrackerDriverOptions {
   ops: PrivilegedOps;
@@ -99,7 +99,7 @@ export class FirecrackerDriver implements VmmDriver, VmmSnapshots {
   /** The launch bangerd-root does for a boot or a restore: the VM's files, linked into the jail under fixed names. */
   private async launch(spec: BootSpec, snapshot: { statePath: string; memPath: string } | null, signal: AbortSignal): Promise<{ pid: number; kernel: string }> {
     const kernel = await (this.options.elfKernel ?? elfOnly)(spec.kernel, signal);
-    const disks = overlayDisksOf(spec.files);
+    const disks = launchDisksOf(spec.files);
     fs.mkdirSync(spec.files.dir, { recursive: true });
     const { pid } = await this.options.ops.launchFirecracker({
       firecracker: this.options.firecracker,
@@ -107,7 +107,7 @@ export class FirecrackerDriver implements VmmDriver, VmmSnapshots {
       netns: spec.netns,
       spec: {
         vmId: spec.vmId, vcpus: spec.vcpus, memoryMib: spec.memoryMib, kernelPath: kernel, initrdPath: spec.files.initrd,
-        drives: disks.map((d) => ({ id: d.id, path: d.path, readOnly: d.readOnly })), serialLog: spec.files.serialLog, snapshot,
+        drives: disks.map((d) => ({ id: d.id, path: d.path, readOnly: d.readOnly })), serialLog: spec.files.serialLog, tap: spec.net.tap, snapshot,
       },
     }, { signal });
     return { pid, kernel };

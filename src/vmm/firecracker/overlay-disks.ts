@@ -25,6 +25,22 @@ export function overlayDisksOf(files: VmFiles): OverlayDisk[] {
   ];
 }
 
+/**
+ * The drives as bangerd-root is handed them: the shared image by its own path (the link's target, a real path
+ * made by makeOverlayDisks), since bangerd-root takes no symlink in banger's directories (owned-path.ts).
+ */
+export function launchDisksOf(files: VmFiles): OverlayDisk[] {
+  return overlayDisksOf(files).map((d) => {
+    if (d.id !== 'rootfs') return d;
+    try {
+      return { ...d, path: fs.readlinkSync(d.path) };
+    } catch {
+      // No link (the disks were never made): bangerd-root names the missing file.
+      return d;
+    }
+  });
+}
+
 export async function makeOverlayDisks(runner: ProcessRunner, files: VmFiles, options: DiskOptions): Promise<void> {
   const [base, upper] = overlayDisksOf(files);
   fs.rmSync(base!.path, { force: true });

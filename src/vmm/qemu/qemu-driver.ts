@@ -7,7 +7,8 @@ import { runChecked } from '../../system/process.ts';
 import type { AccelChoice, BootSpec, DiskOptions, VmFiles, VmmDriver } from '../driver.ts';
 import { makeWorkDisk } from '../work-disk.ts';
 import type { AgentEndpoint } from '../agent-dial.ts';
-import { buildQemuArgv, guestCmdline, qemuProcessName } from '../../system/qemu-argv.ts';
+import { buildQemuArgv, guestCmdline } from '../../system/qemu-argv.ts';
+import { qemuProcessProblem } from '../../system/qemu-process.ts';
 import { qmpCommand } from './qmp.ts';
 import { pollUntil } from '../../system/clock.ts';
 import { readPidFile } from '../../system/pid-file.ts';
@@ -158,22 +159,11 @@ export class QemuDriver implements VmmDriver {
   }
 
   /**
-   * Whether `pid` is this VM's QEMU: the process runs a qemu-system-* executable and was started with this VM's
-   * `-name`. A pid file the owner can write, or a reused pid, can name any process; this decides what gets signalled.
+   * Whether `pid` is this VM's QEMU (system/qemu-process.ts, the check bangerd-root makes too). A pid file the
+   * owner can write, or a reused pid, can name any process; this decides what gets signalled. No uid is asked
+   * for: bangerd runs as the owner, so its signals reach only the owner's processes anyway.
    */
   isAlive(vmId: string, pid: number | null): boolean {
-    if (!pid) return false;
-    const proc = this.options.procRoot ?? '/proc';
-    try {
-      const stat = fs.readFileSync(`${proc}/${pid}/stat`, 'utf8');
-      if (/^\d+ \(.*\) [ZX]/.test(stat)) return false;
-      const exe = path.basename(fs.readlinkSync(`${proc}/${pid}/exe`)).replace(/ \(deleted\)$/, '');
-      if (!exe.startsWith('qemu-system-')) return false;
-      const argv = fs.readFileSync(`${proc}/${pid}/cmdline`, 'utf8').split('\0');
-      const i = argv.indexOf('-name');
-      return i >= 0 && argv[i + 1]?.split(',')[0] === qemuProcessName(vmId);
-    } catch {
-      return false;
-    }
+    return qemuProcessProblem({ procDir: this.options.procRoot ?? '/proc', vmId, pid }) === null;
   }
 }
