@@ -177,10 +177,13 @@ export function resolveModules(modulesDep: string, builtin: ReadonlySet<string>,
 }
 
 /** Like resolveModules for modules a guest can do without: those the kernel lacks are left out. */
-function optionalModules(modulesDep: string, builtin: ReadonlySet<string>, wanted: readonly string[]): string[] {
+function optionalModules(modulesDep: string, builtin: ReadonlySet<string>, wanted: readonly string[], modulesDir: string): string[] {
   return wanted.flatMap((name) => {
     try {
-      return resolveModules(modulesDep, builtin, [name]);
+      const files = resolveModules(modulesDep, builtin, [name]);
+      // A kernel's modules.dep may name a module its directory does not carry (a bundle or an import with only
+      // the modules a guest needs): then the kernel goes without it, as it would without the module at all.
+      return files.every((f) => fs.existsSync(path.join(modulesDir, f))) ? files : [];
     } catch (err) {
       if (err instanceof BangerError && err.code === 'KERNEL_NOT_FOUND') return [];
       throw err;
@@ -207,7 +210,7 @@ export async function buildBaseInitrd(options: { runner: ProcessRunner; modulesD
     }
     const builtin = new Set(builtinText.split('\n').filter(Boolean).map(moduleName));
     files = resolveModules(dep, builtin, GUEST_MODULES);
-    for (const file of optionalModules(dep, builtin, OVERLAY_MODULES)) if (!files.includes(file)) files.push(file);
+    for (const file of optionalModules(dep, builtin, OVERLAY_MODULES, modulesDir)) if (!files.includes(file)) files.push(file);
   }
   const dirs = ['bin', 'dev', 'proc', 'sys', 'newroot', 'etc', 'lib', 'lib/modules', 'banger', 'tmp'];
   const entries: CpioEntry[] = dirs.map((d) => ({ path: d, mode: S_IFDIR | 0o755 }));
