@@ -4,7 +4,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { gzipSync } from 'node:zlib';
 import { BangerError } from '../protocol/errors.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import { runChecked } from '../system/process.ts';
@@ -21,7 +20,9 @@ const AGENT_DIR = path.dirname(AGENT_GUEST_PATH);
 
 /**
  * The agent's unit. No default dependencies: it needs only the root and work disks, which the initrd mounted,
- * so it answers long before sshd. It stops last at shutdown, so a poweroff request can still be answered.
+ * so it answers long before sshd. It stops last at shutdown, so a poweroff request can still be answered. Its
+ * CPU weight (default 100) lets it, and the commands it runs for vm exec, go before background services: at boot
+ * banger waits for it while the rest of the system starts on the same vCPU.
  */
 export const AGENT_UNIT = `[Unit]
 Description=banger guest agent
@@ -34,6 +35,7 @@ ExecStart=${AGENT_GUEST_PATH}
 Restart=always
 RestartSec=1
 KillMode=mixed
+CPUWeight=1000
 
 [Install]
 WantedBy=sysinit.target
@@ -181,9 +183,11 @@ export async function buildBaseInitrd(options: { runner: ProcessRunner; modulesD
     entries.push({ path: `lib/modules/${name}`, mode: S_IFREG | 0o644, data: await readModule(runner, path.join(modulesDir!, file)) });
   }
   entries.push({ path: 'etc/banger-modules', mode: S_IFREG | 0o644, data: Buffer.from(`${names.join('\n')}\n`) });
-  const gz = gzipSync(writeCpio(entries), { level: 6 });
+  // Uncompressed: QEMU loads the extra megabytes at host speed, while the kernel's gunzip runs emulated (about
+  // 0.1 s saved per boot under TCG, measured by booting both into the probe).
+  const archive = writeCpio(entries);
   // The kernel takes a second archive after this one only if it starts 4-byte aligned; zero padding is skipped.
-  return Buffer.concat([gz, Buffer.alloc((512 - (gz.length % 512)) % 512)]);
+  return Buffer.concat([archive, Buffer.alloc((512 - (archive.length % 512)) % 512)]);
 }
 
 /** A module's bytes, uncompressed: busybox insmod hands them to init_module(), which wants an ELF object. */
@@ -210,7 +214,7 @@ const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
  * Changes whenever what goes into the base initrd changes (its /init, the module list), so kernels imported
  * by an older banger get a fresh initrd instead of the stale one.
  */
-export const INITRD_REVISION = createHash('sha256').update(JSON.stringify({ INIT_SCRIPT, GUEST_MODULES, layout: 1 })).digest('hex').slice(0, 8);
+export const INITRD_REVISION = createHash('sha256').update(JSON.stringify({ INIT_SCRIPT, GUEST_MODULES, layout: 2 })).digest('hex').slice(0, 8);
 
 export interface VmBootConfig {
   hostname: string;

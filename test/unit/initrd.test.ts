@@ -3,7 +3,11 @@ import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { BangerError } from '../../src/protocol/errors.ts';
 import { readCpio } from '../../src/kernel/cpio.ts';
-import { buildVmConfigArchive, INIT_SCRIPT, moduleName, resolveModules, type VmBootConfig } from '../../src/kernel/initrd.ts';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AGENT_UNIT, buildBaseInitrd, buildVmConfigArchive, INIT_SCRIPT, moduleName, resolveModules, type VmBootConfig } from '../../src/kernel/initrd.ts';
+import { FakeProcessRunner } from '../fakes/fake-process-runner.ts';
 
 // Shaped like a real modules.dep: every module has a line, dependencies listed after the colon.
 const MODULES_DEP = [
@@ -143,5 +147,38 @@ describe('INIT_SCRIPT', () => {
     const agentBranch = INIT_SCRIPT.slice(INIT_SCRIPT.indexOf('if [ "$BANGER_BOOT" = agent ]; then\n  [ -x'));
     assert.match(agentBranch, /exec switch_root \/newroot \/usr\/local\/libexec\/banger-agent --init\nfi\n/);
     assert.match(INIT_SCRIPT, /exec switch_root \/newroot \/sbin\/init\n$/);
+  });
+});
+
+describe('buildBaseInitrd', () => {
+  it('is an uncompressed archive (no gunzip under emulation) that ends 512-byte aligned for the per-VM archive', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-initrd-'));
+    try {
+      const modules = path.join(dir, 'modules');
+      fs.mkdirSync(path.join(modules, 'kernel'), { recursive: true });
+      // A minimal ELF object per module, so readModule accepts them without decompressing.
+      const elf = Buffer.from([0x7f, 0x45, 0x4c, 0x46, 1, 2, 3]);
+      const names = ['crc32c_generic', 'ext4', 'virtio_mmio', 'virtio_blk', 'virtio_net', 'virtio_console', 'vmw_vsock_virtio_transport'];
+      for (const n of names) fs.writeFileSync(path.join(modules, 'kernel', `${n}.ko`), elf);
+      fs.writeFileSync(path.join(modules, 'modules.dep'), names.map((n) => `kernel/${n}.ko:`).join('\n'));
+      const busybox = path.join(dir, 'busybox');
+      fs.writeFileSync(busybox, 'bb');
+      const initrd = await buildBaseInitrd({ runner: new FakeProcessRunner(), modulesDir: modules, busybox });
+      assert.equal(initrd.subarray(0, 6).toString(), '070701', 'starts with a newc header, not a gzip member');
+      assert.equal(initrd.length % 512, 0);
+      const entries = new Map(readCpio(initrd).map((e) => [e.path, e]));
+      assert.equal(entries.get('init')!.data!.toString(), INIT_SCRIPT);
+      assert.deepEqual(entries.get('etc/banger-modules')!.data!.toString().trim().split('\n'), names.map((n) => `${n}.ko`));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('AGENT_UNIT', () => {
+  it('starts at sysinit without default dependencies and outweighs background services for CPU', () => {
+    assert.match(AGENT_UNIT, /^DefaultDependencies=no$/m);
+    assert.match(AGENT_UNIT, /^WantedBy=sysinit\.target$/m);
+    assert.match(AGENT_UNIT, /^CPUWeight=1000$/m);
   });
 });
