@@ -13,6 +13,11 @@ import { S_IFCHR, S_IFDIR, S_IFREG, writeCpio, type CpioEntry } from './cpio.ts'
 
 /** Modules the guest needs, by name; their dependencies come from modules.dep. */
 export const GUEST_MODULES = ['crc32c_generic', 'ext4', 'virtio_mmio', 'virtio_blk', 'virtio_net', 'virtio_console', 'vmw_vsock_virtio_transport'];
+/**
+ * Modules loaded when the kernel has them: virtio_balloon reports the guest's free pages to QEMU, which gives them
+ * back to the host (free-page-reporting); a guest boots without it, only holding on to memory it once touched.
+ */
+export const OPTIONAL_GUEST_MODULES = ['virtio_balloon'];
 
 
 const AGENT_PATH = AGENT_GUEST_PATH;
@@ -56,7 +61,7 @@ if [ -z "$(cat /etc/banger-modules)" ]; then
   for d in /lib/modules/$v /usr/lib/modules/$v; do
     [ -f "$d/modules.dep" ] || continue
     [ -e /lib/modules/$v ] || ln -s "$d" /lib/modules/$v
-    for m in ${GUEST_MODULES.join(' ')}; do modprobe "$m" 2>/dev/null; done
+    for m in ${[...GUEST_MODULES, ...OPTIONAL_GUEST_MODULES].join(' ')}; do modprobe "$m" 2>/dev/null; done
     break
   done
 fi
@@ -169,7 +174,8 @@ export async function buildBaseInitrd(options: { runner: ProcessRunner; modulesD
       // Kernels without modules.builtin simply have nothing built in that we look for.
     }
     const builtin = new Set(builtinText.split('\n').filter(Boolean).map(moduleName));
-    files = resolveModules(dep, builtin, GUEST_MODULES);
+    const present = new Set(dep.split('\n').map((line) => moduleName(line.split(':')[0]!)));
+    files = resolveModules(dep, builtin, [...GUEST_MODULES, ...OPTIONAL_GUEST_MODULES.filter((m) => present.has(m))]);
   }
   const dirs = ['bin', 'dev', 'proc', 'sys', 'newroot', 'etc', 'lib', 'lib/modules', 'banger', 'tmp'];
   const entries: CpioEntry[] = dirs.map((d) => ({ path: d, mode: S_IFDIR | 0o755 }));
@@ -214,7 +220,7 @@ const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
  * Changes whenever what goes into the base initrd changes (its /init, the module list), so kernels imported
  * by an older banger get a fresh initrd instead of the stale one.
  */
-export const INITRD_REVISION = createHash('sha256').update(JSON.stringify({ INIT_SCRIPT, GUEST_MODULES, layout: 2 })).digest('hex').slice(0, 8);
+export const INITRD_REVISION = createHash('sha256').update(JSON.stringify({ INIT_SCRIPT, GUEST_MODULES, OPTIONAL_GUEST_MODULES, layout: 2 })).digest('hex').slice(0, 8);
 
 export interface VmBootConfig {
   hostname: string;

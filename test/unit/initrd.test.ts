@@ -151,27 +151,37 @@ describe('INIT_SCRIPT', () => {
 });
 
 describe('buildBaseInitrd', () => {
-  it('is an uncompressed archive (no gunzip under emulation) that ends 512-byte aligned for the per-VM archive', async () => {
+  const names = ['crc32c_generic', 'ext4', 'virtio_mmio', 'virtio_blk', 'virtio_net', 'virtio_console', 'vmw_vsock_virtio_transport'];
+
+  /** A base initrd for a fake kernel whose modules.dep lists `modules`, each a minimal ELF object. */
+  async function build(modules: string[]): Promise<Buffer> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-initrd-'));
     try {
-      const modules = path.join(dir, 'modules');
-      fs.mkdirSync(path.join(modules, 'kernel'), { recursive: true });
-      // A minimal ELF object per module, so readModule accepts them without decompressing.
-      const elf = Buffer.from([0x7f, 0x45, 0x4c, 0x46, 1, 2, 3]);
-      const names = ['crc32c_generic', 'ext4', 'virtio_mmio', 'virtio_blk', 'virtio_net', 'virtio_console', 'vmw_vsock_virtio_transport'];
-      for (const n of names) fs.writeFileSync(path.join(modules, 'kernel', `${n}.ko`), elf);
-      fs.writeFileSync(path.join(modules, 'modules.dep'), names.map((n) => `kernel/${n}.ko:`).join('\n'));
+      const modulesDir = path.join(dir, 'modules');
+      fs.mkdirSync(path.join(modulesDir, 'kernel'), { recursive: true });
+      for (const n of modules) fs.writeFileSync(path.join(modulesDir, 'kernel', `${n}.ko`), Buffer.from([0x7f, 0x45, 0x4c, 0x46, 1, 2, 3]));
+      fs.writeFileSync(path.join(modulesDir, 'modules.dep'), modules.map((n) => `kernel/${n}.ko:`).join('\n'));
       const busybox = path.join(dir, 'busybox');
       fs.writeFileSync(busybox, 'bb');
-      const initrd = await buildBaseInitrd({ runner: new FakeProcessRunner(), modulesDir: modules, busybox });
-      assert.equal(initrd.subarray(0, 6).toString(), '070701', 'starts with a newc header, not a gzip member');
-      assert.equal(initrd.length % 512, 0);
-      const entries = new Map(readCpio(initrd).map((e) => [e.path, e]));
-      assert.equal(entries.get('init')!.data!.toString(), INIT_SCRIPT);
-      assert.deepEqual(entries.get('etc/banger-modules')!.data!.toString().trim().split('\n'), names.map((n) => `${n}.ko`));
+      return await buildBaseInitrd({ runner: new FakeProcessRunner(), modulesDir, busybox });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  const loaded = (initrd: Buffer): string[] => readCpio(initrd).find((e) => e.path === 'etc/banger-modules')!.data!.toString().trim().split('\n');
+
+  it('is an uncompressed archive (no gunzip under emulation) that ends 512-byte aligned for the per-VM archive', async () => {
+    const initrd = await build(names);
+    assert.equal(initrd.subarray(0, 6).toString(), '070701', 'starts with a newc header, not a gzip member');
+    assert.equal(initrd.length % 512, 0);
+    assert.equal(readCpio(initrd).find((e) => e.path === 'init')!.data!.toString(), INIT_SCRIPT);
+    assert.deepEqual(loaded(initrd), names.map((n) => `${n}.ko`));
+  });
+
+  it('loads virtio_balloon when the kernel has it, and boots without it when it does not', async () => {
+    assert.deepEqual(loaded(await build([...names, 'virtio_balloon'])), [...names, 'virtio_balloon'].map((n) => `${n}.ko`));
+    assert.ok(!loaded(await build(names)).includes('virtio_balloon.ko'));
   });
 });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildQemuArgv, guestCmdline, qemuProcessName } from '../../src/system/qemu-argv.ts';
+import { buildQemuArgv, guestCmdline, qemuProcessName, TCG_TB_MIB } from '../../src/system/qemu-argv.ts';
 import { AGENT_PORT_NAME } from '../../src/system/guest-contract.ts';
 import type { QemuLaunchSpec } from '../../src/protocol/privileged-ops.ts';
 
@@ -40,7 +40,7 @@ describe('buildQemuArgv', () => {
 
   it('builds a microvm with the given accelerator, CPUs and memory', () => {
     assert.match(valueOf(argv, '-M'), /^microvm(,|$)/);
-    assert.equal(valueOf(argv, '-accel'), 'tcg');
+    assert.equal(valueOf(argv, '-accel'), `tcg,tb-size=${TCG_TB_MIB}`);
     assert.equal(valueOf(argv, '-smp'), '2');
     assert.equal(valueOf(argv, '-m'), '1536M');
     assert.ok(!argv.includes('-cpu'), 'no -cpu host under TCG');
@@ -48,7 +48,7 @@ describe('buildQemuArgv', () => {
 
   it('passes the host CPU through under KVM', () => {
     const kvm = buildQemuArgv({ ...spec, accel: 'kvm' });
-    assert.equal(valueOf(kvm, '-accel'), 'kvm');
+    assert.equal(valueOf(kvm, '-accel'), 'kvm', 'the translation cache size is a TCG option only');
     assert.equal(valueOf(kvm, '-cpu'), 'host');
   });
 
@@ -96,10 +96,15 @@ describe('buildQemuArgv', () => {
     assert.ok(valuesOf(argv, '-device').includes('virtio-net-device,netdev=net0,mac=52:54:00:89:ab:cd'));
   });
 
+  it('gives back memory the guest frees: a balloon with free page reporting, on every VM', () => {
+    assert.ok(valuesOf(argv, '-device').includes('virtio-balloon-device,free-page-reporting=on'));
+    assert.ok(valuesOf(buildQemuArgv({ ...spec, accel: 'kvm' }), '-device').includes('virtio-balloon-device,free-page-reporting=on'));
+  });
+
   it('has no network device without a net', () => {
     const bare = buildQemuArgv({ ...spec, net: null, disks: [] });
     assert.deepEqual(valuesOf(bare, '-netdev'), []);
-    assert.deepEqual(valuesOf(bare, '-device').filter((d) => !d.startsWith('virtserial') && !d.startsWith('virtio-serial')), []);
+    assert.deepEqual(valuesOf(bare, '-device').filter((d) => !d.startsWith('virtserial') && !d.startsWith('virtio-serial') && !d.startsWith('virtio-balloon')), []);
     assert.deepEqual(valuesOf(bare, '-drive'), []);
   });
 });
