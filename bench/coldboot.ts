@@ -107,8 +107,8 @@ interface FloorSetup {
 }
 
 /** The floor: banger's QEMU argv for this VM shape, with an initramfs that powers off at once. */
-function floorSetup(vm: VmInfo, kernel: KernelInfo, qemu: string, baseImage: string): FloorSetup {
-  const dir = path.join(HOME, 'floor');
+function floorSetup(vm: VmInfo, kernelFile: string, qemu: string, baseImage: string, label: string): FloorSetup {
+  const dir = path.join(HOME, `floor-${label}`);
   fs.mkdirSync(dir, { recursive: true });
   const init = `#!/bin/busybox sh\n/bin/busybox echo ${FLOOR_MARKER}\n/bin/busybox poweroff -f\n`;
   const cpio = writeCpio([
@@ -126,13 +126,13 @@ function floorSetup(vm: VmInfo, kernel: KernelInfo, qemu: string, baseImage: str
   sh('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', baseImage, '-F', 'raw', root]);
   fs.writeFileSync(work, '');
   fs.truncateSync(work, 64 * 1024 * 1024);
-  const tap = 'bgtfloor0';
+  const tap = `bgtfloor${label}`;
   sh('ip', ['-n', NETNS, 'tuntap', 'add', 'dev', tap, 'mode', 'tap']);
   const pidFile = path.join(dir, 'qemu.pid');
   const serialLog = path.join(dir, 'serial.log');
   const accel = vm.accel === 'kvm' ? 'kvm' : 'tcg';
   const argv = buildQemuArgv({
-    vmId: 'coldboot-floor', accel, vcpus: vm.vcpus, memoryMib: vm.memoryMib, kernelPath: kernel.kernelPath, initrdPath: initrd,
+    vmId: 'coldboot-floor', accel, vcpus: vm.vcpus, memoryMib: vm.memoryMib, kernelPath: kernelFile, initrdPath: initrd,
     cmdline: guestCmdline({ accel, tscKhz: hostTscKhz() }),
     disks: [{ id: 'root', path: root, format: 'qcow2' }, { id: 'work', path: work, format: 'raw' }],
     net: { tap, mac: '52:54:00:00:00:fe' },
@@ -170,13 +170,19 @@ async function main(): Promise<void> {
   banger(['vm', 'create', '--name', 'coldboot-warm']);
   const vm = JSON.parse(banger(['vm', 'show', 'coldboot-warm', '--json'])) as VmInfo;
   const kernel = (JSON.parse(banger(['kernel', 'list', '--json'])) as KernelInfo[]).find((k) => k.id === vm.kernel);
-  const qemu = vm.pid ? cmdlineOf(vm.pid)?.[0] : undefined;
+  const argv = vm.pid ? cmdlineOf(vm.pid) : null;
+  const qemu = argv?.[0];
+  // The floor boots exactly the file banger's QEMU booted (-kernel), which may be the PVH vmlinux kept beside the
+  // kernel's bzImage; the bzImage itself is booted too, for reference, when it differs.
+  const booted = argv ? argv[argv.indexOf('-kernel') + 1] : undefined;
   const image = (JSON.parse(banger(['image', 'list', '--json'])) as ImageInfo[]).find((i) => i.name === vm.image);
-  if (!kernel || !qemu || !image) throw new Error('could not read the warm-up VM\'s kernel, image or QEMU binary');
+  if (!kernel || !qemu || !image || !booted) throw new Error('could not read the warm-up VM\'s kernel, image or QEMU binary');
   banger(['vm', 'delete', 'coldboot-warm']);
   current = [];
-  log(`spec: ${vm.vcpus} vCPU, ${vm.memoryMib} MiB, accel ${vm.accel}, kernel ${kernel.id}, image ${vm.image}, ${qemu}`);
-  const floor = floorSetup(vm, kernel, qemu, image.path);
+  log(`spec: ${vm.vcpus} vCPU, ${vm.memoryMib} MiB, accel ${vm.accel}, kernel ${kernel.id} (boots ${path.basename(booted)}), image ${vm.image}, ${qemu}`);
+  const floor = floorSetup(vm, booted, qemu, image.path, '0');
+  const reference = booted !== kernel.kernelPath ? floorSetup(vm, kernel.kernelPath, qemu, image.path, '1') : null;
+  const references: number[] = [];
 
   const floors: number[] = [];
   const boots: number[] = [];
@@ -186,7 +192,12 @@ async function main(): Promise<void> {
       if (kind === 'floor') {
         const ms = await floorSample(floor);
         floors.push(ms);
-        log(`#${i} floor   ${s(ms).padStart(6)} s  (QEMU start to exit)`);
+        log(`#${i} floor   ${s(ms).padStart(6)} s  (QEMU start to exit, ${path.basename(booted)})`);
+        if (reference) {
+          const ref = await floorSample(reference);
+          references.push(ref);
+          log(`#${i} floor   ${s(ref).padStart(6)} s  (QEMU start to exit, ${path.basename(kernel.kernelPath)}: reference only)`);
+        }
       } else {
         const { ms, split } = await bangerSample(i);
         boots.push(ms);
@@ -199,7 +210,8 @@ async function main(): Promise<void> {
   const mf = median(floors);
   const ratio = mb / mf;
   log('');
-  log(`floor (kernel + 1 MB initramfs, poweroff): median ${s(mf)} s`);
+  log(`floor (kernel + 1 MB initramfs, poweroff): median ${s(mf)} s, booting ${path.basename(booted)} as banger does`);
+  if (reference) log(`  reference floor booting ${path.basename(kernel.kernelPath)} (the bzImage, as the issue measured): median ${s(median(references))} s; banger/that = ${(mb / median(references)).toFixed(2)} (not the goal's ratio)`);
   log(`banger boot to ssh:                       median ${s(mb)} s  (guest medians: kernel+initrd ${median(splits.map((x) => x.kernelS)).toFixed(2)} s, ssh.service at +${median(splits.map((x) => x.sshActiveS)).toFixed(2)} s, finished at +${median(splits.map((x) => x.userspaceS)).toFixed(2)} s)`);
   log(`ratio banger/floor = ${ratio.toFixed(2)} (goal <= ${GOAL}: ${ratio <= GOAL ? 'met' : 'NOT met'}; accel ${vm.accel}; load ${loadavg()})`);
 }

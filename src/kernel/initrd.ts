@@ -220,7 +220,7 @@ const ELF_MAGIC = Buffer.from([0x7f, 0x45, 0x4c, 0x46]);
  * Changes whenever what goes into the base initrd changes (its /init, the module list), so kernels imported
  * by an older banger get a fresh initrd instead of the stale one.
  */
-export const INITRD_REVISION = createHash('sha256').update(JSON.stringify({ INIT_SCRIPT, GUEST_MODULES, OPTIONAL_GUEST_MODULES, layout: 2 })).digest('hex').slice(0, 8);
+export const INITRD_REVISION = createHash('sha256').update(JSON.stringify({ INIT_SCRIPT, GUEST_MODULES, OPTIONAL_GUEST_MODULES, layout: 3 })).digest('hex').slice(0, 8);
 
 export interface VmBootConfig {
   hostname: string;
