@@ -59,7 +59,11 @@ export function guestCmdline(options: { accel: 'kvm' | 'tcg'; tscKhz: number | n
   // pages (the guest agent's 2 MiB of heap became 8 MiB resident); programs that want huge pages still get
   // them by asking (madvise), as on most distributions.
   const parts = ['console=ttyS0', options.probe ? 'loglevel=7' : 'loglevel=4', 'reboot=t', 'panic=-1', 'net.ifnames=0', 'i8042.noaux', 'i8042.nomux', 'i8042.dumbkbd', 'transparent_hugepage=madvise'];
-  if (options.accel === 'tcg' && options.tscKhz) parts.push(`tsc_early_khz=${options.tscKhz}`);
+  // Under TCG the guest's TSC is the host's, read at the frequency given here, so it keeps time. Without
+  // tsc=reliable the kernel's clocksource watchdog compares it with timer ticks, which arrive late on a loaded
+  // host, declares the TSC unstable and falls back to jiffies (seen here one boot in a few): the guest clock then
+  // loses the ticks it missed and every clock read is coarser and slower.
+  if (options.accel === 'tcg' && options.tscKhz) parts.push(`tsc_early_khz=${options.tscKhz}`, 'tsc=reliable');
   if (options.probe) parts.push('earlyprintk=ttyS0', 'banger.probe=1');
   return parts.join(' ');
 }

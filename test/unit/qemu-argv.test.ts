@@ -114,6 +114,10 @@ describe('guestCmdline', () => {
     assert.match(guestCmdline({ accel: 'tcg', tscKhz: 2500000 }), /(^| )tsc_early_khz=2500000( |$)/);
     assert.doesNotMatch(guestCmdline({ accel: 'kvm', tscKhz: 2500000 }), /tsc_early_khz/);
     assert.doesNotMatch(guestCmdline({ accel: 'tcg', tscKhz: null }), /tsc_early_khz/);
+    // The TSC is trusted only where banger told the guest its frequency: under TCG, where it is the host's.
+    assert.match(guestCmdline({ accel: 'tcg', tscKhz: 2500000 }), /(^| )tsc=reliable( |$)/);
+    assert.doesNotMatch(guestCmdline({ accel: 'kvm', tscKhz: 2500000 }), /tsc=reliable/);
+    assert.doesNotMatch(guestCmdline({ accel: 'tcg', tscKhz: null }), /tsc=reliable/);
     // Small processes (the guest agent) are not given 2 MiB pages they did not ask for.
     assert.match(guestCmdline({ accel: 'tcg', tscKhz: null }), /(^| )transparent_hugepage=madvise( |$)/);
   });
