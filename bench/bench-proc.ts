@@ -56,11 +56,16 @@ export function qemuPids(needle: string): number[] {
   return pids;
 }
 
-/** Resident memory of a process in MiB (VmRSS), or null when it is gone. */
-export function rssMib(pid: number): number | null {
+/**
+ * Resident memory of a process in MiB: all of it (VmRSS), its private anonymous part (guest RAM, TCG's cache,
+ * QEMU's heap), and file pages (binaries, and the kernel and initrd QEMU keeps mapped, shared through the page
+ * cache with every VM that boots the same files). Null when it is gone.
+ */
+export function residentMib(pid: number): { rss: number; anon: number; file: number } | null {
   try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : null;
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+    return { rss: kib('VmRSS') / 1024, anon: kib('RssAnon') / 1024, file: kib('RssFile') / 1024 };
   } catch {
     return null;
   }
