@@ -14,10 +14,12 @@ import { S_IFCHR, S_IFDIR, S_IFREG, writeCpio, type CpioEntry } from './cpio.ts'
 /** Modules the guest needs, by name; their dependencies come from modules.dep. */
 export const GUEST_MODULES = ['crc32c_generic', 'ext4', 'virtio_mmio', 'virtio_blk', 'virtio_net', 'virtio_console', 'vmw_vsock_virtio_transport'];
 /**
- * Modules loaded when the kernel has them: virtio_balloon reports the guest's free pages to QEMU, which gives them
- * back to the host (free-page-reporting); a guest boots without it, only holding on to memory it once touched.
+ * Modules loaded when the kernel has them; a guest boots without them, only slower or larger. virtio_rng seeds the
+ * kernel's random generator from the host before init starts: an emulated CPU without RDRAND otherwise took until
+ * ~4.3 s of uptime to gather entropy, and sshd waits for it. virtio_balloon reports the guest's free pages to
+ * QEMU, which gives them back to the host (free-page-reporting).
  */
-export const OPTIONAL_GUEST_MODULES = ['virtio_balloon'];
+export const OPTIONAL_GUEST_MODULES = ['virtio_rng', 'virtio_balloon'];
 
 
 const AGENT_PATH = AGENT_GUEST_PATH;

@@ -101,10 +101,14 @@ describe('buildQemuArgv', () => {
     assert.ok(valuesOf(buildQemuArgv({ ...spec, accel: 'kvm' }), '-device').includes('virtio-balloon-device,free-page-reporting=on'));
   });
 
+  it('gives the guest entropy from the host (virtio-rng), on every VM', () => {
+    assert.ok(valuesOf(argv, '-device').includes('virtio-rng-device'));
+  });
+
   it('has no network device without a net', () => {
     const bare = buildQemuArgv({ ...spec, net: null, disks: [] });
     assert.deepEqual(valuesOf(bare, '-netdev'), []);
-    assert.deepEqual(valuesOf(bare, '-device').filter((d) => !d.startsWith('virtserial') && !d.startsWith('virtio-serial') && !d.startsWith('virtio-balloon')), []);
+    assert.deepEqual(valuesOf(bare, '-device').filter((d) => !d.startsWith('virtserial') && !d.startsWith('virtio-serial') && !d.startsWith('virtio-balloon') && d !== 'virtio-rng-device'), []);
     assert.deepEqual(valuesOf(bare, '-drive'), []);
   });
 });
