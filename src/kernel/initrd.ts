@@ -176,8 +176,16 @@ export async function buildBaseInitrd(options: { runner: ProcessRunner; modulesD
       // Kernels without modules.builtin simply have nothing built in that we look for.
     }
     const builtin = new Set(builtinText.split('\n').filter(Boolean).map(moduleName));
-    const present = new Set(dep.split('\n').map((line) => moduleName(line.split(':')[0]!)));
-    files = resolveModules(dep, builtin, [...GUEST_MODULES, ...OPTIONAL_GUEST_MODULES.filter((m) => present.has(m))]);
+    // An optional module is loaded only when its file and its dependencies' files are all here (a kernel bundle
+    // may carry just the modules a guest needs, with the kernel's whole modules.dep).
+    const optional = OPTIONAL_GUEST_MODULES.filter((m) => {
+      try {
+        return resolveModules(dep, builtin, [m]).every((file) => fs.existsSync(path.join(modulesDir, file)));
+      } catch {
+        return false;
+      }
+    });
+    files = resolveModules(dep, builtin, [...GUEST_MODULES, ...optional]);
   }
   const dirs = ['bin', 'dev', 'proc', 'sys', 'newroot', 'etc', 'lib', 'lib/modules', 'banger', 'tmp'];
   const entries: CpioEntry[] = dirs.map((d) => ({ path: d, mode: S_IFDIR | 0o755 }));

@@ -154,13 +154,13 @@ describe('buildBaseInitrd', () => {
   const names = ['crc32c_generic', 'ext4', 'virtio_mmio', 'virtio_blk', 'virtio_net', 'virtio_console', 'vmw_vsock_virtio_transport'];
 
   /** A base initrd for a fake kernel whose modules.dep lists `modules`, each a minimal ELF object. */
-  async function build(modules: string[]): Promise<Buffer> {
+  async function build(modules: string[], listedOnly: string[] = []): Promise<Buffer> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-initrd-'));
     try {
       const modulesDir = path.join(dir, 'modules');
       fs.mkdirSync(path.join(modulesDir, 'kernel'), { recursive: true });
       for (const n of modules) fs.writeFileSync(path.join(modulesDir, 'kernel', `${n}.ko`), Buffer.from([0x7f, 0x45, 0x4c, 0x46, 1, 2, 3]));
-      fs.writeFileSync(path.join(modulesDir, 'modules.dep'), modules.map((n) => `kernel/${n}.ko:`).join('\n'));
+      fs.writeFileSync(path.join(modulesDir, 'modules.dep'), [...modules, ...listedOnly].map((n) => `kernel/${n}.ko:`).join('\n'));
       const busybox = path.join(dir, 'busybox');
       fs.writeFileSync(busybox, 'bb');
       return await buildBaseInitrd({ runner: new FakeProcessRunner(), modulesDir, busybox });
@@ -183,6 +183,11 @@ describe('buildBaseInitrd', () => {
     assert.deepEqual(loaded(await build([...names, 'virtio_balloon', 'virtio_rng'])), [...names, 'virtio_rng', 'virtio_balloon'].map((n) => `${n}.ko`));
     assert.deepEqual(loaded(await build([...names, 'virtio_balloon'])), [...names, 'virtio_balloon'].map((n) => `${n}.ko`));
     assert.ok(!loaded(await build(names)).some((m) => m === 'virtio_balloon.ko' || m === 'virtio_rng.ko'));
+  });
+
+  it('skips an optional module that modules.dep lists but whose file is missing (a bundle with only what guests need)', async () => {
+    const initrd = await build(names, ['virtio_rng']);
+    assert.deepEqual(loaded(initrd), names.map((n) => `${n}.ko`));
   });
 });
 
