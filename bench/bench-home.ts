@@ -1,7 +1,7 @@
 // What the VM-booting benchmarks share: a fresh BANGER_HOME under /var/tmp (removed at the end) unless
 // BANGER_BENCH_HOME is set, a network namespace the benchmark creates for every bridge, tap and VM, and a
 // cleanup that runs on exit, error or Ctrl-C: the named VMs deleted, the home's daemons stopped, its own QEMU
-// processes killed, the namespace deleted.
+// processes killed, the namespace deleted. A home without a config.toml gets one with bangerd's DNS server off.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -55,6 +55,12 @@ export function benchHome(name: string, vmNames: () => string[]): BenchHome {
       }
       try {
         if (process.getuid?.() !== 0) throw new Error(`needs root (network namespace, bridge, taps): sudo bash bench/${name}`);
+        // bangerd's DNS server listens on the host's loopback; a benchmark has no use for it.
+        const config = path.join(home, 'config', 'config.toml');
+        if (!fs.existsSync(config)) {
+          fs.mkdirSync(path.dirname(config), { recursive: true });
+          fs.writeFileSync(config, '[dns]\nport = 0\n');
+        }
         const add = spawnSync('ip', ['netns', 'add', netns], { encoding: 'utf8' });
         if (add.status !== 0) throw new Error(`ip netns add ${netns}: ${add.stderr}`);
         await main();

@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { buildQemuArgv, guestCmdline } from '../src/system/qemu-argv.ts';
 import type { QemuLaunchSpec } from '../src/protocol/privileged-ops.ts';
-import { hostTscKhz } from '../src/vmm/qemu/qemu-driver.ts';
+import { hostTscKhz, qemuBootKernel } from '../src/vmm/qemu/qemu-driver.ts';
 import { vmFilesIn } from '../src/vmm/driver.ts';
 import { qmpCommand } from '../src/vmm/qemu/qmp.ts';
 import { buildVmConfigArchive } from '../src/kernel/initrd.ts';
@@ -375,7 +375,7 @@ async function byHandSample(s: HandSetup): Promise<Sample> {
     accel: s.accel,
     vcpus: s.vcpus,
     memoryMib: s.memoryMib,
-    kernelPath: s.kernel.kernelPath,
+    kernelPath: qemuBootKernel(s.kernel.kernelPath),
     initrdPath: files.initrd,
     cmdline: guestCmdline({ accel: s.accel, tscKhz: hostTscKhz() }),
     disks: [
@@ -617,7 +617,7 @@ async function main(): Promise<void> {
   // The by-hand QEMU argv for the warm-up VM must be exactly what banger ran.
   const vmDir = path.join(PATHS.vmsDir, vm.id);
   const expected = buildQemuArgv({
-    vmId: vm.id, accel: vm.accel, vcpus: vm.vcpus, memoryMib: vm.memoryMib, kernelPath: kernel.kernelPath,
+    vmId: vm.id, accel: vm.accel, vcpus: vm.vcpus, memoryMib: vm.memoryMib, kernelPath: qemuBootKernel(kernel.kernelPath),
     initrdPath: path.join(vmDir, 'initrd.img'), cmdline: guestCmdline({ accel: vm.accel, tscKhz: hostTscKhz() }),
     disks: [{ id: 'root', path: path.join(vmDir, 'root.qcow2'), format: 'qcow2' }, { id: 'work', path: path.join(vmDir, 'work.ext4'), format: 'raw' }],
     net: { tap: vm.tap, mac: vm.mac }, qmpSocket: path.join(vmDir, 'qmp.sock'), agentSocket: path.join(vmDir, 'agent.sock'), serialLog: path.join(vmDir, 'serial.log'), pidFile: path.join(vmDir, 'qemu.pid'),

@@ -30,7 +30,37 @@ const MASKED_UNITS = [
   'systemd-sysusers.service', 'systemd-remount-fs.service', 'systemd-update-utmp.service', 'systemd-update-utmp-runlevel.service',
   'dev-hugepages.mount', 'sys-kernel-debug.mount', 'sys-kernel-tracing.mount', 'sys-kernel-config.mount', 'sys-fs-fuse-connections.mount',
   'systemd-random-seed.service',
+  // Kernel modules for loop devices, device-mapper and EFI pstore, loaded at every boot in case something wants
+  // them; the kernel still loads loop and dm_mod on first use of /dev/loop-control or /dev/mapper/control.
+  ...['loop', 'dm_mod', 'efi_pstore'].map((module) => `modprobe@${module}.service`),
 ];
+
+// Generators run before any unit starts, one process each (about 70 ms apiece under emulation). These serve what a
+// banger VM never has or never gets: encrypted, verity or integrity volumes, GPT partition discovery, hibernation,
+// offline updates, and units requested on a kernel command line that banger writes. fstab, getty, sysv and
+// rc-local stay: a user's own fstab lines, init scripts and rc.local keep working.
+const MASKED_GENERATORS = [
+  'systemd-cryptsetup-generator', 'systemd-veritysetup-generator', 'systemd-integritysetup-generator',
+  'systemd-gpt-auto-generator', 'systemd-hibernate-resume-generator', 'systemd-system-update-generator',
+  'systemd-debug-generator', 'systemd-run-generator',
+];
+
+// sshd needs nothing that basic.target brings: the initrd mounted the disks, configured eth0 and put the host key
+// in place, and the unit makes its own /run/sshd. So it starts with the first units instead of after sysinit
+// (journald, tmpfiles, udev) and basic.target; its check of the configuration banger wrote is skipped too. On one
+// emulated vCPU everything else that boots competes with it: a tenfold CPU weight (default 100) lets sshd and
+// the first logins go first. Sessions stay in ssh.service's cgroup (there is no logind), so the commands a user
+// runs keep that weight over background services after boot too, as the agent's do (see AGENT_UNIT).
+const SSH_DROP_IN = `[Unit]
+DefaultDependencies=no
+After=systemd-journald.socket
+Conflicts=shutdown.target
+Before=shutdown.target
+
+[Service]
+ExecStartPre=
+CPUWeight=1000
+`;
 
 /** Makes a debootstrapped tree ready to boot as a banger guest. */
 export function customizeRootfs(root: string): void {
@@ -42,8 +72,7 @@ export function customizeRootfs(root: string): void {
   write('etc/hostname', 'banger\n');
   write('etc/fstab', `LABEL=${ROOT_LABEL} / ext4 defaults,noatime 0 0\n`);
   write('etc/ssh/sshd_config.d/banger.conf', SSHD_CONFIG);
-  // sshd checks its configuration before every start; banger wrote that configuration, so skip the extra run.
-  write('etc/systemd/system/ssh.service.d/banger.conf', '[Service]\nExecStartPre=\n');
+  write('etc/systemd/system/ssh.service.d/banger.conf', SSH_DROP_IN);
   fs.rmSync(path.join(root, 'var/lib/systemd/random-seed'), { force: true });
   // The journal stays in memory: flushing it to disk sits on the boot's critical path.
   write('etc/systemd/journald.conf.d/banger.conf', '[Journal]\nStorage=volatile\n');
@@ -54,6 +83,12 @@ export function customizeRootfs(root: string): void {
   }
   for (const unit of MASKED_UNITS) {
     const link = path.join(root, 'etc/systemd/system', unit);
+    fs.rmSync(link, { force: true });
+    fs.symlinkSync('/dev/null', link);
+  }
+  for (const generator of MASKED_GENERATORS) {
+    const link = path.join(root, 'etc/systemd/system-generators', generator);
+    fs.mkdirSync(path.dirname(link), { recursive: true });
     fs.rmSync(link, { force: true });
     fs.symlinkSync('/dev/null', link);
   }

@@ -5,6 +5,7 @@ import { BangerError } from '../protocol/errors.ts';
 import type { KernelInfo } from '../protocol/methods.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import { INITRD_REVISION, buildBaseInitrd } from './initrd.ts';
+import { ensurePvhKernel } from './pvh-kernel.ts';
 
 export interface HostKernelSource {
   bootDir: string;
@@ -89,6 +90,7 @@ export async function importHostKernel(options: {
       }
       const initrd = await buildBaseInitrd({ runner: options.runner, modulesDir: found.modulesDir, busybox: source.busybox });
       fs.writeFileSync(path.join(tmp, 'initrd.img'), initrd);
+      await ensurePvhKernel(path.join(tmp, 'vmlinuz'), options.runner);
       fs.rmSync(dir, { recursive: true, force: true });
       fs.renameSync(tmp, dir);
     } catch (err) {

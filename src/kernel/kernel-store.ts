@@ -7,6 +7,7 @@ import { BangerError } from '../protocol/errors.ts';
 import type { KernelFormat, KernelInfo } from '../protocol/methods.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import { INITRD_REVISION, buildBaseInitrd } from './initrd.ts';
+import { ensurePvhKernel } from './pvh-kernel.ts';
 
 export const KERNEL_FILES = ['vmlinux', 'vmlinuz'] as const;
 export const MODULES_DIR = 'modules';
@@ -46,6 +47,9 @@ export async function ensureKernelInitrd(dir: string, runner: ProcessRunner, bus
     bytes = Buffer.concat([first, Buffer.alloc((512 - (first.length % 512)) % 512), bytes]);
   }
   fs.writeFileSync(`${initrd}.partial`, bytes);
+  // The fast-booting vmlinux comes with the initrd: a kernel stored by an older banger gets it here too.
+  const kernel = storedKernelFile(dir);
+  if (kernel) await ensurePvhKernel(kernel, runner);
   fs.renameSync(`${initrd}.partial`, initrd);
   for (const name of fs.readdirSync(dir)) {
     if (/^initrd-[0-9a-f]+\.img$/.test(name) && path.join(dir, name) !== initrd) fs.rmSync(path.join(dir, name), { force: true });

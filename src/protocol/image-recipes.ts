@@ -18,7 +18,7 @@ export const DEFAULT_IMAGES: ReadonlyMap<string, DebianRecipe> = new Map([
 ]);
 
 /** Bump when customizeRootfs or the build changes, so cached images are rebuilt (beside, not over, the old one). */
-const RECIPE_REVISION = 5;
+const RECIPE_REVISION = 6;
 
 /** A short id of what the recipe produces; it names the image's directory. */
 export function recipeId(recipe: DebianRecipe): string {

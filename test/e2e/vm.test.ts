@@ -149,6 +149,14 @@ describe('banger on a real guest', { timeout: 40 * 60_000 }, () => {
 
   test('a guest whose sshd does not answer in time is kept for inspection even with --rm', (t) => {
     t.after(() => cleanup('e2e-slow'));
+    // sshd can answer within a second of the agent now, so it is kept from answering: the namespace drops
+    // every connection to port 22 (banger's ssh runs there) until the test ends.
+    const nft = (script: string): void => {
+      const r = spawnSync('ip', ['netns', 'exec', NETNS, 'nft', '-f', '-'], { input: script, encoding: 'utf8' });
+      assert.equal(r.status, 0, `nft: ${r.stderr}`);
+    };
+    nft('table inet e2e_block_ssh {\n  chain out {\n    type filter hook output priority 0;\n    tcp dport 22 drop\n  }\n}\n');
+    t.after(() => nft('delete table inet e2e_block_ssh\n'));
     const r = banger(['vm', 'run', '--rm', '--name', 'e2e-slow', '--ssh-timeout', '1', '--', 'true']);
     assert.equal(r.code, 11, r.stderr);
     assert.match(r.stderr, /e2e-slow/);

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { FakeCall, FakeProcessRunner } from '../fakes/fake-process-runner.ts';
 import { buildImage, fakeImageBuildRunner, imageBuildDirs, type ImageBuildDirs } from '../fakes/fake-image-build.ts';
 import { fails } from '../fakes/expect-error.ts';
+import { customizeRootfs } from '../../src/helper/debian-image-build.ts';
 
 // The owner is this user, so the build needs no root; the hand-over to another user runs for real in test/root.
 const OWNER = { uid: process.getuid!(), gid: process.getgid!() };
@@ -63,5 +65,40 @@ describe('buildDebianImage', () => {
     await assert.rejects(build(path.join(cache, 'rootfs.ext4')), fails('IMAGE_BUILD_FAILED', /Failed getting release file/));
     assert.deepEqual(fs.readdirSync(workRoot), []);
     assert.deepEqual(fs.readdirSync(cache), []);
+  });
+});
+
+describe('customizeRootfs', () => {
+  let tree: string;
+  before(() => {
+    tree = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-rootfs-'));
+    fs.mkdirSync(path.join(tree, 'etc/ssh'), { recursive: true });
+    fs.mkdirSync(path.join(tree, 'var/cache/apt/archives'), { recursive: true });
+    customizeRootfs(tree);
+  });
+  after(() => fs.rmSync(tree, { recursive: true, force: true }));
+
+  const maskedIn = (dir: string, name: string): boolean => fs.readlinkSync(path.join(tree, dir, name)) === '/dev/null';
+
+  it('starts sshd without waiting for basic.target, weighted over background services', () => {
+    const dropIn = fs.readFileSync(path.join(tree, 'etc/systemd/system/ssh.service.d/banger.conf'), 'utf8');
+    assert.match(dropIn, /^DefaultDependencies=no$/m);
+    assert.match(dropIn, /^Conflicts=shutdown\.target$/m, 'still stopped at shutdown');
+    assert.match(dropIn, /^CPUWeight=1000$/m);
+    assert.match(dropIn, /^ExecStartPre=$/m);
+  });
+
+  it('masks generators for what a VM never has, and keeps those a user can feed (fstab, getty, sysv, rc-local)', () => {
+    for (const g of ['systemd-gpt-auto-generator', 'systemd-cryptsetup-generator', 'systemd-hibernate-resume-generator']) {
+      assert.ok(maskedIn('etc/systemd/system-generators', g), g);
+    }
+    for (const g of ['systemd-fstab-generator', 'systemd-getty-generator', 'systemd-sysv-generator', 'systemd-rc-local-generator']) {
+      assert.ok(!fs.existsSync(path.join(tree, 'etc/systemd/system-generators', g)), `${g} is not masked`);
+    }
+  });
+
+  it('masks boot-time module loads by instance, leaving the template for users', () => {
+    for (const m of ['loop', 'dm_mod', 'efi_pstore']) assert.ok(maskedIn('etc/systemd/system', `modprobe@${m}.service`), m);
+    assert.ok(!fs.existsSync(path.join(tree, 'etc/systemd/system', `modprobe@.service`)));
   });
 });

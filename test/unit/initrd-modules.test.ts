@@ -23,7 +23,9 @@ function modulesDir(name: string, carried: (file: string) => boolean): string {
 async function modulesIn(modules: string): Promise<string> {
   const busybox = path.join(dir, 'busybox');
   fs.writeFileSync(busybox, 'busybox');
-  const cpio = gunzipSync(await buildBaseInitrd({ runner: new FakeProcessRunner(), modulesDir: modules, busybox }));
+  const built = await buildBaseInitrd({ runner: new FakeProcessRunner(), modulesDir: modules, busybox });
+  // Uncompressed since boot got faster; gzip before.
+  const cpio = built[0] === 0x1f && built[1] === 0x8b ? gunzipSync(built) : built;
   const at = cpio.lastIndexOf('etc/banger-modules');
   assert.ok(at > 0);
   return cpio.subarray(at, at + 400).toString('latin1');

@@ -3,7 +3,11 @@ import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { BangerError } from '../../src/protocol/errors.ts';
 import { readCpio } from '../../src/kernel/cpio.ts';
-import { buildVmConfigArchive, INIT_SCRIPT, moduleName, resolveModules, type VmBootConfig } from '../../src/kernel/initrd.ts';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AGENT_UNIT, buildBaseInitrd, buildVmConfigArchive, INIT_SCRIPT, moduleName, resolveModules, type VmBootConfig } from '../../src/kernel/initrd.ts';
+import { FakeProcessRunner } from '../fakes/fake-process-runner.ts';
 
 // Shaped like a real modules.dep: every module has a line, dependencies listed after the colon.
 const MODULES_DEP = [
@@ -143,5 +147,54 @@ describe('INIT_SCRIPT', () => {
     const agentBranch = INIT_SCRIPT.slice(INIT_SCRIPT.indexOf('if [ "$BANGER_BOOT" = agent ]; then\n  [ -x'));
     assert.match(agentBranch, /exec switch_root \/newroot \/usr\/local\/libexec\/banger-agent --init\nfi\n/);
     assert.match(INIT_SCRIPT, /exec switch_root \/newroot \/sbin\/init\n$/);
+  });
+});
+
+describe('buildBaseInitrd', () => {
+  const names = ['crc32c_generic', 'ext4', 'virtio_mmio', 'virtio_blk', 'virtio_net', 'virtio_console', 'vmw_vsock_virtio_transport'];
+
+  /** A base initrd for a fake kernel whose modules.dep lists `modules`, each a minimal ELF object. */
+  async function build(modules: string[], listedOnly: string[] = []): Promise<Buffer> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-initrd-'));
+    try {
+      const modulesDir = path.join(dir, 'modules');
+      fs.mkdirSync(path.join(modulesDir, 'kernel'), { recursive: true });
+      for (const n of modules) fs.writeFileSync(path.join(modulesDir, 'kernel', `${n}.ko`), Buffer.from([0x7f, 0x45, 0x4c, 0x46, 1, 2, 3]));
+      fs.writeFileSync(path.join(modulesDir, 'modules.dep'), [...modules, ...listedOnly].map((n) => `kernel/${n}.ko:`).join('\n'));
+      const busybox = path.join(dir, 'busybox');
+      fs.writeFileSync(busybox, 'bb');
+      return await buildBaseInitrd({ runner: new FakeProcessRunner(), modulesDir, busybox });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  const loaded = (initrd: Buffer): string[] => readCpio(initrd).find((e) => e.path === 'etc/banger-modules')!.data!.toString().trim().split('\n');
+
+  it('is an uncompressed archive (no gunzip under emulation) that ends 512-byte aligned for the per-VM archive', async () => {
+    const initrd = await build(names);
+    assert.equal(initrd.subarray(0, 6).toString(), '070701', 'starts with a newc header, not a gzip member');
+    assert.equal(initrd.length % 512, 0);
+    assert.equal(readCpio(initrd).find((e) => e.path === 'init')!.data!.toString(), INIT_SCRIPT);
+    assert.deepEqual(loaded(initrd), names.map((n) => `${n}.ko`));
+  });
+
+  it('loads virtio_rng and virtio_balloon when the kernel has them, and boots without them when it does not', async () => {
+    assert.deepEqual(loaded(await build([...names, 'virtio_balloon', 'virtio_rng'])), [...names, 'virtio_rng', 'virtio_balloon'].map((n) => `${n}.ko`));
+    assert.deepEqual(loaded(await build([...names, 'virtio_balloon'])), [...names, 'virtio_balloon'].map((n) => `${n}.ko`));
+    assert.ok(!loaded(await build(names)).some((m) => m === 'virtio_balloon.ko' || m === 'virtio_rng.ko'));
+  });
+
+  it('skips an optional module that modules.dep lists but whose file is missing (a bundle with only what guests need)', async () => {
+    const initrd = await build(names, ['virtio_rng']);
+    assert.deepEqual(loaded(initrd), names.map((n) => `${n}.ko`));
+  });
+});
+
+describe('AGENT_UNIT', () => {
+  it('starts at sysinit without default dependencies and outweighs background services for CPU', () => {
+    assert.match(AGENT_UNIT, /^DefaultDependencies=no$/m);
+    assert.match(AGENT_UNIT, /^WantedBy=sysinit\.target$/m);
+    assert.match(AGENT_UNIT, /^CPUWeight=1000$/m);
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { buildQemuArgv, guestCmdline, qemuProcessName } from '../../src/system/qemu-argv.ts';
+import { buildQemuArgv, guestCmdline, qemuProcessName, TCG_TB_MIB } from '../../src/system/qemu-argv.ts';
 import { AGENT_PORT_NAME } from '../../src/system/guest-contract.ts';
 import type { QemuLaunchSpec } from '../../src/protocol/privileged-ops.ts';
 
@@ -40,7 +40,7 @@ describe('buildQemuArgv', () => {
 
   it('builds a microvm with the given accelerator, CPUs and memory', () => {
     assert.match(valueOf(argv, '-M'), /^microvm(,|$)/);
-    assert.equal(valueOf(argv, '-accel'), 'tcg');
+    assert.equal(valueOf(argv, '-accel'), `tcg,tb-size=${TCG_TB_MIB}`);
     assert.equal(valueOf(argv, '-smp'), '2');
     assert.equal(valueOf(argv, '-m'), '1536M');
     assert.ok(!argv.includes('-cpu'), 'no -cpu host under TCG');
@@ -48,7 +48,7 @@ describe('buildQemuArgv', () => {
 
   it('passes the host CPU through under KVM', () => {
     const kvm = buildQemuArgv({ ...spec, accel: 'kvm' });
-    assert.equal(valueOf(kvm, '-accel'), 'kvm');
+    assert.equal(valueOf(kvm, '-accel'), 'kvm', 'the translation cache size is a TCG option only');
     assert.equal(valueOf(kvm, '-cpu'), 'host');
   });
 
@@ -96,10 +96,19 @@ describe('buildQemuArgv', () => {
     assert.ok(valuesOf(argv, '-device').includes('virtio-net-device,netdev=net0,mac=52:54:00:89:ab:cd'));
   });
 
+  it('gives back memory the guest frees: a balloon with free page reporting, on every VM', () => {
+    assert.ok(valuesOf(argv, '-device').includes('virtio-balloon-device,free-page-reporting=on'));
+    assert.ok(valuesOf(buildQemuArgv({ ...spec, accel: 'kvm' }), '-device').includes('virtio-balloon-device,free-page-reporting=on'));
+  });
+
+  it('gives the guest entropy from the host (virtio-rng), on every VM', () => {
+    assert.ok(valuesOf(argv, '-device').includes('virtio-rng-device'));
+  });
+
   it('has no network device without a net', () => {
     const bare = buildQemuArgv({ ...spec, net: null, disks: [] });
     assert.deepEqual(valuesOf(bare, '-netdev'), []);
-    assert.deepEqual(valuesOf(bare, '-device').filter((d) => !d.startsWith('virtserial') && !d.startsWith('virtio-serial')), []);
+    assert.deepEqual(valuesOf(bare, '-device').filter((d) => !d.startsWith('virtserial') && !d.startsWith('virtio-serial') && !d.startsWith('virtio-balloon') && d !== 'virtio-rng-device'), []);
     assert.deepEqual(valuesOf(bare, '-drive'), []);
   });
 });
@@ -109,6 +118,10 @@ describe('guestCmdline', () => {
     assert.match(guestCmdline({ accel: 'tcg', tscKhz: 2500000 }), /(^| )tsc_early_khz=2500000( |$)/);
     assert.doesNotMatch(guestCmdline({ accel: 'kvm', tscKhz: 2500000 }), /tsc_early_khz/);
     assert.doesNotMatch(guestCmdline({ accel: 'tcg', tscKhz: null }), /tsc_early_khz/);
+    // The TSC is trusted only where banger told the guest its frequency: under TCG, where it is the host's.
+    assert.match(guestCmdline({ accel: 'tcg', tscKhz: 2500000 }), /(^| )tsc=reliable( |$)/);
+    assert.doesNotMatch(guestCmdline({ accel: 'kvm', tscKhz: 2500000 }), /tsc=reliable/);
+    assert.doesNotMatch(guestCmdline({ accel: 'tcg', tscKhz: null }), /tsc=reliable/);
     // Small processes (the guest agent) are not given 2 MiB pages they did not ask for.
     assert.match(guestCmdline({ accel: 'tcg', tscKhz: null }), /(^| )transparent_hugepage=madvise( |$)/);
   });

@@ -9,6 +9,7 @@ import { makeWorkDisk } from '../work-disk.ts';
 import type { AgentEndpoint } from '../agent-dial.ts';
 import { buildQemuArgv, guestCmdline } from '../../system/qemu-argv.ts';
 import { qemuProcessProblem } from '../../system/qemu-process.ts';
+import { PVH_KERNEL_FILE } from '../../system/guest-contract.ts';
 import { qmpCommand } from './qmp.ts';
 import { pollUntil } from '../../system/clock.ts';
 import { readPidFile } from '../../system/pid-file.ts';
@@ -29,6 +30,15 @@ export function hostTscKhz(): number | null {
     // No cpuinfo: the guest calibrates itself.
   }
   return null;
+}
+
+/**
+ * The file QEMU boots for a stored kernel: the PVH vmlinux kept beside a bzImage when there is one (it skips the
+ * bzImage's real-mode start and self-decompression), else the kernel file itself.
+ */
+export function qemuBootKernel(kernelPath: string): string {
+  const pvh = path.join(path.dirname(kernelPath), PVH_KERNEL_FILE);
+  return fs.existsSync(pvh) ? pvh : kernelPath;
 }
 
 export interface QemuDriverOptions extends AccelProbeOptions {
@@ -76,7 +86,7 @@ export class QemuDriver implements VmmDriver {
           accel: spec.accel,
           vcpus: spec.vcpus,
           memoryMib: spec.memoryMib,
-          kernelPath: spec.kernel.kernelPath,
+          kernelPath: qemuBootKernel(spec.kernel.kernelPath),
           initrdPath: files.initrd,
           cmdline: guestCmdline({ accel: spec.accel, tscKhz: this.tscKhz }),
           disks: [
@@ -101,7 +111,7 @@ export class QemuDriver implements VmmDriver {
   /** The argv the helper will run, for benchmarks and --dry-run style output. */
   argvFor(spec: BootSpec): string[] {
     return [this.options.qemu, ...buildQemuArgv({
-      vmId: spec.vmId, accel: spec.accel, vcpus: spec.vcpus, memoryMib: spec.memoryMib, kernelPath: spec.kernel.kernelPath,
+      vmId: spec.vmId, accel: spec.accel, vcpus: spec.vcpus, memoryMib: spec.memoryMib, kernelPath: qemuBootKernel(spec.kernel.kernelPath),
       initrdPath: spec.files.initrd, cmdline: guestCmdline({ accel: spec.accel, tscKhz: this.tscKhz }),
       disks: [{ id: 'root', path: spec.files.rootDisk, format: 'qcow2' }, { id: 'work', path: spec.files.workDisk, format: 'raw' }],
       net: spec.net, qmpSocket: spec.files.qmpSocket, agentSocket: spec.files.agentSocket, serialLog: spec.files.serialLog, pidFile: spec.files.pidFile,
