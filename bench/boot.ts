@@ -35,6 +35,7 @@ import { resolvePaths } from '../src/system/paths.ts';
 import { loadConfig } from '../src/system/config.ts';
 import { NodeProcessRunner, type RunOptions, type RunResult } from '../src/system/process.ts';
 import { isSocketAlive } from '../src/system/socket-server.ts';
+import { epochMs, processStartMs } from './bench-proc.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const BANGER = path.join(REPO, 'bin', 'banger');
@@ -75,10 +76,6 @@ function now(): number {
   return performance.now();
 }
 
-/** Epoch milliseconds: the clock the shim's and /proc's marks are on. */
-function epochMs(): number {
-  return performance.timeOrigin + performance.now();
-}
 
 function findOnPath(name: string): string {
   for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
@@ -219,22 +216,6 @@ async function killOurQemu(): Promise<number> {
 }
 
 /** Clock ticks per second of /proc's start times. */
-const CLOCK_TICKS = 100;
-
-/**
- * When a process started (epoch ms, to a clock tick): its start in ticks since boot (/proc/PID/stat), set against
- * the uptime read now (/proc/uptime, 10 ms). /proc/stat's btime would do too, but it is whole seconds.
- */
-function processStartMs(pid: number): number | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const startedTicks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-    const uptimeS = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
-    return epochMs() - (uptimeS - startedTicks / CLOCK_TICKS) * 1000;
-  } catch {
-    return null;
-  }
-}
 
 /**
  * Watches /proc during one sample for the VM's QEMU: a qemu-system process with a `-name` (the KVM probe has
