@@ -1,6 +1,9 @@
 // The VMM driver bangerd runs VMs with, from [vmm] in config.toml: QEMU alone for driver = "qemu"; otherwise a
 // VmmRouter that gives new VMs Firecracker or QEMU (driver-choice.ts) and keeps each VM with the driver that made it.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { FIRECRACKER_MIN_VERSION, parseFirecrackerVersion } from '../protocol/vmm-versions.ts';
+import { isOlderVersion } from '../protocol/versions.ts';
 import path from 'node:path';
 import { elfKernelOf } from '../kernel/kernel-elf.ts';
 import type { PrivilegedOps } from '../protocol/privileged-ops.ts';
@@ -22,6 +25,13 @@ export interface VmmSetup {
   vmsDir: string;
   log: (message: string) => void;
   kvmDevice?: string;
+  /** What `PROGRAM --version` prints first; spawnSync when not given (tests pass their own). */
+  versionLine?: (program: string) => string | null;
+}
+
+function firstLineOf(program: string): string | null {
+  const r = spawnSync(program, ['--version'], { encoding: 'utf8', timeout: 5_000 });
+  return r.status === 0 ? (r.stdout.split('\n')[0] ?? null) : null;
 }
 
 function foundOrNull(program: string): string | null {
@@ -56,8 +66,13 @@ export function buildVmmDriver(o: VmmSetup): VmmDriver {
   if (firecracker && vmm.jailerBin === null) {
     o.log('Firecracker runs without the jailer (vmm.jailer_bin = ""): no chroot, cgroup limits or pid namespace; meant for development hosts');
   }
+  const line = found ? (o.versionLine ?? firstLineOf)(found) : null;
+  const firecrackerVersion = line === null ? null : parseFirecrackerVersion(line);
+  if (found && firecrackerVersion && isOlderVersion(firecrackerVersion, FIRECRACKER_MIN_VERSION)) {
+    o.log(`Firecracker v${firecrackerVersion} (${found}) is older than ${FIRECRACKER_MIN_VERSION}, the oldest banger drives; auto picks QEMU`);
+  }
   return new VmmRouter({
-    qemu, firecracker, configured: vmm.driver, firecrackerBin: vmm.firecrackerBin, firecrackerFound: found, kvmUsable: kvmUsable(kvmDevice),
+    qemu, firecracker, configured: vmm.driver, firecrackerBin: vmm.firecrackerBin, firecrackerFound: found, firecrackerVersion, kvmUsable: kvmUsable(kvmDevice),
     vmDir: (id) => path.join(o.vmsDir, id),
   });
 }

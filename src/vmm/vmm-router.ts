@@ -18,6 +18,8 @@ export interface VmmRouterOptions {
   configured: VmmDriverChoice;
   firecrackerBin: string;
   firecrackerFound: string | null;
+  /** What `firecracker --version` said, for the spec line and the minimum version; null when unknown. */
+  firecrackerVersion?: string | null;
   kvmUsable: boolean;
   /** A VM's directory, where its driver is recorded. */
   vmDir(vmId: string): string;
@@ -49,7 +51,7 @@ export class VmmRouter implements VmmDriver {
   private decide(verdict: AccelChoice | null): DriverChoice | null {
     const o = this.options;
     return chooseDriver({
-      configured: o.configured, firecrackerBin: o.firecrackerBin, firecrackerFound: o.firecrackerFound, kvmUsable: o.kvmUsable,
+      configured: o.configured, firecrackerBin: o.firecrackerBin, firecrackerFound: o.firecrackerFound, kvmUsable: o.kvmUsable, firecrackerVersion: o.firecrackerVersion ?? null,
       kvmVerdict: verdict === null ? null : { runs: verdict.accel === 'kvm', reason: verdict.reason },
     });
   }

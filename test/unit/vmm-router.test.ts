@@ -46,7 +46,10 @@ describe('chooseDriver', () => {
   it('follows config, and for auto wants the binary, a usable /dev/kvm and a KVM that runs guests', () => {
     assert.deepEqual(chooseDriver({ ...auto, configured: 'qemu' }), { driver: 'qemu', reason: 'vmm.driver = "qemu" in config' });
     assert.equal(chooseDriver({ ...auto, configured: 'firecracker', firecrackerFound: null })?.driver, 'firecracker');
-    assert.deepEqual(chooseDriver(auto), { driver: 'firecracker', reason: 'auto: /usr/bin/firecracker is here and KVM runs guests' });
+    assert.deepEqual(chooseDriver({ ...auto, firecrackerVersion: '1.16.1' }), { driver: 'firecracker', reason: 'auto: /usr/bin/firecracker (Firecracker v1.16.1) is here and KVM runs guests' });
+    assert.match(chooseDriver(auto)!.reason, /its --version said nothing banger reads/);
+    assert.deepEqual(chooseDriver({ ...auto, firecrackerVersion: '1.10.0' }), { driver: 'qemu', reason: 'auto: Firecracker v1.10.0 is older than 1.14.0, the oldest banger drives' });
+    assert.equal(chooseDriver({ ...auto, configured: 'firecracker', firecrackerVersion: '1.16.1' })!.reason, 'vmm.driver = "firecracker" in config; Firecracker v1.16.1');
     assert.match(chooseDriver({ ...auto, firecrackerFound: null })!.reason, /no Firecracker binary \(vmm.firecracker_bin = "firecracker"\)/);
     assert.match(chooseDriver({ ...auto, kvmUsable: false })!.reason, /\/dev\/kvm is not usable/);
     assert.deepEqual(chooseDriver({ ...auto, kvmVerdict: { runs: false, reason: 'a KVM test guest hung' } }), { driver: 'qemu', reason: 'auto: Firecracker is here but KVM cannot run a guest (a KVM test guest hung)' });
@@ -69,7 +72,7 @@ describe('VmmRouter', () => {
     if (o.known) qemu.accelChoice = { accel: o.kvm, reason: `verdict ${o.kvm}` };
     const r = new VmmRouter({
       qemu, firecracker, configured: 'auto', firecrackerBin: 'firecracker', firecrackerFound: o.found === false ? null : '/usr/bin/firecracker', kvmUsable: true,
-      vmDir: (id) => path.join(dir, id),
+      firecrackerVersion: '1.16.1', vmDir: (id) => path.join(dir, id),
     });
     return { r, qemu, firecracker, open: gate };
   }
@@ -80,7 +83,7 @@ describe('VmmRouter', () => {
     const { r } = router({ kvm: 'kvm', known: true });
     const choice = r.knownAccel(kernel)!;
     assert.equal(choice.vmm, 'firecracker');
-    assert.equal(choice.reason, 'Firecracker runs guests only with KVM; auto: /usr/bin/firecracker is here and KVM runs guests');
+    assert.equal(choice.reason, 'Firecracker runs guests only with KVM; auto: /usr/bin/firecracker (Firecracker v1.16.1) is here and KVM runs guests');
     assert.equal(r.name, 'firecracker');
   });
 
