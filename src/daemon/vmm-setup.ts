@@ -1,6 +1,5 @@
 // The VMM driver bangerd runs VMs with, from [vmm] in config.toml: QEMU alone for driver = "qemu"; otherwise a
 // VmmRouter that gives new VMs Firecracker or QEMU (driver-choice.ts) and keeps each VM with the driver that made it.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { FIRECRACKER_MIN_VERSION, parseFirecrackerVersion } from '../protocol/vmm-versions.ts';
 import { isOlderVersion } from '../protocol/versions.ts';
@@ -9,7 +8,7 @@ import { elfKernelOf } from '../kernel/kernel-elf.ts';
 import type { PrivilegedOps } from '../protocol/privileged-ops.ts';
 import type { Clock } from '../system/clock.ts';
 import type { BangerConfig } from '../system/config.ts';
-import { findExecutable } from '../system/executable.ts';
+import { findExecutable, versionLineOf } from '../system/executable.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import type { VmmDriver } from '../vmm/driver.ts';
 import { FirecrackerDriver } from '../vmm/firecracker/firecracker-driver.ts';
@@ -29,10 +28,6 @@ export interface VmmSetup {
   versionLine?: (program: string) => string | null;
 }
 
-function firstLineOf(program: string): string | null {
-  const r = spawnSync(program, ['--version'], { encoding: 'utf8', timeout: 5_000 });
-  return r.status === 0 ? (r.stdout.split('\n')[0] ?? null) : null;
-}
 
 function foundOrNull(program: string): string | null {
   try {
@@ -66,7 +61,7 @@ export function buildVmmDriver(o: VmmSetup): VmmDriver {
   if (firecracker && vmm.jailerBin === null) {
     o.log('Firecracker runs without the jailer (vmm.jailer_bin = ""): no chroot, cgroup limits or pid namespace; meant for development hosts');
   }
-  const line = found ? (o.versionLine ?? firstLineOf)(found) : null;
+  const line = found ? (o.versionLine ?? ((program: string) => versionLineOf(program, 5_000)))(found) : null;
   const firecrackerVersion = line === null ? null : parseFirecrackerVersion(line);
   if (found && firecrackerVersion && isOlderVersion(firecrackerVersion, FIRECRACKER_MIN_VERSION)) {
     o.log(`Firecracker v${firecrackerVersion} (${found}) is older than ${FIRECRACKER_MIN_VERSION}, the oldest banger drives; auto picks QEMU`);

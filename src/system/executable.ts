@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BangerError } from '../protocol/errors.ts';
@@ -16,4 +17,10 @@ export function findExecutable(name: string, searchPath = process.env.PATH ?? '/
   throw new BangerError('MISSING_TOOL', `${name} is not installed (not found${path.isAbsolute(name) ? '' : ' on PATH'})`, {
     hint: 'apt-get install qemu-system-x86 qemu-utils, or set vmm.qemu in config.toml',
   });
+}
+
+/** The first line `program --version` prints, or null when it does not run or fails within `timeoutMs`. */
+export function versionLineOf(program: string, timeoutMs: number): string | null {
+  const r = spawnSync(program, ['--version'], { encoding: 'utf8', timeout: timeoutMs });
+  return r.status === 0 ? (r.stdout.split('\n')[0] ?? null) : null;
 }
