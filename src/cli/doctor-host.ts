@@ -14,6 +14,8 @@ import { isOlderVersion } from '../protocol/versions.ts';
 import { loadConfig, vmDefaultsWithSources } from '../system/config.ts';
 import { BIN_DIR } from '../system/helper-command.ts';
 import { HOST_TOOLS, hostToolPresent } from '../system/host-tools.ts';
+import { versionLineOf } from '../system/executable.ts';
+import { systemdVerify } from './systemctl.ts';
 import { installOf, releaseInfo, type InstallRecord } from '../system/install-layout.ts';
 import { pathsProblem, type BangerPaths } from '../system/paths.ts';
 import { BUILD, type BuildInfo } from '../version.ts';
@@ -40,14 +42,8 @@ export const realHostProbe: HostProbe = {
   platform: process.platform,
   arch: process.arch,
   toolPresent: (tool) => hostToolPresent(tool),
-  qemuVersion: (qemu) => {
-    const r = spawnSync(qemu, ['--version'], { encoding: 'utf8', timeout: 10_000 });
-    return r.status === 0 ? (r.stdout.split('\n')[0] ?? null) : null;
-  },
-  firecrackerVersion: (firecracker) => {
-    const r = spawnSync(firecracker, ['--version'], { encoding: 'utf8', timeout: 10_000 });
-    return r.status === 0 ? (r.stdout.split('\n')[0] ?? null) : null;
-  },
+  qemuVersion: (qemu) => versionLineOf(qemu, 10_000),
+  firecrackerVersion: (firecracker) => versionLineOf(firecracker, 10_000),
   kvm: () => {
     if (!fs.existsSync('/dev/kvm')) return 'missing';
     try {
@@ -213,24 +209,16 @@ export function storeCheck(probe: HostProbe, paths: BangerPaths): DoctorCheck[] 
  * The systemd units of an install made with `banger system install`: present, accepted by systemd-analyze verify,
  * and (when systemd is init here) active. Nothing to say for a banger not installed as services.
  */
-export function unitChecks(record: InstallRecord | null, verify: (files: string[]) => string | null = analyzeVerify, state?: (unit: string) => string): DoctorCheck[] {
+export function unitChecks(record: InstallRecord | null, verify: (files: string[]) => string | null = systemdVerify, state?: (unit: string) => string): DoctorCheck[] {
   if (!record) return [];
   const files = record.units.map((u) => path.join(record.unitDir, u));
   const missing = files.filter((f) => !fs.existsSync(f));
   if (missing.length > 0) return [row('units', 'fail', `unit files missing: ${missing.join(', ')}`, { fix: 'banger system uninstall, then banger system install' })];
   const complaints = verify(files);
-  if (complaints) return [row('units', 'fail', `systemd-analyze verify: ${complaints}`, { fix: 'banger system uninstall, then banger system install' })];
+  if (complaints) return [row('units', 'fail', `systemd-analyze verify: ${complaints.split('\n').slice(0, 3).join('; ')}`, { fix: 'banger system uninstall, then banger system install' })];
   const inactive = state ? record.units.filter((u) => state(u) !== 'active') : [];
   if (inactive.length > 0) return [row('units', 'fail', `${inactive.join(', ')} not active`, { fix: `systemctl start ${inactive.join(' ')}; see journalctl -u ${inactive[0]}` })];
   return [row('units', 'ok', `${record.units.join(', ')} in ${record.unitDir}: verified${state ? ', active' : ' (systemd is not init here: not started by it)'}`)];
-}
-
-/** What systemd-analyze verify says of the files (null: nothing, or it is not installed). */
-function analyzeVerify(files: string[]): string | null {
-  const r = spawnSync('systemd-analyze', ['verify', ...files], { encoding: 'utf8' });
-  if (r.error) return null;
-  const out = `${r.stderr}${r.stdout}`.trim();
-  return out === '' && r.status === 0 ? null : out.split('\n').slice(0, 3).join('; ');
 }
 
 /**

@@ -11,6 +11,17 @@ export interface Systemctl {
   show(unit: string): { active: string; sub: string; mainPid: number };
 }
 
+/**
+ * What `systemd-analyze verify` says of unit files: its complaints (it may print them and still exit 0), or null
+ * when it has nothing to say or is not installed.
+ */
+export function systemdVerify(files: string[]): string | null {
+  const r = spawnSync('systemd-analyze', ['verify', ...files], { encoding: 'utf8' });
+  if (r.error) return null;
+  const out = `${r.stderr}${r.stdout}`.trim();
+  return out === '' && r.status === 0 ? null : out || `systemd-analyze verify exited ${r.status}`;
+}
+
 /** Whether systemd runs as init here (sd_booted's test); without it, systemctl cannot start anything. */
 export function systemdIsInit(): boolean {
   return fs.existsSync('/run/systemd/system');

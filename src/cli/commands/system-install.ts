@@ -19,7 +19,7 @@ import { DAEMON_UNIT, daemonUnit, HELPER_UNIT, helperUnit, type UnitOwner } from
 import { BUILD } from '../../version.ts';
 import type { CliContext } from '../context.ts';
 import { printJson } from '../output.ts';
-import { initName, systemctlAt, systemdIsInit, type Systemctl } from '../systemctl.ts';
+import { initName, systemctlAt, systemdIsInit, systemdVerify, type Systemctl } from '../systemctl.ts';
 
 export interface SystemFlags {
   owner?: string;
@@ -93,10 +93,8 @@ function releaseDir(prefix: string, undo: Array<() => void>): string {
 
 /** `systemd-analyze verify` of the written units, when systemd-analyze is installed; its complaints fail the install. */
 function verifyUnits(files: string[]): void {
-  const r = spawnSync('systemd-analyze', ['verify', ...files], { encoding: 'utf8' });
-  if (r.error) return;
-  const complaints = `${r.stderr}${r.stdout}`.trim();
-  if (r.status !== 0 || complaints !== '') {
+  const complaints = systemdVerify(files);
+  if (complaints !== null) {
     throw new BangerError('INTERNAL', `systemd-analyze verify found problems in the units banger wrote:\n${complaints}`, { hint: 'report this as a bug in banger; nothing was installed' });
   }
 }
