@@ -11,6 +11,7 @@ import { isSocketAlive } from '../../system/socket-server.ts';
 import { DAEMON_UNIT, HELPER_UNIT } from '../../system/systemd-units.ts';
 import type { CliContext } from '../context.ts';
 import { printJson } from '../output.ts';
+import { bangerdBusyWith } from '../daemon-busy.ts';
 import { DEFAULT_PREFIX, lookupOwner, ownerPaths, systemctlFor, waitForDaemon, type SystemFlags } from './system-install.ts';
 
 /** The prefix and record of the install: --prefix, else the one this CLI runs from, else /opt/banger. */
@@ -44,15 +45,9 @@ export async function systemStatus(ctx: CliContext, flags: SystemFlags): Promise
 
 /** Refuses while bangerd is in the middle of something that changes state, unless --force. */
 async function refuseIfBusy(socket: string, force: boolean | undefined, what: string): Promise<void> {
-  if (force || !(await isSocketAlive(socket))) return;
-  const client = await connect({ autoStart: false, socketPath: socket });
-  try {
-    const status = await client.status();
-    const busy = [...status.operations, ...(status.sessions > 0 ? [`${status.sessions} session(s) into guests`] : [])];
-    if (busy.length > 0) throw new BangerError('VM_BAD_STATE', `bangerd is busy: ${busy.join(', ')}`, { hint: `let them finish and ${what} again, or go ahead anyway with --force` });
-  } finally {
-    client.close();
-  }
+  if (force) return;
+  const busy = await bangerdBusyWith(socket);
+  if (busy.length > 0) throw new BangerError('VM_BAD_STATE', `bangerd is busy: ${busy.join(', ')}`, { hint: `let them finish and ${what} again, or go ahead anyway with --force` });
 }
 
 export async function systemRestart(ctx: CliContext, flags: SystemFlags): Promise<number> {

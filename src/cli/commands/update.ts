@@ -12,14 +12,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BangerError, messageOf } from '../../protocol/errors.ts';
-import { connect } from '../../sdk/client.ts';
 import { installOf, type InstallLayout } from '../../system/install-layout.ts';
 import { resolvePaths, type BangerPaths } from '../../system/paths.ts';
 import { chooseRelease, compareVersions, parseManifest, parseSha256Sums, RELEASE_LIMITS, signatureValid, type ReleaseEntry } from '../../system/release.ts';
 import { fetchCapped, fetchTarball, releaseUrls, type ReleaseFetchOptions } from '../../system/release-fetch.ts';
-import { isSocketAlive } from '../../system/socket-server.ts';
 import { BUILD } from '../../version.ts';
 import { withCtrlC } from '../cancel.ts';
+import { bangerdBusyWith } from '../daemon-busy.ts';
 import type { CliContext } from '../context.ts';
 import { printJson } from '../output.ts';
 import { proveNewRelease, pruneVersions, rollBack, stagedMigrationCheck, swapIn, unpackRelease, type RunProgram } from '../update-install.ts';
@@ -48,18 +47,6 @@ function noChannel(): BangerError {
   });
 }
 
-/** bangerd's operations in flight and open guest sessions, or none when it is not running. */
-async function busy(paths: BangerPaths): Promise<string[]> {
-  if (!(await isSocketAlive(paths.daemonSocket))) return [];
-  const client = await connect({ autoStart: false });
-  try {
-    const status = await client.status();
-    return [...status.operations, ...(status.sessions > 0 ? [`${status.sessions} session(s) into guests`] : [])];
-  } finally {
-    client.close();
-  }
-}
-
 export async function update(ctx: CliContext, flags: UpdateFlags, deps: UpdateDeps = {}): Promise<number> {
   const build = deps.build ?? BUILD;
   const manifestUrl = flags.manifestUrl ?? build.releaseManifest;
@@ -84,7 +71,7 @@ export async function update(ctx: CliContext, flags: UpdateFlags, deps: UpdateDe
     const layout = deps.layout === undefined ? installOf() : deps.layout;
     if (!layout) throw new BangerError('NOT_INSTALLED', 'this banger runs from a checkout, not from an installed release, so there is nothing to swap', { hint: 'update a checkout with: git pull && bash scripts/setup.sh' });
     const paths = deps.paths ?? resolvePaths();
-    const inFlight = await busy(paths);
+    const inFlight = await bangerdBusyWith(paths.daemonSocket);
     if (inFlight.length > 0 && !flags.force) {
       throw new BangerError('VM_BAD_STATE', `bangerd is busy: ${inFlight.join(', ')}`, { hint: 'let them finish and run banger update again, or go ahead anyway with --force (a running session is cut)' });
     }
