@@ -71,8 +71,16 @@ export async function writeForOwner(owner: Owner, output: string, write: (fd: nu
     fs.rmSync(partial, { force: true });
     return fs.openSync(partial, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o644);
   });
+  await completeAsOwner(owner, partial, output, fd, () => write(fd));
+}
+
+/**
+ * Runs `work`, then renames the owner's `partial` to `output` as the owner; on failure removes `partial` instead.
+ * `fd` (the descriptor the work wrote or read through) is closed either way.
+ */
+async function completeAsOwner(owner: Owner, partial: string, output: string, fd: number, work: () => Promise<void>): Promise<void> {
   try {
-    await write(fd);
+    await work();
     asOwner(owner, () => fs.renameSync(partial, output));
   } catch (err) {
     asOwner(owner, () => fs.rmSync(partial, { force: true }));
@@ -98,16 +106,10 @@ export async function handOver(runner: ProcessRunner, source: string, output: st
   // Readable by anyone holding the descriptor; the directory it is in stays closed to the owner.
   fs.chmodSync(source, 0o644);
   const fd = fs.openSync(source, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-  try {
-    const argv = [...ownerArgv(owner), 'cp', '--sparse=always', '/dev/stdin', partial];
+  const argv = [...ownerArgv(owner), 'cp', '--sparse=always', '/dev/stdin', partial];
+  await completeAsOwner(owner, partial, output, fd, async () => {
     await runChecked(runner, argv[0]!, argv.slice(1), { signal, stdinFd: fd });
-    asOwner(owner, () => fs.renameSync(partial, output));
-  } catch (err) {
-    asOwner(owner, () => fs.rmSync(partial, { force: true }));
-    throw err;
-  } finally {
-    fs.closeSync(fd);
-  }
+  });
 }
 
 /**
