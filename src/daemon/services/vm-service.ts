@@ -14,6 +14,7 @@ import { vmFilesIn, type AccelChoice, type VmFiles, type VmmDriver } from '../..
 import type { ImageService } from './image-service.ts';
 import type { KernelService } from './kernel-service.ts';
 import { GuestSsh } from './guest-ssh.ts';
+import { waitForAll, type GuestWait } from './guest-ready.ts';
 import { imageTraits, requireSshd } from './vm-image.ts';
 import { readSerialLog, serialLogTail } from './serial-log.ts';
 import { allocateIp, checkNameFree, newVmIdentity, pickName, subnetOf } from './vm-allocation.ts';
@@ -273,10 +274,10 @@ export class VmService {
     this.deps.store.updateVm(vm.id, { state: 'running', pid, accel: choice.accel });
     const running = this.deps.store.getVm(vm.id)!;
     // The agent gets the configured boot wait (or a longer --ssh-timeout): a short --ssh-timeout is about sshd.
-    await this.deps.agents.waitReady(running, Math.max(config.vmm.sshTimeoutSec, options.sshTimeoutSec ?? 0), ctx, this.bootProbes(running));
+    const agentWait: GuestWait = (c) => this.deps.agents.waitReady(running, Math.max(config.vmm.sshTimeoutSec, options.sshTimeoutSec ?? 0), c, this.bootProbes(running));
     // An image without sshd is reached through its agent alone.
     const waitSsh = options.waitSsh === true && image.hasSshd;
-    if (waitSsh) await this.waitForSsh(running, options.sshTimeoutSec, ctx);
+    await waitForAll(ctx, waitSsh ? [agentWait, (c) => this.waitForSsh(running, options.sshTimeoutSec, c)] : [agentWait]);
     if (vm.state === 'created') await this.syncFiles(running, waitSsh, image.hasSshd ? null : `image ${vm.image} has no sshd, which copying needs for now`, ctx);
     return running;
   }
