@@ -45,6 +45,44 @@ export function hasPvhEntry(file: string): boolean {
   }
 }
 
+const PT_LOAD = 1;
+
+/**
+ * Lowers each loadable segment's file size to its last non-zero byte; the ELF rule that memory past the file size
+ * is zero keeps the loaded kernel the same. QEMU keeps the kernel file mapped for the VM's life and reads every
+ * byte it loads from it, so Debian's vmlinux, whose last segment carries its .bss, .brk and init scratch as 23 MiB
+ * of stored zeros, added those 23 MiB to each VM's resident size; QEMU now zero-fills that memory instead.
+ * Returns the bytes no longer loaded from the file.
+ */
+export function trimZeroTails(file: string): number {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    const eh = Buffer.alloc(64);
+    if (fs.readSync(fd, eh, 0, 64, 0) < 64 || eh.readUInt32BE(0) !== 0x7f454c46 || eh[4] !== 2 || eh[5] !== 1) return 0;
+    const phoff = Number(eh.readBigUInt64LE(0x20));
+    const phentsize = eh.readUInt16LE(0x36);
+    const phnum = eh.readUInt16LE(0x38);
+    let trimmed = 0;
+    for (let i = 0; i < phnum; i++) {
+      const ph = Buffer.alloc(56);
+      if (fs.readSync(fd, ph, 0, 56, phoff + i * phentsize) < 56 || ph.readUInt32LE(0) !== PT_LOAD) continue;
+      const offset = Number(ph.readBigUInt64LE(0x08));
+      const fileSize = Number(ph.readBigUInt64LE(0x20));
+      const data = Buffer.alloc(fileSize);
+      const got = fs.readSync(fd, data, 0, fileSize, offset);
+      let end = got;
+      while (end > 0 && data[end - 1] === 0) end--;
+      if (got < fileSize || end === fileSize) continue;
+      ph.writeBigUInt64LE(BigInt(end), 0x20);
+      fs.writeSync(fd, ph, 0x20, 8, phoff + i * phentsize + 0x20);
+      trimmed += fileSize - end;
+    }
+    return trimmed;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 function align4(n: number): number {
   return (n + 3) & ~3;
 }
@@ -62,6 +100,7 @@ export async function ensurePvhKernel(kernel: string, runner: ProcessRunner): Pr
     if (kernelFormat(kernel) !== 'bzimage') return null;
     await extractVmlinux(kernel, partial, runner);
     if (!hasPvhEntry(partial)) return null;
+    trimZeroTails(partial);
     fs.renameSync(partial, out);
     return out;
   } catch {

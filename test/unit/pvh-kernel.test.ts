@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ensurePvhKernel, hasPvhEntry } from '../../src/kernel/pvh-kernel.ts';
+import { ensurePvhKernel, hasPvhEntry, trimZeroTails } from '../../src/kernel/pvh-kernel.ts';
 import { qemuBootKernel } from '../../src/vmm/qemu/qemu-driver.ts';
 import { PVH_KERNEL_FILE } from '../../src/system/guest-contract.ts';
 import { FakeProcessRunner } from '../fakes/fake-process-runner.ts';
@@ -76,5 +76,56 @@ describe('ensurePvhKernel and qemuBootKernel', () => {
     fs.writeFileSync(kernel, 'bz');
     fs.writeFileSync(path.join(sub, PVH_KERNEL_FILE), elfWithNote('Xen', 18));
     assert.equal(qemuBootKernel(kernel), path.join(sub, PVH_KERNEL_FILE));
+  });
+});
+
+/** An ELF with two PT_LOAD segments: `a` and `b` stored back to back after the headers, file size = memory size. */
+function elfWithLoads(a: Buffer, b: Buffer): Buffer {
+  const header = Buffer.alloc(64);
+  Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1]).copy(header);
+  header.writeBigUInt64LE(64n, 0x20);
+  header.writeUInt16LE(56, 0x36);
+  header.writeUInt16LE(2, 0x38);
+  const phs = [a, b].map((data, i) => {
+    const ph = Buffer.alloc(56);
+    ph.writeUInt32LE(1, 0); // PT_LOAD
+    ph.writeBigUInt64LE(BigInt(64 + 112 + (i === 0 ? 0 : a.length)), 0x08);
+    ph.writeBigUInt64LE(BigInt(data.length), 0x20); // p_filesz
+    ph.writeBigUInt64LE(BigInt(data.length), 0x28); // p_memsz
+    return ph;
+  });
+  return Buffer.concat([header, ...phs, a, b]);
+}
+
+const fileSizes = (elf: Buffer): number[] => [0, 1].map((i) => Number(elf.readBigUInt64LE(64 + i * 56 + 0x20)));
+const memSizes = (elf: Buffer): number[] => [0, 1].map((i) => Number(elf.readBigUInt64LE(64 + i * 56 + 0x28)));
+
+describe('trimZeroTails', () => {
+  let dir: string;
+  before(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'banger-trim-'));
+  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("lowers a segment's file size to its last non-zero byte and leaves its memory size and bytes alone", () => {
+    const file = path.join(dir, 'vmlinux');
+    const a = Buffer.from([1, 2, 3, 4]);
+    const b = Buffer.concat([Buffer.from([9, 0, 7]), Buffer.alloc(4096)]);
+    const original = elfWithLoads(a, b);
+    fs.writeFileSync(file, original);
+    assert.equal(trimZeroTails(file), 4096);
+    const trimmed = fs.readFileSync(file);
+    assert.deepEqual(fileSizes(trimmed), [4, 3]);
+    assert.deepEqual(memSizes(trimmed), [4, 4099]);
+    assert.equal(trimmed.length, original.length);
+    assert.deepEqual(trimmed.subarray(176), original.subarray(176), 'the segments themselves are unchanged');
+    assert.equal(trimZeroTails(file), 0, 'a second pass finds nothing to trim');
+  });
+
+  it('leaves a file that is not a 64-bit ELF alone', () => {
+    const file = path.join(dir, 'not-elf');
+    fs.writeFileSync(file, Buffer.alloc(128));
+    assert.equal(trimZeroTails(file), 0);
+    assert.deepEqual(fs.readFileSync(file), Buffer.alloc(128));
   });
 });
