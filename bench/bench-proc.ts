@@ -61,11 +61,13 @@ export function qemuPids(needle: string): number[] {
  * QEMU's heap), and file pages (binaries, and the kernel and initrd QEMU keeps mapped, shared through the page
  * cache with every VM that boots the same files). Null when it is gone.
  */
-export function residentMib(pid: number): { rss: number; anon: number; file: number } | null {
+export function residentMib(pid: number): { rss: number; anon: number; file: number; pss: number } | null {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kib = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
-    return { rss: kib('VmRSS') / 1024, anon: kib('RssAnon') / 1024, file: kib('RssFile') / 1024 };
+    const kib = (text: string, key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
+    // Pss: each shared page (the kernel file, QEMU's libraries) divided among the processes that map it.
+    const rollup = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    return { rss: kib(status, 'VmRSS') / 1024, anon: kib(status, 'RssAnon') / 1024, file: kib(status, 'RssFile') / 1024, pss: kib(rollup, 'Pss') / 1024 };
   } catch {
     return null;
   }
