@@ -7,29 +7,48 @@ import type { ProcessRunner } from '../system/process.ts';
 import { PVH_KERNEL_FILE } from '../system/guest-contract.ts';
 import { extractVmlinux, kernelFormat } from './kernel-format.ts';
 
+const PT_LOAD = 1;
 const PT_NOTE = 4;
 const XEN_ELFNOTE_PHYS32_ENTRY = 18;
+
+/** Up to `length` bytes of the open file at `offset` (fewer at its end). */
+function readAt(fd: number, offset: number, length: number): Buffer {
+  const buf = Buffer.alloc(length);
+  return buf.subarray(0, fs.readSync(fd, buf, 0, length, offset));
+}
+
+interface ProgramHeader {
+  type: number;
+  /** Where this header itself is in the file, so it can be rewritten. */
+  at: number;
+  offset: number;
+  fileSize: number;
+}
+
+/** The program headers of an ELF64 little-endian file; none for any other file. */
+function programHeaders(fd: number): ProgramHeader[] {
+  const eh = readAt(fd, 0, 64);
+  if (eh.length < 64 || eh.readUInt32BE(0) !== 0x7f454c46 || eh[4] !== 2 || eh[5] !== 1) return [];
+  const phoff = Number(eh.readBigUInt64LE(0x20));
+  const phentsize = eh.readUInt16LE(0x36);
+  const phnum = eh.readUInt16LE(0x38);
+  const headers: ProgramHeader[] = [];
+  for (let i = 0; i < phnum; i++) {
+    const at = phoff + i * phentsize;
+    const ph = readAt(fd, at, 56);
+    if (ph.length < 56) continue;
+    headers.push({ type: ph.readUInt32LE(0), at, offset: Number(ph.readBigUInt64LE(0x08)), fileSize: Number(ph.readBigUInt64LE(0x20)) });
+  }
+  return headers;
+}
 
 /** Whether the ELF64 file has a PVH entry point note. */
 export function hasPvhEntry(file: string): boolean {
   const fd = fs.openSync(file, 'r');
   try {
-    const read = (offset: number, length: number): Buffer => {
-      const buf = Buffer.alloc(length);
-      const n = fs.readSync(fd, buf, 0, length, offset);
-      return buf.subarray(0, n);
-    };
-    const eh = read(0, 64);
-    if (eh.length < 64 || eh.readUInt32BE(0) !== 0x7f454c46 || eh[4] !== 2 || eh[5] !== 1) return false;
-    const phoff = Number(eh.readBigUInt64LE(0x20));
-    const phentsize = eh.readUInt16LE(0x36);
-    const phnum = eh.readUInt16LE(0x38);
-    for (let i = 0; i < phnum; i++) {
-      const ph = read(phoff + i * phentsize, 56);
-      if (ph.length < 56 || ph.readUInt32LE(0) !== PT_NOTE) continue;
-      const size = Number(ph.readBigUInt64LE(0x20));
-      if (size > 1 << 20) continue;
-      const notes = read(Number(ph.readBigUInt64LE(0x08)), size);
+    for (const ph of programHeaders(fd)) {
+      if (ph.type !== PT_NOTE || ph.fileSize > 1 << 20) continue;
+      const notes = readAt(fd, ph.offset, ph.fileSize);
       for (let p = 0; p + 12 <= notes.length;) {
         const namesz = notes.readUInt32LE(p);
         const descsz = notes.readUInt32LE(p + 4);
@@ -45,8 +64,6 @@ export function hasPvhEntry(file: string): boolean {
   }
 }
 
-const PT_LOAD = 1;
-
 /**
  * Lowers each loadable segment's file size to its last non-zero byte; the ELF rule that memory past the file size
  * is zero keeps the loaded kernel the same. QEMU keeps the kernel file mapped for the VM's life and reads every
@@ -57,25 +74,17 @@ const PT_LOAD = 1;
 export function trimZeroTails(file: string): number {
   const fd = fs.openSync(file, 'r+');
   try {
-    const eh = Buffer.alloc(64);
-    if (fs.readSync(fd, eh, 0, 64, 0) < 64 || eh.readUInt32BE(0) !== 0x7f454c46 || eh[4] !== 2 || eh[5] !== 1) return 0;
-    const phoff = Number(eh.readBigUInt64LE(0x20));
-    const phentsize = eh.readUInt16LE(0x36);
-    const phnum = eh.readUInt16LE(0x38);
     let trimmed = 0;
-    for (let i = 0; i < phnum; i++) {
-      const ph = Buffer.alloc(56);
-      if (fs.readSync(fd, ph, 0, 56, phoff + i * phentsize) < 56 || ph.readUInt32LE(0) !== PT_LOAD) continue;
-      const offset = Number(ph.readBigUInt64LE(0x08));
-      const fileSize = Number(ph.readBigUInt64LE(0x20));
-      const data = Buffer.alloc(fileSize);
-      const got = fs.readSync(fd, data, 0, fileSize, offset);
-      let end = got;
+    for (const ph of programHeaders(fd)) {
+      if (ph.type !== PT_LOAD) continue;
+      const data = readAt(fd, ph.offset, ph.fileSize);
+      let end = data.length;
       while (end > 0 && data[end - 1] === 0) end--;
-      if (got < fileSize || end === fileSize) continue;
-      ph.writeBigUInt64LE(BigInt(end), 0x20);
-      fs.writeSync(fd, ph, 0x20, 8, phoff + i * phentsize + 0x20);
-      trimmed += fileSize - end;
+      if (data.length < ph.fileSize || end === ph.fileSize) continue;
+      const size = Buffer.alloc(8);
+      size.writeBigUInt64LE(BigInt(end));
+      fs.writeSync(fd, size, 0, 8, ph.at + 0x20);
+      trimmed += ph.fileSize - end;
     }
     return trimmed;
   } finally {
