@@ -15,6 +15,7 @@ import { loadConfig, vmDefaultsWithSources } from '../system/config.ts';
 import { BIN_DIR } from '../system/helper-command.ts';
 import { HOST_TOOLS, hostToolPresent } from '../system/host-tools.ts';
 import { versionLineOf } from '../system/executable.ts';
+import { KVM_DEVICE, kvmDeviceUsable } from '../system/kvm-device.ts';
 import { systemdVerify } from './systemctl.ts';
 import { installOf, releaseInfo, type InstallRecord } from '../system/install-layout.ts';
 import { pathsProblem, type BangerPaths } from '../system/paths.ts';
@@ -45,13 +46,8 @@ export const realHostProbe: HostProbe = {
   qemuVersion: (qemu) => versionLineOf(qemu, 10_000),
   firecrackerVersion: (firecracker) => versionLineOf(firecracker, 10_000),
   kvm: () => {
-    if (!fs.existsSync('/dev/kvm')) return 'missing';
-    try {
-      fs.accessSync('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK);
-      return 'rw';
-    } catch {
-      return 'no-access';
-    }
+    if (!fs.existsSync(KVM_DEVICE)) return 'missing';
+    return kvmDeviceUsable(KVM_DEVICE) ? 'rw' : 'no-access';
   },
   checkStore: () => {
     const r = spawnSync(path.join(BIN_DIR, 'bangerd'), ['--check-store'], { encoding: 'utf8', timeout: 30_000 });

@@ -1,6 +1,5 @@
 // The VMM driver bangerd runs VMs with, from [vmm] in config.toml: QEMU alone for driver = "qemu"; otherwise a
 // VmmRouter that gives new VMs Firecracker or QEMU (driver-choice.ts) and keeps each VM with the driver that made it.
-import fs from 'node:fs';
 import { FIRECRACKER_MIN_VERSION, parseFirecrackerVersion } from '../protocol/vmm-versions.ts';
 import { isOlderVersion } from '../protocol/versions.ts';
 import path from 'node:path';
@@ -9,6 +8,7 @@ import type { PrivilegedOps } from '../protocol/privileged-ops.ts';
 import type { Clock } from '../system/clock.ts';
 import type { BangerConfig } from '../system/config.ts';
 import { findExecutable, versionLineOf } from '../system/executable.ts';
+import { kvmDeviceUsable } from '../system/kvm-device.ts';
 import type { ProcessRunner } from '../system/process.ts';
 import type { VmmDriver } from '../vmm/driver.ts';
 import { FirecrackerDriver } from '../vmm/firecracker/firecracker-driver.ts';
@@ -37,14 +37,6 @@ function foundOrNull(program: string): string | null {
   }
 }
 
-function kvmUsable(device: string): boolean {
-  try {
-    fs.accessSync(device, fs.constants.R_OK | fs.constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export function buildVmmDriver(o: VmmSetup): VmmDriver {
   const { vmm } = o.config;
@@ -67,7 +59,7 @@ export function buildVmmDriver(o: VmmSetup): VmmDriver {
     o.log(`Firecracker v${firecrackerVersion} (${found}) is older than ${FIRECRACKER_MIN_VERSION}, the oldest banger drives; auto picks QEMU`);
   }
   return new VmmRouter({
-    qemu, firecracker, configured: vmm.driver, firecrackerBin: vmm.firecrackerBin, firecrackerFound: found, firecrackerVersion, kvmUsable: kvmUsable(kvmDevice),
+    qemu, firecracker, configured: vmm.driver, firecrackerBin: vmm.firecrackerBin, firecrackerFound: found, firecrackerVersion, kvmUsable: kvmDeviceUsable(kvmDevice),
     vmDir: (id) => path.join(o.vmsDir, id),
   });
 }

@@ -15,6 +15,7 @@ import { isFirecrackerProcess } from '../../system/firecracker-process.ts';
 import { AGENT_VSOCK_PORT, OVERLAY_CMDLINE_FLAG } from '../../system/guest-contract.ts';
 import { readPidFile } from '../../system/pid-file.ts';
 import type { ProcessRunner } from '../../system/process.ts';
+import { kvmDeviceUsable } from '../../system/kvm-device.ts';
 import { guestCmdline } from '../../system/qemu-argv.ts';
 import type { AgentEndpoint } from '../agent-dial.ts';
 import type { AccelChoice, BootSpec, DiskOptions, VmFiles, VmmDriver, VmmSnapshots } from '../driver.ts';
@@ -70,9 +71,7 @@ export class FirecrackerDriver implements VmmDriver, VmmSnapshots {
 
   private kvmChoice(): AccelChoice {
     const device = this.options.kvmDevice ?? '/dev/kvm';
-    try {
-      fs.accessSync(device, fs.constants.R_OK | fs.constants.W_OK);
-    } catch {
+    if (!kvmDeviceUsable(device)) {
       throw new BangerError('VMM_FAILED', `Firecracker needs KVM, and ${device} is not usable`, {
         hint: 'use QEMU instead: [vmm] driver = "qemu" (or "auto") in config.toml, or fix the permissions of /dev/kvm',
       });

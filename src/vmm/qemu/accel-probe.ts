@@ -13,6 +13,7 @@ import { findExecutable } from '../../system/executable.ts';
 import { PROBE_MARKER } from '../../system/guest-contract.ts';
 import type { ProcessRunner } from '../../system/process.ts';
 import type { Accel as ConfigAccel } from '../../system/config.ts';
+import { kvmDeviceUsable } from '../../system/kvm-device.ts';
 import { guestCmdline } from '../../system/qemu-argv.ts';
 import { raceSignal } from '../../system/race-signal.ts';
 import type { AccelChoice } from '../driver.ts';
@@ -85,12 +86,12 @@ export class AccelProbe {
       case 'tcg':
         return { accel: 'tcg', reason: 'vmm.accel = "tcg" in config' };
       case 'kvm':
-        if (!usable(kvmDevice)) {
+        if (!kvmDeviceUsable(kvmDevice)) {
           throw new BangerError('VMM_FAILED', `vmm.accel = "kvm" but ${kvmDevice} is not usable`, { hint: 'set vmm.accel = "auto" in config.toml, or fix the permissions of /dev/kvm' });
         }
         return { accel: 'kvm', reason: 'vmm.accel = "kvm" in config' };
       case 'auto':
-        return usable(kvmDevice) ? null : { accel: 'tcg', reason: `no usable ${kvmDevice}` };
+        return kvmDeviceUsable(kvmDevice) ? null : { accel: 'tcg', reason: `no usable ${kvmDevice}` };
     }
   }
 
@@ -203,14 +204,6 @@ export class AccelProbe {
   }
 }
 
-function usable(device: string): boolean {
-  try {
-    fs.accessSync(device, fs.constants.R_OK | fs.constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function readBootId(): string {
   try {
